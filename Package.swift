@@ -1,0 +1,92 @@
+// swift-tools-version:6.1
+// tunnelmesh: a secure tunnel mesh for PostgreSQL clusters. Module layout follows DESIGN.md's table.
+import PackageDescription
+
+let package = Package(
+    name: "tunnelmesh",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "meshd", targets: ["meshd"]),
+        .executable(name: "meshctl", targets: ["meshctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // System library shims.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+
+        // mesh.json model and validation. Foundation only.
+        .target(name: "MeshConfig"),
+
+        // OpenSSL 3 contexts and the NIO TLS handler over memory BIOs.
+        .target(
+            name: "MeshTLS",
+            dependencies: [
+                "COpenSSL", "MeshConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+
+        // Peer links, HTTP/2 CONNECT streams, the inbound acceptor, forwards and splicing.
+        .target(
+            name: "MeshTunnel",
+            dependencies: [
+                "MeshTLS", "MeshConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "meshd",
+            dependencies: [
+                "MeshConfig", "MeshTLS", "MeshTunnel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "meshctl",
+            dependencies: [
+                "MeshConfig", "MeshTLS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
+        .testTarget(
+            name: "MeshTLSTests",
+            dependencies: [
+                "MeshTLS", "MeshConfig", "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "MeshConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
