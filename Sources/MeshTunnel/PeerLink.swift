@@ -1,1 +1,159 @@
+import Foundation
+import Logging
+import MeshConfig
+import MeshTLS
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
+
+/// Keeps the one tunnel to one peer: dials it when this node's name sorts lower (the dialer), or
+/// takes the peer's inbound tunnel otherwise; redials with backoff; publishes its state to the
+/// `PeerTable`. Every mutation happens on `eventLoop`.
+final class PeerLink: @unchecked Sendable {
+    let peer: String
+    let address: Endpoint
+    let dialer: Bool
+    let eventLoop: EventLoop
+    let counters = PeerCounters()
+
+    private let table: PeerTable
+    private let logger: Logger
+    private let backoff: Backoff
+    private let dialTunnel: @Sendable (PeerLink) -> EventLoopFuture<TunnelConnection>
+    /// Loop-confined state (see `PeerLinkState` for the machine).
+    private var state: PeerLinkState
+    private var wasEverUp = false
+    private var retryTask: Scheduled<Void>?
+    /// The tunnel streams are opened on; readable from any thread.
+    private let current = NIOLockedValueBox<TunnelConnection?>(nil)
+
+    init(
+        peer: String, address: Endpoint, dialer: Bool, eventLoop: EventLoop, table: PeerTable,
+        backoff: Backoff, logger: Logger, dialTunnel: @escaping @Sendable (PeerLink) -> EventLoopFuture<TunnelConnection>
+    ) {
+        self.peer = peer
+        self.address = address
+        self.dialer = dialer
+        self.eventLoop = eventLoop
+        self.table = table
+        self.backoff = backoff
+        self.dialTunnel = dialTunnel
+        var logger = logger
+        logger[metadataKey: "peer"] = "\(peer)"
+        self.logger = logger
+        let waiting = dialer ? "not dialed yet" : "waiting for \(peer) to dial"
+        self.state = .down(error: waiting, attempt: 0)
+        table.register(
+            PeerStatus(name: peer, address: "\(address)", dialer: dialer, state: .down, since: Date()),
+            counters: self.counters)
+        table.update(peer) { $0.lastError = waiting }
+    }
+
+    /// The live tunnel, if the link is up.
+    var connection: TunnelConnection? { self.current.withLockedValue { $0 } }
+
+    func start() {
+        self.eventLoop.execute {
+            if self.dialer { self.dial() }
+        }
+    }
+
+    func stop() -> EventLoopFuture<Void> {
+        self.eventLoop.submit {
+            self.retryTask?.cancel()
+            self.handle(.stop)
+        }
+    }
+
+    // MARK: Events from tunnels (any thread)
+
+    func tunnelUp(_ connection: TunnelConnection, _ completed: TLSHandshakeCompleted) {
+        self.onLoop {
+            self.table.update(self.peer) { $0.certificateNotAfter = completed.peerCertificateNotAfter }
+            if self.dialer {
+                self.handle(.handshakeCompleted(connection))
+            } else {
+                self.handle(.accepted(connection))
+            }
+        }
+    }
+
+    func tunnelClosed(_ connection: TunnelConnection, _ error: Error?) {
+        let text = error.map { "\($0)" } ?? "tunnel closed by \(self.peer)"
+        self.onLoop { self.handle(.failed(connection, error: text)) }
+    }
+
+    func measured(rtt: TimeAmount) {
+        self.table.update(self.peer) { $0.rttSeconds = Double(rtt.nanoseconds) / 1e9 }
+    }
+
+    // MARK: The machine
+
+    private func handle(_ event: PeerLinkState.Event) {
+        self.eventLoop.preconditionInEventLoop()
+        let before = self.state.publicState
+        let actions = self.state.apply(event, dialer: self.dialer, wasEverUp: self.wasEverUp)
+        for action in actions {
+            switch action {
+            case .dial:
+                self.dial()
+            case .retry(let attempt):
+                let delay = self.backoff.delay(attempt: attempt)
+                self.retryTask = self.eventLoop.scheduleTask(in: delay) { self.dial() }
+            case .close(let connection):
+                connection.close()  // closing twice is harmless
+            case .countReconnect:
+                self.counters.reconnects.wrappingIncrement(ordering: .relaxed)
+            case .publish:
+                self.publish(changedFrom: before)
+            }
+        }
+        if case .up = self.state { self.wasEverUp = true }
+    }
+
+    private func dial() {
+        guard case .down = self.state else { return }
+        self.handle(.dialStarted)
+        self.dialTunnel(self).whenComplete { result in
+            self.onLoop {
+                switch result {
+                case .success(let connection):
+                    self.handle(.tcpConnected(connection))
+                case .failure(let error):
+                    self.handle(.failed(nil, error: "connect \(self.address): \(error)"))
+                }
+            }
+        }
+    }
+
+    private func publish(changedFrom before: PeerStatus.State) {
+        let now = Date()
+        let state = self.state
+        self.current.withLockedValue { current in
+            if case .up(let connection) = state { current = connection } else { current = nil }
+        }
+        let error: String?
+        if case .down(let text, _) = state { error = text } else { error = nil }
+        self.table.update(self.peer) { status in
+            if status.state != state.publicState { status.since = now }
+            status.state = state.publicState
+            if let error { status.lastError = error }
+            if state.publicState != .up { status.rttSeconds = nil }
+        }
+        guard before != state.publicState else { return }
+        switch state {
+        case .up:
+            self.logger.info("peer \(self.peer) up", metadata: ["from": "\(before)"])
+        case .down(let error, let attempt):
+            self.logger.warning("peer \(self.peer) down: \(error)", metadata: ["attempt": "\(attempt)"])
+        case .stopped:
+            self.logger.info("peer \(self.peer) stopped")
+        case .connecting, .handshaking:
+            self.logger.debug("peer \(self.peer) \(state.publicState)")
+        }
+    }
+
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if self.eventLoop.inEventLoop { body() } else { self.eventLoop.execute(body) }
+    }
+}

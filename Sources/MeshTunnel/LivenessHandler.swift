@@ -1,0 +1,115 @@
+import NIOCore
+import NIOHTTP2
+
+/// The tunnel was declared dead because the peer stopped answering PINGs.
+public struct TunnelDeadError: Error, CustomStringConvertible {
+    public var missed: Int
+    public var interval: TimeAmount
+    public var description: String {
+        "no PING reply for \((self.interval * Int64(self.missed)).text) (\(self.missed) missed)"
+    }
+}
+
+/// Sends an HTTP/2 PING every interval and closes the tunnel after `deadAfter` unanswered ones.
+/// This catches what TCP alone does not: a peer frozen by SIGSTOP, a dropped route, a NAT that
+/// forgot the flow. Answered PINGs give the RTT `meshctl peers` shows; on-demand PINGs from
+/// `meshctl ping` share the same path.
+final class LivenessHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias InboundOut = HTTP2Frame
+    typealias OutboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private let interval: TimeAmount
+    private let deadAfter: Int
+    private let onRTT: (TimeAmount) -> Void
+    private var timer: RepeatedTask?
+    /// PINGs in flight: payload → when it was sent, and the promise of an on-demand ping.
+    private var outstanding: [UInt64: (sent: NIODeadline, promise: EventLoopPromise<TimeAmount>?)] = [:]
+    private var nextPayload: UInt64 = 1
+    private var missed = 0
+
+    init(interval: TimeAmount, deadAfter: Int, onRTT: @escaping (TimeAmount) -> Void) {
+        self.interval = interval
+        self.deadAfter = deadAfter
+        self.onRTT = onRTT
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.start(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { self.start(context: context) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        self.timer = nil
+        for (_, entry) in self.outstanding {
+            entry.promise?.fail(ChannelError.ioOnClosedChannel)
+        }
+        self.outstanding.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = self.unwrapInboundIn(data)
+        if case .ping(let ping, ack: true) = frame.payload {
+            var bytes = ping.bytes
+            guard let payload = bytes.readInteger(as: UInt64.self),
+                let entry = self.outstanding.removeValue(forKey: payload)
+            else { return }
+            let rtt = NIODeadline.now() - entry.sent
+            // Any answer proves the peer alive, including a late one.
+            self.missed = 0
+            self.outstanding = self.outstanding.filter { $0.value.promise != nil }
+            self.onRTT(rtt)
+            entry.promise?.succeed(rtt)
+            return
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// Sends one PING now and reports its round trip (for `meshctl ping`).
+    func ping(context: ChannelHandlerContext) -> EventLoopFuture<TimeAmount> {
+        let promise = context.eventLoop.makePromise(of: TimeAmount.self)
+        self.sendPing(context: context, promise: promise)
+        return promise.futureResult
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard self.timer == nil else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.scheduleRepeatedTask(initialDelay: self.interval, delay: self.interval) { _ in
+            let (handler, context) = loopBound.value
+            handler.tick(context: context)
+        }
+    }
+
+    private func tick(context: ChannelHandlerContext) {
+        let automatic = self.outstanding.filter { $0.value.promise == nil }
+        if !automatic.isEmpty {
+            self.missed += 1
+            if self.missed >= self.deadAfter {
+                self.timer?.cancel()
+                self.timer = nil
+                context.fireErrorCaught(TunnelDeadError(missed: self.missed, interval: self.interval))
+                context.close(promise: nil)
+                return
+            }
+        }
+        self.sendPing(context: context, promise: nil)
+    }
+
+    private func sendPing(context: ChannelHandlerContext, promise: EventLoopPromise<TimeAmount>?) {
+        let payload = self.nextPayload
+        self.nextPayload &+= 1
+        self.outstanding[payload] = (NIODeadline.now(), promise)
+        var bytes = ByteBuffer()
+        bytes.writeInteger(payload)
+        let frame = HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withBytes: bytes.readableBytesView), ack: false))
+        context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+
+/// What `meshctl peers` shows about one peer: a snapshot taken from the peer's link.
+public struct PeerStatus: Sendable, Equatable, Codable {
+    /// The link states of DESIGN.md; `down` carries the last error.
+    public enum State: String, Sendable, Codable {
+        case connecting, handshaking, up, down
+    }
+
+    public var name: String
+    public var address: String
+    /// True when this node dials the peer (its name sorts lower); false when it waits to be dialed.
+    public var dialer: Bool
+    public var state: State
+    public var since: Date
+    public var lastError: String?
+    /// Round-trip time of the last answered HTTP/2 PING, in seconds.
+    public var rttSeconds: Double?
+    public var streamsActive: Int
+    public var streamsTotal: UInt64
+    public var bytesSent: UInt64
+    public var bytesReceived: UInt64
+    public var reconnects: UInt64
+    public var certificateNotAfter: Date?
+
+    public init(name: String, address: String, dialer: Bool, state: State, since: Date) {
+        self.name = name
+        self.address = address
+        self.dialer = dialer
+        self.state = state
+        self.since = since
+        self.streamsActive = 0
+        self.streamsTotal = 0
+        self.bytesSent = 0
+        self.bytesReceived = 0
+        self.reconnects = 0
+    }
+}

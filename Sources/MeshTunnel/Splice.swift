@@ -1,0 +1,310 @@
+import NIOCore
+import NIOHTTP2
+
+/// Carries bytes both ways between a local TCP (or Unix) connection and an HTTP/2 CONNECT stream,
+/// with backpressure, half-close and reset semantics:
+///
+/// - A side reads only while its partner is writable, so a slow reader slows the writer and nothing
+///   buffers without bound (the HTTP/2 stream window and the socket buffers are the only queues).
+/// - EOF on one side becomes a half-close on the other (TCP FIN <-> END_STREAM), both ways.
+/// - A side that dies before both directions finished makes the other side abort: the TCP socket is
+///   reset (RST via SO_LINGER 0), never closed with FIN, so a client cannot take a cut stream for a
+///   complete one; the HTTP/2 stream gets RST_STREAM.
+///
+/// The two channels may live on different event loops; signals hop loops only when they must.
+enum Splice {
+    /// Makes two handlers that know each other; add the first to the TCP channel and the second to
+    /// the stream channel. Each reads only once its partner said it is writable: the TCP side says so
+    /// as soon as it is added, the stream side when `announceWritable()` is called after the CONNECT
+    /// was accepted, so no client bytes are read for a stream that may yet be refused.
+    static func makePair(
+        tcpLoop: EventLoop,
+        streamLoop: EventLoop,
+        counters: PeerCounters?
+    ) -> (tcp: SpliceHandler<TCPWire>, stream: SpliceHandler<StreamWire>) {
+        let tcp = SpliceHandler<TCPWire>(loop: tcpLoop, counters: nil, announceOnAdd: true)
+        let stream = SpliceHandler<StreamWire>(loop: streamLoop, counters: counters, announceOnAdd: false)
+        tcp.partner = SplicePartner(stream)
+        stream.partner = SplicePartner(tcp)
+        return (tcp, stream)
+    }
+}
+
+/// A message from one side of a splice to the other.
+enum SpliceSignal {
+    /// Bytes the partner read, to be written and flushed here.
+    case bytes([ByteBuffer])
+    /// The partner's input ended cleanly: half-close our output.
+    case end
+    /// The partner died before finishing: reset our side.
+    case abort
+    /// The partner's channel can (or cannot) take more bytes: resume (or pause) our reads.
+    case partnerWritable(Bool)
+}
+
+/// How one kind of channel speaks in a splice.
+protocol SpliceWire {
+    associatedtype Message
+    /// Bytes in an inbound message, and whether it ends the input.
+    static func unwrap(_ message: Message) -> (bytes: ByteBuffer?, ends: Bool)
+    static func wrap(_ bytes: ByteBuffer) -> Message
+    static func isEndOfInput(_ event: Any) -> Bool
+    static func finishOutput(_ context: ChannelHandlerContext)
+    static func abort(_ context: ChannelHandlerContext)
+    /// Whether the channel should be closed by us once both directions have finished.
+    static var closesWhenDone: Bool { get }
+}
+
+/// A local socket: FIN is `close(mode: .output)`, abort is RST.
+enum TCPWire: SpliceWire {
+    static func unwrap(_ message: ByteBuffer) -> (bytes: ByteBuffer?, ends: Bool) { (message, false) }
+    static func wrap(_ bytes: ByteBuffer) -> ByteBuffer { bytes }
+    static func isEndOfInput(_ event: Any) -> Bool {
+        if case .some(.inputClosed) = event as? ChannelEvent { return true }
+        return false
+    }
+    static func finishOutput(_ context: ChannelHandlerContext) {
+        context.close(mode: .output, promise: nil)
+    }
+    static func abort(_ context: ChannelHandlerContext) {
+        TCPReset.reset(context.channel)
+    }
+    static var closesWhenDone: Bool { true }
+}
+
+/// An HTTP/2 stream: FIN is an empty DATA frame with END_STREAM, abort is RST_STREAM.
+/// A stream closes itself once both sides sent END_STREAM; closing it ourselves then would send
+/// RST_STREAM(CANCEL) and count towards the peer's reset-flood guard.
+enum StreamWire: SpliceWire {
+    static func unwrap(_ message: HTTP2Frame.FramePayload) -> (bytes: ByteBuffer?, ends: Bool) {
+        switch message {
+        case .data(let data):
+            if case .byteBuffer(let buffer) = data.data {
+                return (buffer.readableBytes > 0 ? buffer : nil, data.endStream)
+            }
+            return (nil, data.endStream)
+        case .headers(let headers):
+            return (nil, headers.endStream)
+        default:
+            return (nil, false)
+        }
+    }
+    static func wrap(_ bytes: ByteBuffer) -> HTTP2Frame.FramePayload {
+        .data(.init(data: .byteBuffer(bytes)))
+    }
+    static func isEndOfInput(_ event: Any) -> Bool { false }
+    static func finishOutput(_ context: ChannelHandlerContext) {
+        let frame = HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
+        context.writeAndFlush(NIOAny(frame), promise: nil)
+    }
+    static func abort(_ context: ChannelHandlerContext) {
+        context.close(promise: nil)
+    }
+    static var closesWhenDone: Bool { false }
+}
+
+/// A reference to the other side's handler, used only on that handler's event loop.
+struct SplicePartner: @unchecked Sendable {
+    private let handler: any SpliceSignalReceiver
+    private let loop: EventLoop
+
+    init<Wire>(_ handler: SpliceHandler<Wire>) {
+        self.handler = handler
+        self.loop = handler.loop
+    }
+
+    func send(_ signal: SpliceSignal) {
+        if self.loop.inEventLoop {
+            self.handler.receive(signal)
+        } else {
+            let transfer = self
+            self.loop.execute { transfer.handler.receive(signal) }
+        }
+    }
+}
+
+protocol SpliceSignalReceiver: AnyObject {
+    func receive(_ signal: SpliceSignal)
+}
+
+/// One side of a splice. See `Splice` for the rules it keeps.
+// @unchecked: every member is touched only on `loop`; the partner reaches it through `SplicePartner`,
+// which hops there first.
+final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalReceiver, @unchecked Sendable {
+    typealias InboundIn = Wire.Message
+    typealias OutboundIn = Wire.Message
+    typealias OutboundOut = Wire.Message
+
+    /// The lifecycle of this side: each direction finishes on its own, then the channel closes.
+    private enum State {
+        /// `inputDone`: our channel's input ended; `outputDone`: we half-closed our output.
+        case open(inputDone: Bool, outputDone: Bool)
+        case closed
+    }
+
+    let loop: EventLoop
+    var partner: SplicePartner?
+    private let counters: PeerCounters?
+    private let announceOnAdd: Bool
+    private var state: State = .open(inputDone: false, outputDone: false)
+    private var context: ChannelHandlerContext?
+    /// Signals that arrived before this handler was added to its channel.
+    private var early: [SpliceSignal] = []
+    private var partnerWritable = false
+    private var readHeld = false
+    private var toldPartnerUnwritable = false
+    private var batch: [ByteBuffer] = []
+
+    init(loop: EventLoop, counters: PeerCounters?, announceOnAdd: Bool) {
+        self.loop = loop
+        self.counters = counters
+        self.announceOnAdd = announceOnAdd
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.counters?.streamOpened()
+        let early = self.early
+        self.early = []
+        for signal in early { self.receive(signal) }
+        if self.announceOnAdd { self.announceWritable() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Lets the partner start reading: called once the stream is accepted.
+    func announceWritable() {
+        self.partner?.send(.partnerWritable(true))
+    }
+
+    // MARK: Our channel
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let (bytes, ends) = Wire.unwrap(self.unwrapInboundIn(data))
+        if let bytes {
+            self.counters?.bytesReceived.wrappingIncrement(by: UInt64(bytes.readableBytes), ordering: .relaxed)
+            self.batch.append(bytes)
+        }
+        if ends { self.inputEnded() }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.sendBatch()
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if Wire.isEndOfInput(event) {
+            self.inputEnded()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, self.toldPartnerUnwritable {
+            self.toldPartnerUnwritable = false
+            self.partner?.send(.partnerWritable(true))
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let finished: Bool
+        switch self.state {
+        case .open(inputDone: true, outputDone: true), .closed: finished = true
+        case .open: finished = false
+        }
+        self.sendBatch()
+        self.state = .closed
+        self.counters?.streamClosed()
+        if !finished { self.partner?.send(.abort) }
+        self.partner = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A socket or stream error ends this side; channelInactive tells the partner to abort.
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        switch self.state {
+        case .open(inputDone: false, _) where self.partnerWritable:
+            context.read()
+        case .open(inputDone: false, _):
+            self.readHeld = true
+        case .open(inputDone: true, _), .closed:
+            break
+        }
+    }
+
+    // MARK: Signals from the partner
+
+    func receive(_ signal: SpliceSignal) {
+        guard let context = self.context else {
+            if case .open = self.state { self.early.append(signal) }
+            return
+        }
+        switch (self.state, signal) {
+        case (.closed, _):
+            return
+
+        case (.open, .abort):
+            self.state = .closed
+            Wire.abort(context)
+
+        case (.open(_, outputDone: false), .bytes(let buffers)):
+            var sent = 0
+            for buffer in buffers {
+                sent += buffer.readableBytes
+                context.write(self.wrapOutboundOut(Wire.wrap(buffer)), promise: nil)
+            }
+            context.flush()
+            self.counters?.bytesSent.wrappingIncrement(by: UInt64(sent), ordering: .relaxed)
+            if !context.channel.isWritable, !self.toldPartnerUnwritable {
+                self.toldPartnerUnwritable = true
+                self.partner?.send(.partnerWritable(false))
+            }
+
+        case (.open(_, outputDone: true), .bytes), (.open(_, outputDone: true), .end):
+            return  // the partner sends nothing after `end`
+
+        case (.open(let inputDone, outputDone: false), .end):
+            self.state = .open(inputDone: inputDone, outputDone: true)
+            Wire.finishOutput(context)
+            self.closeIfDone(context)
+
+        case (.open, .partnerWritable(let writable)):
+            self.partnerWritable = writable
+            if writable, self.readHeld {
+                self.readHeld = false
+                context.read()
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    private func sendBatch() {
+        guard !self.batch.isEmpty else { return }
+        let buffers = self.batch
+        self.batch.removeAll(keepingCapacity: true)
+        self.partner?.send(.bytes(buffers))
+    }
+
+    private func inputEnded() {
+        self.sendBatch()
+        guard case .open(inputDone: false, let outputDone) = self.state else { return }
+        self.state = .open(inputDone: true, outputDone: outputDone)
+        self.partner?.send(.end)
+        if let context { self.closeIfDone(context) }
+    }
+
+    private func closeIfDone(_ context: ChannelHandlerContext) {
+        guard case .open(inputDone: true, outputDone: true) = self.state, Wire.closesWhenDone else { return }
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,15 @@
+import NIOCore
+
+/// Resets a TCP connection instead of closing it: SO_LINGER {on, 0} makes close() send RST, so the
+/// client sees ECONNRESET rather than an EOF that looks like a complete response.
+enum TCPReset {
+    static func reset(_ channel: Channel) {
+        guard let provider = channel as? SocketOptionProvider else {
+            channel.close(promise: nil)  // Unix sockets have no RST; closing is all there is.
+            return
+        }
+        provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,15 @@
+import MeshConfig
+import NIOCore
+
+/// Bridges mesh.json's `Duration`s to NIO's `TimeAmount` and back, and prints them the way
+/// mesh.json writes them.
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    var duration: Duration { .nanoseconds(self.nanoseconds) }
+
+    var text: String { DurationText.format(self.duration) }
+}

@@ -1,0 +1,171 @@
+import Foundation
+import Logging
+import MeshConfig
+import MeshTLS
+import NIOCore
+import NIOHTTP2
+
+/// One TCP connection to a peer carrying TLS 1.3 and HTTP/2: the tunnel. Built the same way on the
+/// dialing and the accepting side; only the HTTP/2 mode and the TLS peer policy differ.
+final class TunnelConnection: @unchecked Sendable {
+    /// What the owner of a tunnel is told; each callback runs on the tunnel's event loop.
+    struct Events: Sendable {
+        /// TLS finished and the peer's certificate passed every check.
+        var up: @Sendable (TunnelConnection, TLSHandshakeCompleted) -> Void
+        /// The tunnel closed; the error says why (nil for a clean close).
+        var closed: @Sendable (TunnelConnection, Error?) -> Void
+        /// A round trip measured by the liveness PINGs.
+        var rtt: @Sendable (TunnelConnection, TimeAmount) -> Void
+    }
+
+    /// Everything a tunnel needs to serve the peer's streams.
+    struct Serving: Sendable {
+        var access: ServiceAccess
+        /// The peer's counters and stream admission, found once the peer is known.
+        var peerState: @Sendable (String) -> (counters: PeerCounters, admit: @Sendable () -> Bool)?
+    }
+
+    let channel: Channel
+    private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+    private let liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>
+    /// The verified peer name; set once, on the event loop, when the handshake completes.
+    private let identity: NIOLoopBoundBox<String?>
+
+    /// Adds TLS, HTTP/2, liveness and the observer to a fresh channel. Call on the channel's loop.
+    static func configure(
+        channel: Channel,
+        mode: NIOHTTP2Handler.ParserMode,
+        tls: TLSContext,
+        policy: PeerPolicy,
+        settings: TunnelSettings,
+        serving: Serving,
+        events: Events,
+        logger: Logger
+    ) throws -> TunnelConnection {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(OpenSSLHandler(
+            context: tls, policy: policy, handshakeTimeout: TimeAmount(settings.handshakeTimeout)))
+        let identity = NIOLoopBoundBox<String?>(nil, eventLoop: channel.eventLoop)
+        let multiplexer = try sync.configureHTTP2Pipeline(
+            mode: mode,
+            connectionConfiguration: TunnelTuning.connection(maxStreams: settings.maxStreamsPerPeer),
+            streamConfiguration: TunnelTuning.stream
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                guard let peer = identity.value, let state = serving.peerState(peer) else {
+                    throw ChannelError.ioOnClosedChannel
+                }
+                try stream.pipeline.syncOperations.addHandler(ServiceRequestHandler(
+                    peer: peer, access: serving.access, counters: state.counters, logger: logger, admit: state.admit))
+            }
+        }
+        let livenessBox = NIOLoopBoundBox<TunnelConnection?>(nil, eventLoop: channel.eventLoop)
+        let liveness = LivenessHandler(
+            interval: TimeAmount(settings.pingInterval), deadAfter: settings.deadAfter
+        ) { rtt in
+            if let connection = livenessBox.value { events.rtt(connection, rtt) }
+        }
+        try sync.addHandler(liveness)
+        let livenessContext = try sync.context(handler: liveness)
+        let connection = TunnelConnection(
+            channel: channel, multiplexer: multiplexer,
+            liveness: NIOLoopBound((liveness, livenessContext), eventLoop: channel.eventLoop),
+            identity: identity)
+        livenessBox.value = connection
+        try sync.addHandler(TunnelObserver(connection: connection, events: events))
+        return connection
+    }
+
+    private init(
+        channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer,
+        liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>, identity: NIOLoopBoundBox<String?>
+    ) {
+        self.channel = channel
+        self.multiplexer = multiplexer
+        self.liveness = liveness
+        self.identity = identity
+    }
+
+    /// The verified peer name, once TLS completed. Call on the event loop.
+    var peerName: String? { self.identity.value }
+
+    /// Records the verified peer. Called by the observer on the event loop.
+    fileprivate func identified(as peer: String) {
+        self.identity.value = peer
+    }
+
+    /// Opens a CONNECT stream to `service` on the peer. The future completes once the peer accepted
+    /// it; `initializer` adds the handlers that run behind the `StreamOpener`.
+    func openStream(
+        service: String,
+        peer: String,
+        onAccepted: @escaping @Sendable () -> Void,
+        initializer: @escaping @Sendable (Channel) throws -> Void
+    ) -> EventLoopFuture<Channel> {
+        let accepted = self.channel.eventLoop.makePromise(of: Void.self)
+        let created = self.multiplexer.createStreamChannel { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(
+                    StreamOpener(service: service, peer: peer, promise: accepted, onAccepted: onAccepted))
+                try initializer(stream)
+            }
+        }
+        created.whenFailure { accepted.fail($0) }
+        return created.and(accepted.futureResult).map { $0.0 }
+    }
+
+    /// Sends one PING now and reports its round trip.
+    func ping() -> EventLoopFuture<TimeAmount> {
+        self.channel.eventLoop.flatSubmit {
+            let (handler, context) = self.liveness.value
+            return handler.ping(context: context)
+        }
+    }
+
+    /// GOAWAY: the peer opens no new streams on this tunnel; open ones go on.
+    func sendGoAway() {
+        let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+        self.channel.writeAndFlush(frame, promise: nil)
+    }
+
+    func close() {
+        self.channel.close(promise: nil)
+    }
+}
+
+/// Reports a tunnel's handshake and its end to the tunnel's owner.
+private final class TunnelObserver: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+
+    private let connection: TunnelConnection
+    private let events: TunnelConnection.Events
+    private var lastError: Error?
+
+    init(connection: TunnelConnection, events: TunnelConnection.Events) {
+        self.connection = connection
+        self.events = events
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let completed = event as? TLSHandshakeCompleted {
+            self.connection.identified(as: completed.peer.node)
+            self.events.up(self.connection, completed)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Keep the first error: it is the cause; later ones are consequences.
+        if self.lastError == nil { self.lastError = error }
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Root-stream frames (SETTINGS, GOAWAY, WINDOW_UPDATE) need nothing from us.
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.events.closed(self.connection, self.lastError)
+        context.fireChannelInactive()
+    }
+}

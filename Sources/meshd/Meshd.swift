@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MeshConfig
+import MeshTLS
+import MeshTunnel
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// `meshd --config PATH [--node NAME]`: the tunnelmesh agent.
+@main
+struct Meshd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "meshd",
+        abstract: "The tunnelmesh agent: mutually authenticated TLS 1.3 tunnels to every peer in mesh.json.",
+        discussion: "Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on a config or certificate error.")
+
+    @Option(name: .long, help: "Path to mesh.json.")
+    var config: String
+
+    @Option(name: .long, help: "This node's name (default: the name in its certificate).")
+    var node: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: Logger.Level = .info
+
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var meshd = command as? Meshd {
+                try await meshd.run()
+            } else {
+                try await (command as? AsyncParsableCommand)?.run() ?? command.run()
+            }
+        } catch let error as StartupError {
+            FileHandle.standardError.write(Data("meshd: \(error.message)\n".utf8))
+            Foundation.exit(error.code)
+        } catch {
+            // Usage errors exit 2, as DESIGN.md's command line contract says (ArgumentParser uses 64).
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if !message.isEmpty { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+            Foundation.exit(code == .validationFailure ? 2 : code.rawValue)
+        }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = self.logLevel
+            return handler
+        }
+        let logger = Logger(label: "meshd")
+        let startup = try Startup.load(configPath: self.config, node: self.node)
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let mesh = MeshNode(
+            config: startup.config, node: startup.node, group: group,
+            serverTLS: startup.serverTLS, clientTLS: startup.clientTLS, logger: logger)
+        let service = MeshNodeService(node: mesh, grace: startup.config.tunnel.shutdownGrace)
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: [.init(service: service)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await serviceGroup.run()
+        } catch {
+            logger.error("meshd stopped: \(error)")
+            try? await group.shutdownGracefully()
+            throw StartupError(code: 1, message: "\(error)")
+        }
+        try? await group.shutdownGracefully()
+        logger.info("meshd stopped")
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import MeshConfig
+import MeshTLS
+
+/// A failure before the agent opens any socket, with the exit status it maps to.
+struct StartupError: Error {
+    var code: Int32
+    var message: String
+}
+
+/// Everything meshd checks before it opens a socket: the config, the node's name, and its TLS
+/// files. Any problem here exits 2 with a message naming the file and what to do.
+struct Startup {
+    var config: MeshConfiguration
+    var node: String
+    var serverTLS: TLSContext
+    var clientTLS: TLSContext
+
+    static func load(configPath: String, node requested: String?) throws -> Startup {
+        let config: MeshConfiguration
+        do {
+            config = try MeshConfiguration.load(path: configPath)
+        } catch {
+            throw StartupError(code: 2, message: "\(error)")
+        }
+        let node = try self.nodeName(config: config, requested: requested)
+        let files = config.tlsFiles(for: node)
+        do {
+            let server = try TLSContext(role: .server, files: files)
+            let client = try TLSContext(role: .client, files: files)
+            if let identity = server.localIdentity, identity != MeshIdentity(mesh: config.mesh, node: node) {
+                throw StartupError(
+                    code: 2,
+                    message: "\(files.cert): certificate is for \(identity.uri), but this node is \(MeshIdentity(mesh: config.mesh, node: node).uri) — issue one with 'meshctl pki issue \(node)'")
+            }
+            return Startup(config: config, node: node, serverTLS: server, clientTLS: client)
+        } catch let error as TLSSetupError {
+            throw StartupError(code: 2, message: "\(error)")
+        }
+    }
+
+    /// `--node`, or else the node named by the certificate's URI SAN.
+    private static func nodeName(config: MeshConfiguration, requested: String?) throws -> String {
+        let declared = config.sortedNodeNames.joined(separator: ", ")
+        if let requested {
+            guard config.nodes[requested] != nil else {
+                throw StartupError(code: 2, message: "\(config.file): nodes: no node \"\(requested)\" (declared: \(declared)) — pass --node with one of them")
+            }
+            return requested
+        }
+        guard !config.tls.cert.contains("{node}") else {
+            throw StartupError(code: 2, message: "\(config.file): tls.cert contains {node}, so meshd needs --node NAME to find its certificate (declared: \(declared))")
+        }
+        let path = config.tlsFiles(for: "").cert
+        let info: CertificateInfo
+        do {
+            info = try CertificateInfo(pemFile: path)
+        } catch {
+            throw StartupError(code: 2, message: "\(error)")
+        }
+        guard let identity = info.uriSANs.lazy.compactMap(MeshIdentity.init(uri:)).first, config.nodes[identity.node] != nil else {
+            throw StartupError(code: 2, message: "\(path): no URI SAN spiffe://\(config.mesh)/node/<name> naming a declared node (declared: \(declared)) — pass --node NAME")
+        }
+        return identity.node
+    }
+}
