@@ -52,10 +52,22 @@ let package = Package(
             ]
         ),
 
+        // The control API on the node's Unix socket and the status model shared with meshctl.
+        .target(
+            name: "MeshControl",
+            dependencies: [
+                "MeshTunnel", "MeshConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         .executableTarget(
             name: "meshd",
             dependencies: [
-                "MeshConfig", "MeshTLS", "MeshTunnel",
+                "MeshConfig", "MeshTLS", "MeshTunnel", "MeshControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -67,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: [
-                "MeshConfig", "MeshTLS",
+                "MeshConfig", "MeshTLS", "MeshControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -79,6 +91,14 @@ let package = Package(
                 "MeshTLS", "MeshConfig", "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "MeshControlTests",
+            dependencies: [
+                "MeshControl", "MeshTunnel", "MeshConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
