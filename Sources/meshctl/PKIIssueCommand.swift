@@ -1,0 +1,44 @@
+import ArgumentParser
+import MeshTLS
+
+/// `meshctl pki issue`: creates a node's key and certificate, signed by the mesh's CA.
+struct PKIIssueCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "issue",
+        abstract: "Issue a node's key and certificate from the CA in --dir.",
+        discussion: """
+            Writes DIR/NODE.key (ECDSA P-256, mode 0600) and DIR/NODE.pem: CN=NODE, URI SAN \
+            spiffe://<mesh>/node/NODE (the mesh name is read from the CA), DNS SAN NODE, serverAuth and \
+            clientAuth. Refuses to replace an existing NODE.pem or NODE.key unless --force.
+            """)
+
+    @Argument(help: "The node's name as declared in mesh.json (1-63 of a-z, 0-9, '_', '-').")
+    var node: String
+
+    @Option(help: "The PKI directory holding ca.pem and ca.key.")
+    var dir: String
+
+    @Option(help: "How long the certificate is valid, in days.")
+    var days: Int = CertificateAuthority.defaultNodeDays
+
+    @Option(
+        help: ArgumentHelp(
+            "For tests: start of validity, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC).",
+            discussion: "Lets a test build expired or not-yet-valid certificates. Default: now minus one hour, for clock skew.",
+            valueName: "date"))
+    var notBefore: UTCDate?
+
+    @Flag(help: "Replace an existing key and certificate for NODE.")
+    var force = false
+
+    func run() throws {
+        let directory = PKIDirectory(dir)
+        let authority = try CertificateAuthority(loadingFrom: directory)
+        let info = try authority.issue(node: node, days: days, notBefore: notBefore?.date, force: force)
+        let sans = info.uriSANs.map { "URI:\($0)" } + info.dnsSANs.map { "DNS:\($0)" }
+        print("issued \(node) for mesh '\(authority.meshName)'")
+        print("  \(directory.certificate(node: node))  \(info.subject), \(sans.joined(separator: ", "))")
+        print("    serial \(info.serial), valid \(UTCDate.text(info.notBefore)) to \(UTCDate.text(info.notAfter))")
+        print("  \(directory.key(node: node))  private key, mode 0600")
+    }
+}
