@@ -1,0 +1,41 @@
+/// The `tunnel` block: liveness, reconnect backoff and per-peer limits.
+public struct TunnelSettings: Sendable, Equatable {
+    /// "ping_interval": how often each tunnel sends an HTTP/2 PING.
+    public var pingInterval: Duration
+    /// "dead_after": missed pings before a tunnel is torn down and redialed (>= 1).
+    public var deadAfter: Int
+    /// "backoff_min": the first reconnect delay ceiling.
+    public var backoffMin: Duration
+    /// "backoff_max": the largest reconnect delay ceiling (>= backoffMin).
+    public var backoffMax: Duration
+    /// "handshake_timeout": a TLS handshake that takes longer is abandoned, so silent peers hold no slot.
+    public var handshakeTimeout: Duration
+    /// "shutdown_grace": how long SIGTERM waits for open streams to drain.
+    public var shutdownGrace: Duration
+    /// "max_streams_per_peer": concurrent HTTP/2 streams allowed on one tunnel.
+    public var maxStreamsPerPeer: Int
+    /// "max_pending_handshakes": inbound TLS handshakes in progress at once.
+    public var maxPendingHandshakes: Int
+
+    public static let defaults = TunnelSettings()
+
+    public init(
+        pingInterval: Duration = .seconds(1),
+        deadAfter: Int = 3,
+        backoffMin: Duration = .milliseconds(100),
+        backoffMax: Duration = .seconds(2),
+        handshakeTimeout: Duration = .seconds(5),
+        shutdownGrace: Duration = .seconds(10),
+        maxStreamsPerPeer: Int = 16384,
+        maxPendingHandshakes: Int = 256
+    ) {
+        self.pingInterval = pingInterval
+        self.deadAfter = deadAfter
+        self.backoffMin = backoffMin
+        self.backoffMax = backoffMax
+        self.handshakeTimeout = handshakeTimeout
+        self.shutdownGrace = shutdownGrace
+        self.maxStreamsPerPeer = maxStreamsPerPeer
+        self.maxPendingHandshakes = maxPendingHandshakes
+    }
+}
