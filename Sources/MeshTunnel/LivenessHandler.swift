@@ -57,10 +57,7 @@ final class LivenessHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = self.unwrapInboundIn(data)
         if case .ping(let ping, ack: true) = frame.payload {
-            var bytes = ping.bytes
-            guard let payload = bytes.readInteger(as: UInt64.self),
-                let entry = self.outstanding.removeValue(forKey: payload)
-            else { return }
+            guard let entry = self.outstanding.removeValue(forKey: ping.integer) else { return }
             let rtt = NIODeadline.now() - entry.sent
             // Any answer proves the peer alive, including a late one.
             self.missed = 0
@@ -107,9 +104,7 @@ final class LivenessHandler: ChannelDuplexHandler {
         let payload = self.nextPayload
         self.nextPayload &+= 1
         self.outstanding[payload] = (NIODeadline.now(), promise)
-        var bytes = ByteBuffer()
-        bytes.writeInteger(payload)
-        let frame = HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withBytes: bytes.readableBytesView), ack: false))
+        let frame = HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withInteger: payload), ack: false))
         context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
     }
 }

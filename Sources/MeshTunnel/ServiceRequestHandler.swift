@@ -1,6 +1,7 @@
 import Logging
 import MeshConfig
 import NIOCore
+import NIOHPACK
 import NIOHTTP2
 import NIOPosix
 

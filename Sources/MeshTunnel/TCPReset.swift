@@ -8,7 +8,7 @@ enum TCPReset {
             channel.close(promise: nil)  // Unix sockets have no RST; closing is all there is.
             return
         }
-        provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in
+        provider.setSoLinger(NIOLinger(l_onoff: 1, l_linger: 0)).whenComplete { _ in
             channel.close(promise: nil)
         }
     }
