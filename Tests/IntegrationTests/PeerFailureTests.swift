@@ -1,0 +1,66 @@
+import Foundation
+import NIOCore
+import XCTest
+
+/// A serving node killed with SIGKILL: its peer notices, clients see resets, and the mesh heals when
+/// the node comes back.
+final class PeerFailureTests: MeshTestCase {
+    /// kill -9 db1: app1 logs `peer db1 down` (the issue asks for ≤ 3 s; the test allows 10 s and prints
+    /// the measured time); restarted, the forward works again (issue: ≤ backoff_max + 1 s = 3 s;
+    /// bound 15 s, time printed).
+    func testKilledPeerIsReportedDownAndForwardRecoversAfterRestart() throws {
+        let mesh = try self.makeMesh(range: 4, nodes: ["app1", "db1"])
+        let echo = try self.makeEchoServer()
+        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
+        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
+        let app1 = try mesh.start("app1")
+        let db1 = try mesh.start("db1")
+        guard mesh.waitUp(app1, peer: "db1") else { return }
+        XCTAssertTrue(self.echoWorks(host: forward.host, port: forward.port), "forward works before the kill")
+
+        let mark = app1.logMark()
+        let killed = ContinuousClock.now
+        db1.kill9()
+        let down = app1.waitForLog(containing: "peer db1 down", after: mark, timeout: .seconds(10))
+        let detection = ContinuousClock.now - killed
+        XCTAssertNotNil(down, "app1 did not report db1 down within 10 s of kill -9\n\(app1.logTail())")
+        print("kill -9 db1 -> app1 reported 'peer db1 down' after \(detection.milliseconds) ms: \(down ?? "-")")
+
+        // Let app1 go through a few failed redials before the node comes back.
+        Thread.sleep(forTimeInterval: 1.5)
+        let upMark = app1.logMark()
+        _ = try mesh.start("db1")
+        let recovered = self.waitForEcho(host: forward.host, port: forward.port, timeout: .seconds(15))
+        XCTAssertNotNil(recovered, "forward did not work again within 15 s of restarting db1\n\(mesh.allLogs())")
+        let upLine = app1.waitForLog(containing: "peer db1 up", after: upMark, timeout: .seconds(1))
+        XCTAssertNotNil(upLine, "app1 never logged 'peer db1 up' after the restart")
+        print("db1 restarted -> forward echo works again after \((recovered ?? .zero).milliseconds) ms (from process start, incl. meshd start-up)")
+    }
+
+    /// A stream held open through the tunnel (client sent data, never half-closed) is cut by kill -9
+    /// of the serving node: the client's read ends with ECONNRESET, never a clean EOF.
+    func testStreamCutByKilledNodeIsResetNotEOF() throws {
+        let mesh = try self.makeMesh(range: 5, nodes: ["app1", "db1"])
+        let echo = try self.makeEchoServer()
+        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
+        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
+        let app1 = try mesh.start("app1")
+        let db1 = try mesh.start("db1")
+        guard mesh.waitUp(app1, peer: "db1") else { return }
+
+        let payload = try self.randomBytes(32 * 1024)
+        let echoed = self.group.next().makePromise(of: Void.self)
+        let outcome = StreamClient.start(
+            group: self.group, host: forward.host, port: forward.port, payload: payload, halfClose: false,
+            timeout: .seconds(30), echoed: echoed)
+        // The echo coming back proves the stream is spliced end to end before the kill.
+        XCTAssertNoThrow(try echoed.futureResult.wait(), "the held stream never echoed its payload\n\(mesh.allLogs())")
+
+        let killed = ContinuousClock.now
+        db1.kill9()
+        let result = try outcome.wait()
+        print("held stream after kill -9 db1: \(result.end) after \((ContinuousClock.now - killed).milliseconds) ms")
+        XCTAssertEqual(result.end, .reset, "a cut stream must be reset (RST), not closed with FIN\n\(app1.logTail())")
+        XCTAssertEqual(result.received, payload, "the echo received before the cut")
+    }
+}
