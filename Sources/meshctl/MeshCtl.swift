@@ -9,7 +9,13 @@ struct MeshCtl: AsyncParsableCommand {
         commandName: "meshctl",
         abstract: "Inspect and manage a tunnelmesh node and its certificates.",
         discussion: "Exit status: 0 ok, 1 degraded, 2 usage or configuration error, 3 agent unreachable.",
-        subcommands: [PKICommand.self])
+        subcommands: [
+            StatusCommand.self, PeersCommand.self, ServicesCommand.self, BackendsCommand.self, PingCommand.self,
+            PKICommand.self,
+        ])
+
+    /// Accepted before the command name too (`meshctl --control PATH peers`); the commands read them.
+    @OptionGroup var control: ControlOptions
 
     /// Replaces ArgumentParser's own entry point, whose usage errors exit 64 and whose other errors exit 1.
     static func main() async {

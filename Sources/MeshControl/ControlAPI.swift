@@ -1,0 +1,193 @@
+import Foundation
+import MeshTunnel
+import NIOConcurrencyHelpers
+import NIOHTTP1
+
+/// The control API's endpoints: maps a method and a path to a JSON response, reading from the
+/// agent's data source and facts. Knows nothing of sockets, so it can be read on its own.
+///
+/// - `GET  /v1/status`              → `AgentStatus`
+/// - `GET  /v1/peers`               → `[PeerInfo]`
+/// - `GET  /v1/peers/{name}`        → `PeerInfo`
+/// - `GET  /v1/services`            → `[ServiceInfo]`
+/// - `GET  /v1/backends`            → `[BackendInfo]`
+/// - `POST /v1/peers/{name}/ping?count=N` → `PingReport` (N in 1...100, default 1)
+/// - anything else → `ControlErrorBody` with 404 or 405.
+public final class ControlAPI: Sendable {
+    /// Upper bound on `count`, so one request cannot keep the agent busy for long.
+    public static let maxPingCount = 100
+    /// How long one PING may take before the request fails with 504.
+    public static let pingTimeout: Duration = .seconds(5)
+    /// Pause between PINGs of one request, like ping(8)'s interval but shorter.
+    public static let pingInterval: Duration = .milliseconds(100)
+
+    private let source: any ControlDataSource
+    private let facts: NIOLockedValueBox<AgentFacts>
+    private let now: @Sendable () -> Date
+
+    public init(source: any ControlDataSource, facts: AgentFacts, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.source = source
+        self.facts = NIOLockedValueBox(facts)
+        self.now = now
+    }
+
+    /// Replaces what `/v1/status` and `/v1/services` report, e.g. after a reload.
+    public func update(_ body: @Sendable (inout AgentFacts) -> Void) {
+        self.facts.withLockedValue { body(&$0) }
+    }
+
+    public func respond(method: HTTPMethod, uri: String) async -> ControlResponse {
+        let (path, query) = Self.split(uri)
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true).map {
+            $0.removingPercentEncoding ?? String($0)
+        }
+        switch Route(segments) {
+        case .status where method == .GET:
+            return .json(self.status())
+        case .peers where method == .GET:
+            return .json(self.source.peerStatuses().map(PeerInfo.init))
+        case .peer(let name) where method == .GET:
+            guard let peer = self.source.peerStatuses().first(where: { $0.name == name }) else {
+                return self.unknownPeer(name)
+            }
+            return .json(PeerInfo(peer))
+        case .services where method == .GET:
+            return .json(self.facts.withLockedValue { $0.services })
+        case .backends where method == .GET:
+            return .json([BackendInfo]())
+        case .ping(let name) where method == .POST:
+            return await self.ping(peer: name, query: query)
+        case .status, .peers, .peer, .services, .backends:
+            return self.methodNotAllowed(method, path, allow: "GET")
+        case .ping:
+            return self.methodNotAllowed(method, path, allow: "POST")
+        case .none:
+            return .error(.notFound, "no endpoint \(path); see /v1/status, /v1/peers, /v1/services, /v1/backends")
+        }
+    }
+
+    /// The endpoints by path, whatever the method.
+    private enum Route {
+        case status, peers, services, backends
+        case peer(String)
+        case ping(String)
+        case none
+
+        init(_ segments: [String]) {
+            guard segments.first == "v1" else {
+                self = .none
+                return
+            }
+            switch (segments.count, segments.dropFirst().first) {
+            case (2, "status"): self = .status
+            case (2, "peers"): self = .peers
+            case (2, "services"): self = .services
+            case (2, "backends"): self = .backends
+            case (3, "peers"): self = .peer(segments[2])
+            case (4, "peers") where segments[3] == "ping": self = .ping(segments[2])
+            default: self = .none
+            }
+        }
+    }
+
+    // MARK: Endpoints
+
+    private func status() -> AgentStatus {
+        let facts = self.facts.withLockedValue { $0 }
+        let peers = self.source.peerStatuses()
+        let now = self.now()
+        return AgentStatus(
+            node: self.source.name, mesh: facts.mesh, version: facts.version,
+            uptimeSeconds: max(0, Int(now.timeIntervalSince(facts.startedAt))),
+            configFile: facts.configFile, configSHA256: facts.configSHA256, lastReload: facts.lastReload,
+            peersUp: peers.filter { $0.state == .up }.count, peersTotal: peers.count,
+            certificateNotAfter: facts.certificateNotAfter,
+            certificateDaysLeft: facts.certificateNotAfter.map { AgentStatus.daysLeft(until: $0, now: now) })
+    }
+
+    private func ping(peer name: String, query: [String: String]) async -> ControlResponse {
+        var count = 1
+        if let text = query["count"] {
+            guard let value = Int(text), (1...Self.maxPingCount).contains(value) else {
+                return .error(.badRequest, "count must be a whole number from 1 to \(Self.maxPingCount), not \"\(text)\"")
+            }
+            count = value
+        }
+        guard let status = self.source.peerStatuses().first(where: { $0.name == name }) else {
+            return self.unknownPeer(name)
+        }
+        var samples: [Double] = []
+        for index in 0..<count {
+            if index > 0 { try? await Task.sleep(for: Self.pingInterval) }
+            switch await self.onePing(name) {
+            case .success(let rtt):
+                samples.append(Double(rtt.components.seconds) + Double(rtt.components.attoseconds) / 1e18)
+            case .failure(.timedOut):
+                return .error(
+                    .gatewayTimeout,
+                    "no PING answer from \(name) within \(Self.pingTimeout) (after \(samples.count) of \(count) round trips)")
+            case .failure(.failed(let error)):
+                let state = self.source.peerStatuses().first(where: { $0.name == name }) ?? status
+                let why = state.lastError.map { ", last error: \($0)" } ?? ""
+                return .error(
+                    .serviceUnavailable, "cannot ping \(name): \(error) (state \(state.state.rawValue)\(why))")
+            }
+        }
+        return .json(PingReport(peer: name, samplesSeconds: samples))
+    }
+
+    private enum PingFailure: Error {
+        case timedOut
+        case failed(any Error)
+    }
+
+    /// One PING raced against `pingTimeout`; the loser is cancelled.
+    private func onePing(_ peer: String) async -> Result<Duration, PingFailure> {
+        let source = self.source
+        return await withTaskGroup(of: Result<Duration, PingFailure>?.self) { group in
+            group.addTask {
+                do { return .success(try await source.ping(peer: peer)) } catch { return .failure(.failed(error)) }
+            }
+            group.addTask {
+                do { try await Task.sleep(for: Self.pingTimeout) } catch { return nil }
+                return .failure(.timedOut)
+            }
+            var outcome: Result<Duration, PingFailure> = .failure(.timedOut)
+            for await result in group {
+                if let result {
+                    outcome = result
+                    break
+                }
+            }
+            group.cancelAll()
+            return outcome
+        }
+    }
+
+    // MARK: Errors
+
+    private func unknownPeer(_ name: String) -> ControlResponse {
+        let names = self.source.peerStatuses().map(\.name).joined(separator: ", ")
+        return .error(.notFound, "no peer named \"\(name)\" (peers of \(self.source.name): \(names.isEmpty ? "none" : names))")
+    }
+
+    private func methodNotAllowed(_ method: HTTPMethod, _ path: String, allow: String) -> ControlResponse {
+        var response = ControlResponse.error(.methodNotAllowed, "\(path) takes \(allow), not \(method.rawValue)")
+        response.headers.append(("Allow", allow))
+        return response
+    }
+
+    /// Splits `/v1/x?a=1&b=2` into its raw path and its query items (percent-decoded).
+    static func split(_ uri: String) -> (path: String, query: [String: String]) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
+        let path = String(uri[..<mark])
+        var query: [String: String] = [:]
+        for item in uri[uri.index(after: mark)...].split(separator: "&") {
+            let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = String(pair[0]).removingPercentEncoding ?? String(pair[0])
+            let value = pair.count > 1 ? (String(pair[1]).removingPercentEncoding ?? String(pair[1])) : ""
+            query[key] = value
+        }
+        return (path, query)
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+import NIOHTTP1
+
+/// An HTTP response of the control API before it is written: a status and a JSON body.
+public struct ControlResponse: Sendable {
+    public var status: HTTPResponseStatus
+    public var body: Data
+    /// Extra headers, e.g. `Allow` on a 405.
+    public var headers: [(String, String)]
+
+    public init(status: HTTPResponseStatus, body: Data, headers: [(String, String)] = []) {
+        self.status = status
+        self.body = body
+        self.headers = headers
+    }
+
+    public static func json<T: Encodable>(_ value: T, status: HTTPResponseStatus = .ok) -> ControlResponse {
+        do {
+            return ControlResponse(status: status, body: try ControlJSON.encoder().encode(value) + Data("\n".utf8))
+        } catch {
+            return .error(.internalServerError, "cannot encode the response: \(error)")
+        }
+    }
+
+    public static func error(_ status: HTTPResponseStatus, _ message: String) -> ControlResponse {
+        let body = (try? ControlJSON.encoder().encode(ControlErrorBody(error: message))) ?? Data()
+        return ControlResponse(status: status, body: body + Data("\n".utf8))
+    }
+}

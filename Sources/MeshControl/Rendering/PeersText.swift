@@ -1,0 +1,52 @@
+import Foundation
+
+/// `meshctl peers` for a person: one aligned row per peer, human units, colour by state.
+public enum PeersText {
+    public static let headers = [
+        "NAME", "ADDRESS", "STATE", "SINCE", "RTT", "STREAMS", "TX", "RX", "LAST ERROR", "CERT EXPIRES",
+    ]
+    /// Longer errors are cut here (with `…`); `--json` has them whole.
+    public static let maxErrorLength = 48
+
+    public static func render(_ peers: [PeerInfo], now: Date, style: TextStyle) -> String {
+        guard !peers.isEmpty else { return "no peers: this node is the only one in mesh.json\n" }
+        var table = TextTable(headers: self.headers)
+        for peer in peers {
+            table.append([
+                .init(peer.name),
+                .init(peer.address),
+                .init(peer.state, self.paint(state: peer.state)),
+                .init(HumanUnits.ago(peer.since, now: now)),
+                peer.rttSeconds.map { .init(HumanUnits.rtt(seconds: $0)) } ?? .init("-", .dim),
+                // active now / opened since the agent started
+                .init("\(peer.streamsActive)/\(peer.streamsTotal)"),
+                .init(HumanUnits.bytes(peer.bytesSent)),
+                .init(HumanUnits.bytes(peer.bytesReceived)),
+                peer.lastError.map { .init(self.shorten($0), peer.isUp ? nil : .bad) } ?? .init("-", .dim),
+                peer.certificateNotAfter.map { self.expiryCell($0, now: now) } ?? .init("-", .dim),
+            ])
+        }
+        return table.render(style)
+    }
+
+    static func paint(state: String) -> TextStyle.Paint {
+        switch state {
+        case "up": .good
+        case "down": .bad
+        default: .warning
+        }
+    }
+
+    static func expiryCell(_ notAfter: Date, now: Date) -> TextTable.Cell {
+        let days = AgentStatus.daysLeft(until: notAfter, now: now)
+        let paint: TextStyle.Paint? = notAfter <= now ? .bad : days < AgentStatus.certificateWarningDays ? .warning : nil
+        return .init(HumanUnits.expiry(notAfter, now: now), paint)
+    }
+
+    /// One line, at most `maxErrorLength` characters.
+    static func shorten(_ text: String) -> String {
+        let line = text.replacingOccurrences(of: "\n", with: " ")
+        guard line.count > self.maxErrorLength else { return line }
+        return String(line.prefix(self.maxErrorLength - 1)) + "…"
+    }
+}
