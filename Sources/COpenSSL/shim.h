@@ -22,4 +22,16 @@ static inline void tm_GENERAL_NAMES_free(GENERAL_NAMES *s) { GENERAL_NAMES_free(
 static inline int tm_SSL_set_tlsext_host_name(SSL *s, const char *name) { return SSL_set_tlsext_host_name(s, name); }
 static inline long tm_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *l) { return SSL_CTX_set1_groups_list(ctx, l); }
 
+// Used by the TLS handler (MeshTLS): macros and composite constants Swift cannot import.
+static inline int tm_SSL_get_ex_new_index(void) { return SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
+static inline long tm_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long m) { return SSL_CTX_set_session_cache_mode(ctx, m); }
+static inline long tm_SSL_CTX_set_read_ahead(SSL_CTX *ctx, long yes) { return SSL_CTX_set_read_ahead(ctx, yes); }
+static inline uint64_t tm_SSL_OP_NO_TICKET(void) { return SSL_OP_NO_TICKET; }
+static inline uint64_t tm_SSL_OP_NO_RENEGOTIATION(void) { return SSL_OP_NO_RENEGOTIATION; }
+static inline uint64_t tm_SSL_OP_NO_COMPRESSION(void) { return SSL_OP_NO_COMPRESSION; }
+static inline int tm_ERR_GET_LIB(unsigned long e) { return ERR_GET_LIB(e); }
+static inline int tm_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
+static inline int tm_ERR_SYSTEM_ERROR(unsigned long e) { return ERR_SYSTEM_ERROR(e); }
+static inline long tm_BIO_set_close(BIO *b, long flag) { return BIO_set_close(b, flag); }
+
 #endif
