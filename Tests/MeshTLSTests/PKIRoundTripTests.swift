@@ -1,4 +1,5 @@
 import Foundation
+import MeshConfig
 import MeshTLS
 import XCTest
 
@@ -23,6 +24,8 @@ final class PKIRoundTripTests: XCTestCase {
             let info = try authority.issue(node: node)
             XCTAssertEqual(info.commonName, node)
             XCTAssertEqual(info.uriSANs, ["spiffe://demo/node/\(node)"])
+            // The identity the TLS side reads back with MeshConfig's parser.
+            XCTAssertEqual(info.uriSANs.first.flatMap(MeshIdentity.init(uri:)), MeshIdentity(mesh: "demo", node: node))
             XCTAssertEqual(info.dnsSANs, [node])
             XCTAssertFalse(info.isCA)
             let verified = try PKITests.verify("\(node).pem", in: pki)
