@@ -22,7 +22,7 @@ struct ForwardListener: Sendable {
         switch self.forward.listen {
         case .tcp(let host, let port):
             return bootstrap
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .bind(host: host, port: port)
         case .unix(let path):
             return bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)

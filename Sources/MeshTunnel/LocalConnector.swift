@@ -21,7 +21,7 @@ enum LocalConnector {
         switch endpoint {
         case .tcp(let host, let port):
             return bootstrap
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connect(host: host, port: port)
         case .unix(let path):
             return bootstrap.connect(unixDomainSocketPath: path)

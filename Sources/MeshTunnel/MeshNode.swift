@@ -126,7 +126,7 @@ public final class MeshNode: Sendable {
             rtt: { _, rtt in link.measured(rtt: rtt) })
         let connected = ClientBootstrap(group: link.eventLoop)
             .connectTimeout(TimeAmount(settings.handshakeTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     made.succeed(try TunnelConnection.configure(

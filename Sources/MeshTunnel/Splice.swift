@@ -154,6 +154,8 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     private var readHeld = false
     private var toldPartnerUnwritable = false
     private var batch: [ByteBuffer] = []
+    /// An error was caught on our channel: its closing is not a clean end of input.
+    private var failed = false
 
     init(loop: EventLoop, counters: PeerCounters?, announceOnAdd: Bool) {
         self.loop = loop
@@ -212,6 +214,11 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if Wire.closesWhenDone, !self.failed, case .open(inputDone: false, outputDone: true) = self.state {
+            // NIO closes a socket whose output we already shut down when its input reaches EOF,
+            // without an `inputClosed` event: that is a clean end of input, not a failure.
+            self.inputEnded()
+        }
         let finished: Bool
         switch self.state {
         case .open(inputDone: true, outputDone: true), .closed: finished = true
@@ -227,6 +234,7 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A socket or stream error ends this side; channelInactive tells the partner to abort.
+        self.failed = true
         context.close(promise: nil)
     }
 

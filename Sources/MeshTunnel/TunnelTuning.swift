@@ -27,6 +27,10 @@ enum TunnelTuning {
         ]
         configuration.targetWindowSize = connectionWindow
         configuration.maximumRecentlyResetStreams = Swift.max(32, maxStreams)
+        // Every stream ends with an empty END_STREAM DATA frame when its TCP side half-closes, so
+        // many streams closing together send many empty frames in a row; NIO's default guard (1)
+        // would take that for a flood and kill the tunnel.
+        configuration.maximumSequentialEmptyDataFrames = Swift.max(1024, maxStreams * 2)
         return configuration
     }
 

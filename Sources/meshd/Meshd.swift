@@ -23,16 +23,12 @@ struct Meshd: AsyncParsableCommand {
     var node: String?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
-    var logLevel: Logger.Level = .info
+    var logLevel: String = "info"
 
     static func main() async {
         do {
-            var command = try parseAsRoot()
-            if var meshd = command as? Meshd {
-                try await meshd.run()
-            } else {
-                try await (command as? AsyncParsableCommand)?.run() ?? command.run()
-            }
+            let meshd = try parse()
+            try await meshd.run()
         } catch let error as StartupError {
             FileHandle.standardError.write(Data("meshd: \(error.message)\n".utf8))
             Foundation.exit(error.code)
@@ -45,10 +41,17 @@ struct Meshd: AsyncParsableCommand {
         }
     }
 
+    func validate() throws {
+        guard Logger.Level(rawValue: self.logLevel) != nil else {
+            throw ValidationError("--log-level must be one of: trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
     func run() async throws {
+        let level = Logger.Level(rawValue: self.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = self.logLevel
+            handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "meshd")
@@ -59,8 +62,17 @@ struct Meshd: AsyncParsableCommand {
             config: startup.config, node: startup.node, group: group,
             serverTLS: startup.serverTLS, clientTLS: startup.clientTLS, logger: logger)
         let service = MeshNodeService(node: mesh, grace: startup.config.tunnel.shutdownGrace)
+        let configSHA256: String
+        do {
+            configSHA256 = try ControlService.sha256(ofFile: self.config)
+        } catch {
+            throw StartupError(code: 2, message: "\(error)")
+        }
+        let control = ControlService(
+            node: mesh, config: startup.config, configSHA256: configSHA256,
+            certificateNotAfter: startup.serverTLS.certificateNotAfter, startedAt: Date(), group: group, logger: logger)
         let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: service)],
+            services: [.init(service: service), .init(service: control)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {
