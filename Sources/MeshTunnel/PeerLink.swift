@@ -24,6 +24,7 @@ final class PeerLink: @unchecked Sendable {
     private var state: PeerLinkState
     private var wasEverUp = false
     private var retryTask: Scheduled<Void>?
+    private var lastLoggedError: String?
     /// The tunnel streams are opened on; readable from any thread.
     private let current = NIOLockedValueBox<TunnelConnection?>(nil)
 
@@ -120,10 +121,20 @@ final class PeerLink: @unchecked Sendable {
                 case .success(let connection):
                     self.handle(.tcpConnected(connection))
                 case .failure(let error):
-                    self.handle(.failed(nil, error: "connect \(self.address): \(error)"))
+                    self.handle(.failed(nil, error: "connect \(self.address): \(Self.describe(connectError: error))"))
                 }
             }
         }
+    }
+
+    /// "connection refused" rather than NIO's nested error dump.
+    private static func describe(connectError error: Error) -> String {
+        if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first {
+            if let io = first.error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+            return "\(first.error)"
+        }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        return "\(error)"
     }
 
     private func publish(changedFrom before: PeerStatus.State) {
@@ -143,9 +154,16 @@ final class PeerLink: @unchecked Sendable {
         guard before != state.publicState else { return }
         switch state {
         case .up:
+            self.lastLoggedError = nil
             self.logger.info("peer \(self.peer) up", metadata: ["from": "\(before)"])
         case .down(let error, let attempt):
-            self.logger.warning("peer \(self.peer) down: \(error)", metadata: ["attempt": "\(attempt)"])
+            // A peer that stays unreachable fails every redial the same way: say it once.
+            if error == self.lastLoggedError {
+                self.logger.debug("peer \(self.peer) still down: \(error)", metadata: ["attempt": "\(attempt)"])
+            } else {
+                self.logger.warning("peer \(self.peer) down: \(error)", metadata: ["attempt": "\(attempt)"])
+            }
+            self.lastLoggedError = error
         case .stopped:
             self.logger.info("peer \(self.peer) stopped")
         case .connecting, .handshaking:
