@@ -30,7 +30,9 @@ struct ForwardListener: Sendable {
     }
 
     private func accept(_ channel: Channel, link: PeerLink) throws {
-        guard let tunnel = link.connection else {
+        // Only the HTTP/2 client (the dialer) may open streams; meshd refuses such forwards at
+        // startup, and this keeps a stray one from breaking the tunnel with a protocol error.
+        guard link.dialer, let tunnel = link.connection else {
             self.logger.info(
                 "forward \(self.forward.listenerName): tunnel to \(link.peer) is down, resetting client")
             TCPReset.reset(channel)
