@@ -1,0 +1,51 @@
+import COpenSSL
+import Foundation
+import Logging
+import MeshConfig
+import MeshControl
+import MeshTunnel
+import NIOCore
+import ServiceLifecycle
+
+/// Serves the control API on this node's socket (`nodes.<name>.control`) for as long as the agent
+/// runs; on graceful shutdown it stops accepting and removes the socket file.
+struct ControlService: Service {
+    static let version = "0.1.0"
+
+    let server: ControlServer
+
+    init(
+        node: MeshNode, config: MeshConfiguration, configSHA256: String, certificateNotAfter: Date?,
+        startedAt: Date, group: EventLoopGroup, logger: Logger
+    ) {
+        let facts = AgentFacts(
+            config: config, node: node.name, version: Self.version, startedAt: startedAt,
+            configSHA256: configSHA256, certificateNotAfter: certificateNotAfter)
+        let socketPath = config.nodes[node.name]?.control ?? NodeSettings.defaultControl
+        self.server = ControlServer(
+            socketPath: socketPath, api: ControlAPI(source: node, facts: facts), group: group, logger: logger)
+    }
+
+    func run() async throws {
+        try await self.server.start()
+        try? await gracefulShutdown()
+        await self.server.stop()
+    }
+
+    /// Lowercase hex SHA-256 of the file's bytes (what `sha256sum` prints), computed by OpenSSL.
+    static func sha256(ofFile path: String) throws -> String {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let ok = data.withUnsafeBytes { bytes in
+            EVP_Digest(bytes.baseAddress, bytes.count, &digest, &length, EVP_sha256(), nil)
+        }
+        guard ok == 1 else { throw DigestError(path: path) }
+        return digest.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    struct DigestError: Error, CustomStringConvertible {
+        var path: String
+        var description: String { "\(path): OpenSSL could not compute the file's SHA-256" }
+    }
+}
