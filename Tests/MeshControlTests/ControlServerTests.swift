@@ -169,7 +169,9 @@ final class ControlServerTests: XCTestCase {
 /// A fresh directory under the system temp directory; the caller removes it.
 enum TemporaryDirectory {
     static func make() throws -> String {
-        var template = Array((NSTemporaryDirectory() + "/meshctl-test-XXXXXX").utf8CString)
+        // Normalised (no "//"), so paths the tests compare against match what meshctl prints.
+        let base = URL(fileURLWithPath: NSTemporaryDirectory()).standardizedFileURL.path
+        var template = Array((base + "/meshctl-test-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         return String(cString: made)
     }

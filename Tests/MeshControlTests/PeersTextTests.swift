@@ -7,10 +7,10 @@ final class PeersTextTests: XCTestCase {
     func testHumanTable() {
         let text = PeersText.render(ControlFixtures.peers, now: ControlFixtures.now, style: .plain)
         XCTAssertEqual(text, """
-            NAME  ADDRESS         STATE        SINCE     RTT    STREAMS  TX       RX       LAST ERROR                                        CERT EXPIRES
-            app9  127.0.1.9:7443  handshaking  2h ago    -      0/0      0 B      0 B      TLS handshake with app9 failed: certificate ver…  -
-            db1   127.0.1.1:7443  up           3m ago    0.4ms  2/310    1.2 GiB  35 MiB   -                                                 in 89d
-            db2   127.0.1.2:7443  down         42s ago   -      0/12     5.0 KiB  1.5 KiB  connection refused                                in 5d
+            NAME  ADDRESS         STATE        SINCE    RTT    STREAMS  TX       RX       LAST ERROR                                        CERT EXPIRES
+            app9  127.0.1.9:7443  handshaking  2h ago   -      0/0      0 B      0 B      TLS handshake with app9 failed: certificate ver…  -
+            db1   127.0.1.1:7443  up           3m ago   0.4ms  2/310    1.2 GiB  35 MiB   -                                                 in 89d
+            db2   127.0.1.2:7443  down         42s ago  -      0/12     5.0 KiB  1.5 KiB  connection refused                                in 5d
 
             """)
     }
@@ -21,7 +21,7 @@ final class PeersTextTests: XCTestCase {
         XCTAssertTrue(coloured.contains("\u{1B}[32mup\u{1B}[0m"), "up is green")
         XCTAssertTrue(coloured.contains("\u{1B}[31mdown\u{1B}[0m"), "down is red")
         XCTAssertTrue(coloured.contains("\u{1B}[33min 5d\u{1B}[0m"), "a certificate under 14 days is yellow")
-        let stripped = coloured.replacingOccurrences(of: #"\u{1B}\[[0-9]+m"#, with: "", options: .regularExpression)
+        let stripped = coloured.replacingOccurrences(of: "\u{1B}\\[[0-9]+m", with: "", options: .regularExpression)
         XCTAssertEqual(stripped, plain)
     }
 
