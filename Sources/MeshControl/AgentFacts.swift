@@ -27,13 +27,15 @@ public struct AgentFacts: Sendable {
         self.services = services
     }
 
-    /// The facts of a node that has just loaded `config` successfully at `startedAt`.
+    /// The facts of a node that has just loaded `config` successfully at `startedAt`; the config file
+    /// is reported by its absolute path, whatever relative path meshd was given.
     public init(
         config: MeshConfiguration, node: String, version: String, startedAt: Date, configSHA256: String,
         certificateNotAfter: Date?
     ) {
         self.init(
-            mesh: config.mesh, version: version, startedAt: startedAt, configFile: config.file,
+            mesh: config.mesh, version: version, startedAt: startedAt,
+            configFile: config.directory + "/" + (config.file as NSString).lastPathComponent,
             configSHA256: configSHA256, lastReload: ReloadOutcome(ok: true, at: startedAt),
             certificateNotAfter: certificateNotAfter, services: ServiceInfo.entries(config: config, node: node))
     }

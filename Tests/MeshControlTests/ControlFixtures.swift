@@ -15,7 +15,7 @@ enum ControlFixtures {
             reconnects: 14),
         PeerInfo(
             name: "db1", address: "127.0.1.1:7443", dialer: true, state: "up", since: now.addingTimeInterval(-180),
-            rttSeconds: 0.000_42, streamsActive: 2, streamsTotal: 310, bytesSent: 1_288_490_189,
+            lastError: "connection reset by peer", rttSeconds: 0.000_42, streamsActive: 2, streamsTotal: 310, bytesSent: 1_288_490_189,
             bytesReceived: 36_700_160, reconnects: 1, certificateNotAfter: now.addingTimeInterval(89 * 86_400 + 3_600)),
         PeerInfo(
             name: "db2", address: "127.0.1.2:7443", dialer: false, state: "down", since: now.addingTimeInterval(-42),

@@ -132,7 +132,9 @@ final class MeshdControlTests: XCTestCase {
     private func start(_ node: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try ChildProcess.product("meshd"))
-        process.arguments = ["--config", self.config, "--node", node]
+        // A relative --config: status must still report the file's absolute path.
+        process.currentDirectoryURL = URL(fileURLWithPath: self.directory)
+        process.arguments = ["--config", "mesh.json", "--node", node]
         let log = self.directory + "/\(node).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))

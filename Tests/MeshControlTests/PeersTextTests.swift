@@ -15,6 +15,12 @@ final class PeersTextTests: XCTestCase {
             """)
     }
 
+    func testAnUpPeersPastErrorIsLeftToJSON() {
+        let text = PeersText.render(ControlFixtures.peers, now: ControlFixtures.now, style: .plain)
+        XCTAssertEqual(ControlFixtures.peers[1].lastError, "connection reset by peer")
+        XCTAssertFalse(text.contains("connection reset by peer"), text)
+    }
+
     func testColourOnlyWrapsCellsAndKeepsColumnsAligned() {
         let plain = PeersText.render(ControlFixtures.peers, now: ControlFixtures.now, style: .plain)
         let coloured = PeersText.render(ControlFixtures.peers, now: ControlFixtures.now, style: .ansi)
@@ -48,7 +54,7 @@ final class PeersTextTests: XCTestCase {
                 "bytes_sent" : 1288490189,
                 "certificate_not_after" : "2026-05-25T07:13:20Z",
                 "dialer" : true,
-                "last_error" : null,
+                "last_error" : "connection reset by peer",
                 "name" : "db1",
                 "reconnects" : 1,
                 "rtt_seconds" : 0.00042,

@@ -22,7 +22,8 @@ public enum PeersText {
                 .init("\(peer.streamsActive)/\(peer.streamsTotal)"),
                 .init(HumanUnits.bytes(peer.bytesSent)),
                 .init(HumanUnits.bytes(peer.bytesReceived)),
-                peer.lastError.map { .init(self.shorten($0), peer.isUp ? nil : .bad) } ?? .init("-", .dim),
+                // An up tunnel's last error is history (often "not dialed yet"); --json keeps it.
+                peer.isUp ? .init("-", .dim) : peer.lastError.map { .init(self.shorten($0), .bad) } ?? .init("-", .dim),
                 peer.certificateNotAfter.map { self.expiryCell($0, now: now) } ?? .init("-", .dim),
             ])
         }
