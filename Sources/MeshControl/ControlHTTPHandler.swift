@@ -17,6 +17,8 @@ final class ControlHTTPHandler: ChannelInboundHandler {
     private let refusal: String?
     private var head: HTTPRequestHead?
     private var bodyBytes = 0
+    /// True while `ControlAPI` works on a request (a long ping sends nothing for seconds).
+    private var answering = false
 
     init(api: ControlAPI, refusal: String?) {
         self.api = api
@@ -37,6 +39,15 @@ final class ControlHTTPHandler: ChannelInboundHandler {
         }
     }
 
+    /// An idle connection holds a descriptor in the agent; close it unless a request is being answered.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            if !self.answering { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         if let refusal = self.refusal {
             self.write(.error(.forbidden, "permission denied: \(refusal)"), keepAlive: false, context: context)
@@ -47,10 +58,12 @@ final class ControlHTTPHandler: ChannelInboundHandler {
             return
         }
         let api = self.api
+        self.answering = true
         let promise = context.eventLoop.makePromise(of: ControlResponse.self)
         promise.completeWithTask { await api.respond(method: head.method, uri: head.uri) }
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         promise.futureResult.whenSuccess { response in
+            bound.value.handler.answering = false
             bound.value.handler.write(response, keepAlive: head.isKeepAlive, context: bound.value.context)
         }
     }

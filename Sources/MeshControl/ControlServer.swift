@@ -14,8 +14,16 @@ public final class ControlServer: Sendable {
     private let logger: Logger
     private let listening = NIOLockedValueBox<(channel: Channel, inode: UInt64)?>(nil)
 
-    public init(socketPath: String, api: ControlAPI, group: EventLoopGroup, logger: Logger, policy: ControlAccessPolicy? = nil) {
+    /// A connection that sends nothing for this long is closed (unless a request is in progress);
+    /// a refused client gets a twelfth of it to send its request and read the 403.
+    private let idleTimeout: TimeAmount
+
+    public init(
+        socketPath: String, api: ControlAPI, group: EventLoopGroup, logger: Logger, policy: ControlAccessPolicy? = nil,
+        idleTimeout: Duration = .seconds(60)
+    ) {
         self.socketPath = socketPath
+        self.idleTimeout = TimeAmount(idleTimeout)
         self.api = api
         self.group = group
         self.logger = logger
@@ -28,12 +36,13 @@ public final class ControlServer: Sendable {
         let api = self.api
         let policy = self.policy
         let logger = self.logger
+        let idleTimeout = self.idleTimeout
         let channel: Channel
         do {
             channel = try await ServerBootstrap(group: self.group)
                 .serverChannelOption(.backlog, value: 64)
                 .childChannelInitializer { channel in
-                    Self.initialize(channel, api: api, policy: policy, logger: logger)
+                    Self.initialize(channel, api: api, policy: policy, idleTimeout: idleTimeout, logger: logger)
                 }
                 .withBoundSocket(socket.fd)
                 .get()
@@ -55,7 +64,7 @@ public final class ControlServer: Sendable {
     }
 
     private static func initialize(
-        _ channel: Channel, api: ControlAPI, policy: ControlAccessPolicy, logger: Logger
+        _ channel: Channel, api: ControlAPI, policy: ControlAccessPolicy, idleTimeout: TimeAmount, logger: Logger
     ) -> EventLoopFuture<Void> {
         PeerCredentials.of(channel).flatMapError { error in
             logger.warning("control: closing a connection whose peer credentials cannot be read: \(error)")
@@ -69,7 +78,9 @@ public final class ControlServer: Sendable {
                 logger.warning("control: refused a client with uid \(peer.uid) (pid \(peer.pid)): \(reason)")
                 refusal = reason
             }
+            let idle = refusal == nil ? idleTimeout : .nanoseconds(idleTimeout.nanoseconds / 12)
             return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                 try channel.pipeline.syncOperations.addHandler(ControlHTTPHandler(api: api, refusal: refusal))
             }

@@ -143,6 +143,41 @@ final class ControlServerTests: XCTestCase {
         await second.stop()
     }
 
+    func testIdleConnectionIsClosedButALongRequestIsNot() async throws {
+        await self.server.stop()
+        let slow = FixedDataSource(name: "app1", peers: self.source.peerStatuses(), answers: ["db1": .milliseconds(1_500)])
+        let server = ControlServer(
+            socketPath: self.directory + "/idle.sock",
+            api: ControlAPI(source: slow, facts: AgentFacts(
+                mesh: "demo", version: "0.1.0", startedAt: Date(), configFile: "x", configSHA256: "",
+                lastReload: ReloadOutcome(ok: true, at: Date()), certificateNotAfter: nil, services: [])),
+            group: self.group, logger: Logger(label: "test"), idleTimeout: .milliseconds(300))
+        try await server.start()
+        defer { Task { await server.stop() } }
+
+        // A client that connects and says nothing is disconnected after the idle timeout.
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: server.socketPath.utf8) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(connected, 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let started = Date()
+        var byte: UInt8 = 0
+        XCTAssertEqual(recv(fd, &byte, 1, 0), 0, "the server closes the idle connection (EOF), not a 5 s receive timeout")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 3)
+
+        // A ping that takes 1.5 s, five idle timeouts, still gets its answer.
+        let client = ControlClient(socketPath: server.socketPath, timeout: .seconds(10), group: self.group)
+        let report: PingReport = try await client.post("/v1/peers/db1/ping")
+        XCTAssertEqual(report.samplesSeconds, [1.5])
+    }
+
     func testUnreachableSocketNamesThePath() async throws {
         let client = ControlClient(socketPath: self.directory + "/missing.sock", timeout: .seconds(5), group: self.group)
         do {
