@@ -10,7 +10,9 @@ struct ForwardListener: Sendable {
     let logger: Logger
 
     func bind(group: EventLoopGroup, link: PeerLink) -> EventLoopFuture<Channel> {
-        let bootstrap = ServerBootstrap(group: group)
+        // Accepted connections live on the link's event loop, where the tunnel it dials lives too,
+        // so a splice never hops threads (a hop costs a wake-up on every round trip).
+        let bootstrap = ServerBootstrap(group: group, childGroup: link.eventLoop)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -30,9 +32,7 @@ struct ForwardListener: Sendable {
     }
 
     private func accept(_ channel: Channel, link: PeerLink) throws {
-        // Only the HTTP/2 client (the dialer) may open streams; meshd refuses such forwards at
-        // startup, and this keeps a stray one from breaking the tunnel with a protocol error.
-        guard link.dialer, let tunnel = link.connection else {
+        guard let tunnel = link.connection else {
             self.logger.info(
                 "forward \(self.forward.listenerName): tunnel to \(link.peer) is down, resetting client")
             TCPReset.reset(channel)
@@ -50,11 +50,21 @@ public enum StreamBridge {
         let pair = Splice.makePair(tcpLoop: channel.eventLoop, streamLoop: tunnel.channel.eventLoop, counters: link.counters)
         try channel.pipeline.syncOperations.addHandler(pair.tcp)
         let streamSide = pair.stream
-        tunnel.openStream(
-            service: service, peer: link.peer,
-            onAccepted: { streamSide.announceWritable() },
-            initializer: { stream in try stream.pipeline.syncOperations.addHandler(streamSide) }
-        ).whenFailure { error in
+        let opened: EventLoopFuture<Void>
+        if tunnel.isDialer {
+            opened = tunnel.openStream(
+                headers: ConnectRequest.headers(service: service), peer: link.peer,
+                onAccepted: { streamSide.announceWritable() },
+                initializer: { stream in try stream.pipeline.syncOperations.addHandler(streamSide) }
+            ).map { _ in }
+        } else {
+            // Only the dialer may open streams on a tunnel: ask it to (see `ReverseStreams`).
+            opened = tunnel.requestReverseStream(service: service).flatMapThrowing { stream in
+                try stream.pipeline.syncOperations.addHandler(streamSide)
+                streamSide.announceWritable()
+            }
+        }
+        opened.whenFailure { error in
             logger.warning("stream to \(service)@\(link.peer) failed: \(error)")
             TCPReset.reset(channel)
         }

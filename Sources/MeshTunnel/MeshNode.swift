@@ -16,6 +16,7 @@ public final class MeshNode: Sendable {
     private let clientTLS: TLSContext
     private let logger: Logger
     private let links: [String: PeerLink]
+    private let linkTable: NIOLockedValueBox<[String: PeerLink]>
     private let listeners = NIOLockedValueBox<[Channel]>([])
 
     public init(
@@ -31,8 +32,9 @@ public final class MeshNode: Sendable {
         let peers = PeerTable()
         self.peers = peers
         let settings = config.tunnel
-        // The dialing side is the HTTP/2 client, to which no streams can be opened.
-        let serving = Self.serving(config: config, node: node, peers: peers)
+        // Links need the serving rules (for reverse streams) and the rules need the links.
+        let linkTable = NIOLockedValueBox<[String: PeerLink]>([:])
+        let serving = Self.serving(config: config, node: node, links: linkTable)
         let backoff = Backoff(base: TimeAmount(settings.backoffMin), max: TimeAmount(settings.backoffMax))
         var links: [String: PeerLink] = [:]
         for peer in config.sortedNodeNames where peer != node {
@@ -46,6 +48,8 @@ public final class MeshNode: Sendable {
             }
         }
         self.links = links
+        linkTable.withLockedValue { $0 = links }
+        self.linkTable = linkTable
     }
 
     /// Binds every listener of this node (the mesh port and its forwards) and starts the links.
@@ -55,7 +59,7 @@ public final class MeshNode: Sendable {
         let listener = TunnelListener(node: self.name, settings: self.config.tunnel, logger: self.logger)
         let policy = PeerPolicy.declaredNode(mesh: self.config.mesh, nodes: Set(self.links.keys))
         let links = self.links
-        let serving = Self.serving(config: self.config, node: self.name, peers: self.peers, links: links)
+        let serving = Self.serving(config: self.config, node: self.name, links: self.linkTable)
         do {
             let channel = try await listener.bind(
                 group: self.group, endpoint: own, tls: self.serverTLS, policy: policy, serving: serving
@@ -100,13 +104,13 @@ public final class MeshNode: Sendable {
     // MARK: Wiring
 
     private static func serving(
-        config: MeshConfiguration, node: String, peers: PeerTable, links: [String: PeerLink] = [:]
+        config: MeshConfiguration, node: String, links: NIOLockedValueBox<[String: PeerLink]>
     ) -> TunnelConnection.Serving {
         let maxStreams = config.tunnel.maxStreamsPerPeer
         return TunnelConnection.Serving(
             access: ServiceAccess(node: node, services: config.services),
-            peerState: { [links] peer in
-                guard let link = links[peer] else { return nil }
+            peerState: { peer in
+                guard let link = links.withLockedValue({ $0[peer] }) else { return nil }
                 let counters = link.counters
                 return (counters, { counters.streamsActive.load(ordering: .relaxed) < maxStreams })
             })

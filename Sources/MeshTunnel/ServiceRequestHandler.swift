@@ -40,10 +40,15 @@ final class ServiceRequestHandler: ChannelInboundHandler {
     private let counters: PeerCounters
     private let logger: Logger
     private let admit: () -> Bool
+    private let requester: NIOLoopBoundBox<ReverseRequester?>
     private var state = State.awaitingRequest
 
     /// - Parameter admit: whether one more stream from this peer fits under its stream limit.
-    init(peer: String, access: ServiceAccess, counters: PeerCounters, logger: Logger, admit: @escaping () -> Bool) {
+    init(
+        peer: String, access: ServiceAccess, counters: PeerCounters, logger: Logger, admit: @escaping () -> Bool,
+        requester: NIOLoopBoundBox<ReverseRequester?>
+    ) {
+        self.requester = requester
         self.peer = peer
         self.access = access
         self.counters = counters
@@ -74,6 +79,16 @@ final class ServiceRequestHandler: ChannelInboundHandler {
             return
         case .success(let name):
             service = name
+        }
+        switch service {
+        case ReverseStreams.controlAuthority:
+            self.acceptControlStream(context: context)
+            return
+        case ReverseStreams.reverseAuthority:
+            self.acceptReverseStream(request: request, context: context)
+            return
+        default:
+            break
         }
         guard self.admit() else {
             self.refuse(context: context, .tooManyStreams, service: service)
@@ -114,6 +129,38 @@ final class ServiceRequestHandler: ChannelInboundHandler {
                     metadata: ["peer": "\(handler.peer)", "service": "\(service)", "target": "\(target)", "error": "\(error)"])
                 handler.refuse(context: context, .unreachable, service: service)
             }
+        }
+    }
+
+    /// The dialer's control stream: from now on this stream carries reverse-open requests.
+    private func acceptControlStream(context: ChannelHandlerContext) {
+        let requester = ReverseRequester(peer: self.peer)
+        do {
+            try context.pipeline.syncOperations.addHandler(requester)
+        } catch {
+            self.refuse(context: context, .unreachable, service: ReverseStreams.controlAuthority)
+            return
+        }
+        self.state = .spliced
+        self.requester.value = requester
+        let ok = HTTP2Frame.FramePayload.headers(.init(headers: ConnectRequest.response(status: 200)))
+        context.writeAndFlush(self.wrapOutboundOut(ok), promise: nil)
+    }
+
+    /// A stream the dialer opened because we asked for it: hand it to the waiting client.
+    private func acceptReverseStream(request: HPACKHeaders, context: ChannelHandlerContext) {
+        guard let id = request.first(name: ReverseStreams.idHeader).flatMap(UInt64.init), let requester = self.requester.value
+        else {
+            self.refuse(context: context, .badRequest, service: ReverseStreams.reverseAuthority)
+            return
+        }
+        self.state = .spliced
+        let ok = HTTP2Frame.FramePayload.headers(.init(headers: ConnectRequest.response(status: 200)))
+        context.writeAndFlush(self.wrapOutboundOut(ok), promise: nil)
+        if !requester.arrived(id: id, stream: context.channel) {
+            // Nobody waits for it (the client left): end it cleanly.
+            let end = HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
+            context.writeAndFlush(self.wrapOutboundOut(end), promise: nil)
         }
     }
 

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHPACK
 import NIOHTTP2
 
 /// The first handler of a stream this node opens: sends the CONNECT request, waits for the answer,
@@ -15,20 +16,22 @@ final class StreamOpener: ChannelInboundHandler {
         case refused
     }
 
+    private let headers: HPACKHeaders
     private let service: String
     private let peer: String
     private let onAccepted: () -> Void
     private var state: State
 
-    init(service: String, peer: String, promise: EventLoopPromise<Void>, onAccepted: @escaping () -> Void) {
-        self.service = service
+    init(headers: HPACKHeaders, peer: String, promise: EventLoopPromise<Void>, onAccepted: @escaping () -> Void) {
+        self.headers = headers
+        self.service = headers.first(name: ":authority") ?? "?"
         self.peer = peer
         self.onAccepted = onAccepted
         self.state = .awaitingResponse(promise)
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let request = HTTP2Frame.FramePayload.headers(.init(headers: ConnectRequest.headers(service: self.service)))
+        let request = HTTP2Frame.FramePayload.headers(.init(headers: self.headers))
         context.writeAndFlush(self.wrapOutboundOut(request), promise: nil)
         context.fireChannelActive()
     }

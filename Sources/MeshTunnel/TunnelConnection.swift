@@ -3,6 +3,7 @@ import Logging
 import MeshConfig
 import MeshTLS
 import NIOCore
+import NIOHPACK
 import NIOHTTP2
 
 /// One TCP connection to a peer carrying TLS 1.3 and HTTP/2: the tunnel. Built the same way on the
@@ -30,6 +31,11 @@ final class TunnelConnection: @unchecked Sendable {
     private let liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>
     /// The verified peer name; set once, on the event loop, when the handshake completes.
     private let identity: NIOLoopBoundBox<String?>
+    /// Accepting side: the control stream's end that asks the dialer for reverse streams.
+    fileprivate let requester: NIOLoopBoundBox<ReverseRequester?>
+    fileprivate let mode: NIOHTTP2Handler.ParserMode
+    fileprivate let serving: Serving
+    fileprivate let logger: Logger
 
     /// Adds TLS, HTTP/2, liveness and the observer to a fresh channel. Call on the channel's loop.
     static func configure(
@@ -46,6 +52,7 @@ final class TunnelConnection: @unchecked Sendable {
         try sync.addHandler(OpenSSLHandler(
             context: tls, policy: policy, handshakeTimeout: TimeAmount(settings.handshakeTimeout)))
         let identity = NIOLoopBoundBox<String?>(nil, eventLoop: channel.eventLoop)
+        let requester = NIOLoopBoundBox<ReverseRequester?>(nil, eventLoop: channel.eventLoop)
         let multiplexer = try sync.configureHTTP2Pipeline(
             mode: mode,
             connectionConfiguration: TunnelTuning.connection(maxStreams: settings.maxStreamsPerPeer),
@@ -56,7 +63,8 @@ final class TunnelConnection: @unchecked Sendable {
                     throw ChannelError.ioOnClosedChannel
                 }
                 try stream.pipeline.syncOperations.addHandler(ServiceRequestHandler(
-                    peer: peer, access: serving.access, counters: state.counters, logger: logger, admit: state.admit))
+                    peer: peer, access: serving.access, counters: state.counters, logger: logger, admit: state.admit,
+                    requester: requester))
             }
         }
         let livenessBox = NIOLoopBoundBox<TunnelConnection?>(nil, eventLoop: channel.eventLoop)
@@ -70,7 +78,7 @@ final class TunnelConnection: @unchecked Sendable {
         let connection = TunnelConnection(
             channel: channel, multiplexer: multiplexer,
             liveness: NIOLoopBound((liveness, livenessContext), eventLoop: channel.eventLoop),
-            identity: identity)
+            identity: identity, requester: requester, mode: mode, serving: serving, logger: logger)
         livenessBox.value = connection
         try sync.addHandler(TunnelObserver(connection: connection, events: events))
         return connection
@@ -78,12 +86,52 @@ final class TunnelConnection: @unchecked Sendable {
 
     private init(
         channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer,
-        liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>, identity: NIOLoopBoundBox<String?>
+        liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>, identity: NIOLoopBoundBox<String?>,
+        requester: NIOLoopBoundBox<ReverseRequester?>, mode: NIOHTTP2Handler.ParserMode, serving: Serving, logger: Logger
     ) {
         self.channel = channel
         self.multiplexer = multiplexer
         self.liveness = liveness
         self.identity = identity
+        self.requester = requester
+        self.mode = mode
+        self.serving = serving
+        self.logger = logger
+    }
+
+    /// Whether this node dialed the tunnel (and so may open streams on it directly).
+    var isDialer: Bool { self.mode == .client }
+
+    /// Accepting side: asks the dialer to open a stream to `service` (see `ReverseStreams`).
+    func requestReverseStream(service: String) -> EventLoopFuture<Channel> {
+        self.channel.eventLoop.flatSubmit {
+            guard let requester = self.requester.value, let future = requester.request(service: service) else {
+                return self.channel.eventLoop.makeFailedFuture(
+                    PeerUnavailableError(peer: self.peerName ?? "peer"))
+            }
+            return future
+        }
+    }
+
+    /// Dialing side: opens the control stream on which the acceptor asks for reverse streams.
+    fileprivate func openControlStream(peer: String) {
+        guard let state = self.serving.peerState(peer) else { return }
+        let access = self.serving.access
+        let logger = self.logger
+        let loop = self.channel.eventLoop
+        let responder = ReverseResponder(
+            peer: peer, access: access, counters: state.counters, admit: state.admit, logger: logger
+        ) { [weak self] headers, initializer in
+            guard let self else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+            return self.openStream(headers: headers, peer: peer, onAccepted: {}, initializer: initializer)
+        }
+        let boxed = NIOLoopBound(responder, eventLoop: self.channel.eventLoop)
+        self.openStream(
+            headers: ConnectRequest.headers(service: ReverseStreams.controlAuthority), peer: peer, onAccepted: {},
+            initializer: { stream in try stream.pipeline.syncOperations.addHandler(boxed.value) }
+        ).whenFailure { error in
+            logger.warning("control stream to \(peer) failed: \(error); streams from \(peer) to this node will be refused")
+        }
     }
 
     /// The verified peer name, once TLS completed. Call on the event loop.
@@ -97,7 +145,7 @@ final class TunnelConnection: @unchecked Sendable {
     /// Opens a CONNECT stream to `service` on the peer. The future completes once the peer accepted
     /// it; `initializer` adds the handlers that run behind the `StreamOpener`.
     func openStream(
-        service: String,
+        headers: HPACKHeaders,
         peer: String,
         onAccepted: @escaping @Sendable () -> Void,
         initializer: @escaping @Sendable (Channel) throws -> Void
@@ -106,7 +154,7 @@ final class TunnelConnection: @unchecked Sendable {
         let created = self.multiplexer.createStreamChannel { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(
-                    StreamOpener(service: service, peer: peer, promise: accepted, onAccepted: onAccepted))
+                    StreamOpener(headers: headers, peer: peer, promise: accepted, onAccepted: onAccepted))
                 try initializer(stream)
             }
         }
@@ -149,6 +197,7 @@ private final class TunnelObserver: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let completed = event as? TLSHandshakeCompleted {
             self.connection.identified(as: completed.peer.node)
+            if self.connection.isDialer { self.connection.openControlStream(peer: completed.peer.node) }
             self.events.up(self.connection, completed)
         }
         context.fireUserInboundEventTriggered(event)

@@ -24,7 +24,6 @@ struct Startup {
             throw StartupError(code: 2, message: "\(error)")
         }
         let node = try self.nodeName(config: config, requested: requested)
-        try self.checkForwardDirections(config: config, node: node)
         let files = config.tlsFiles(for: node)
         do {
             let server = try TLSContext(role: .server, files: files)
@@ -37,17 +36,6 @@ struct Startup {
             return Startup(config: config, node: node, serverTLS: server, clientTLS: client)
         } catch let error as TLSSetupError {
             throw StartupError(code: 2, message: "\(error)")
-        }
-    }
-
-    /// Only the dialing side of a tunnel (the lower name) can open streams on it (HTTP/2 lets only
-    /// the client open streams), so a forward towards a lower-named node cannot work yet. Refuse it
-    /// up front rather than fail every connection at run time.
-    private static func checkForwardDirections(config: MeshConfiguration, node: String) throws {
-        for (index, forward) in config.forwards.enumerated() where forward.on == node && forward.node < node {
-            throw StartupError(
-                code: 2,
-                message: "\(config.file): forwards[\(index)].to: \(node) cannot forward to \(forward.service)@\(forward.node) yet: streams are opened by the node whose name sorts lower (\(forward.node) dials \(node)), and reverse streams are not supported yet — run this forward on a node that sorts lower than \(forward.node)")
         }
     }
 
