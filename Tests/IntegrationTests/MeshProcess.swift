@@ -97,6 +97,10 @@ final class MeshProcess {
         _ = self.waitForExit(timeout: .seconds(5))
     }
 
+    /// SIGSTOP / SIGCONT: a frozen node keeps its sockets open but answers nothing, like a hung host.
+    func freeze() { kill(self.pid, SIGSTOP) }
+    func thaw() { kill(self.pid, SIGCONT) }
+
     /// Waits for the process to exit; its exit status, or nil if it is still running at the deadline.
     func waitForExit(timeout: Duration) -> Int32? {
         let deadline = ContinuousClock.now + timeout
@@ -115,6 +119,7 @@ final class MeshProcess {
     @discardableResult
     func stop(grace: Duration = .seconds(15)) -> Int32? {
         guard self.isRunning else { return nil }
+        kill(self.pid, SIGCONT)  // a test may have frozen it; a stopped process would not see SIGTERM
         kill(self.pid, SIGTERM)
         if let status = self.waitForExit(timeout: grace) { return status }
         kill(self.pid, SIGKILL)

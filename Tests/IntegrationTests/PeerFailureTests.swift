@@ -37,6 +37,36 @@ final class PeerFailureTests: MeshTestCase {
         print("db1 restarted -> forward echo works again after \((recovered ?? .zero).milliseconds) ms (from process start, incl. meshd start-up)")
     }
 
+    /// A frozen db1 (SIGSTOP: sockets stay open, nothing answers, as with a hung host or a dropped
+    /// route) is only noticed through PINGs: app1 reports it down after `dead_after` missed PINGs
+    /// (1 s x 3 here; bound 10 s, time printed); thawed, the forward works again.
+    func testFrozenPeerIsDetectedByMissedPingsAndRecovers() throws {
+        let mesh = try self.makeMesh(range: 15, nodes: ["app1", "db1"])
+        let echo = try self.makeEchoServer()
+        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
+        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
+        let app1 = try mesh.start("app1")
+        let db1 = try mesh.start("db1")
+        self.addCleanup { db1.thaw() }
+        guard mesh.waitUp(app1, peer: "db1") else { return }
+        XCTAssertTrue(self.echoWorks(host: forward.host, port: forward.port), "forward works before the freeze")
+
+        let mark = app1.logMark()
+        let frozen = ContinuousClock.now
+        db1.freeze()
+        let down = app1.waitForLog(containing: "peer db1 down", after: mark, timeout: .seconds(10))
+        let detection = ContinuousClock.now - frozen
+        XCTAssertNotNil(down, "app1 did not report a frozen db1 down within 10 s\n\(app1.logTail())")
+        XCTAssertTrue(down?.contains("PING") ?? false, "the reason names the missed PINGs: \(down ?? "-")")
+        print("SIGSTOP db1 -> app1 reported 'peer db1 down' after \(detection.milliseconds) ms: \(down ?? "-")")
+
+        let thawed = ContinuousClock.now
+        db1.thaw()
+        let recovered = self.waitForEcho(host: forward.host, port: forward.port, timeout: .seconds(15))
+        XCTAssertNotNil(recovered, "forward did not work again within 15 s of SIGCONT\n\(mesh.allLogs())")
+        print("SIGCONT db1 -> forward echo works again after \((ContinuousClock.now - thawed).milliseconds) ms")
+    }
+
     /// A stream held open through the tunnel (client sent data, never half-closed) is cut by kill -9
     /// of the serving node: the client's read ends with ECONNRESET, never a clean EOF.
     func testStreamCutByKilledNodeIsResetNotEOF() throws {

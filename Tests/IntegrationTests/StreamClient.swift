@@ -137,6 +137,8 @@ private final class ExchangeHandler: ChannelInboundHandler {
         self.finished = true
         self.echoed?.fail(ChannelError.eof)
         self.echoed = nil
-        self.done.succeed(StreamOutcome(received: self.received, end: self.end ?? .error("closed without EOF or error")))
+        // After our own half-close NIO turns the peer's FIN into a full close without an inputClosed
+        // event; a reset always arrives through errorCaught first, so a quiet close here is the EOF.
+        self.done.succeed(StreamOutcome(received: self.received, end: self.end ?? .eof))
     }
 }

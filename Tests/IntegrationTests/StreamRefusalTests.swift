@@ -26,6 +26,7 @@ final class StreamRefusalTests: MeshTestCase {
         let line = db1.waitForLog(containing: ["stream refused", "secret"], after: mark, timeout: .seconds(5))
         XCTAssertNotNil(line, "db1 did not log the refusal\n\(db1.logTail())")
         XCTAssertTrue(line?.contains("app1") ?? false, "the refusal names the peer: \(line ?? "-")")
+        XCTAssertTrue(line?.contains("403") ?? false, "not allowed is status 403: \(line ?? "-")")
         print("not allowed: client saw \(outcome.end); db1 logged: \(line ?? "-")")
         XCTAssertTrue(self.echoWorks(host: allowed.host, port: allowed.port), "an allowed service still works on the same tunnel")
     }
@@ -51,6 +52,7 @@ final class StreamRefusalTests: MeshTestCase {
         XCTAssertEqual(outcome.received.readableBytes, 0)
         let line = db1.waitForLog(containing: ["stream refused", "phantom"], after: mark, timeout: .seconds(5))
         XCTAssertNotNil(line, "db1 did not log the refusal\n\(db1.logTail())")
+        XCTAssertTrue(line?.contains("404") ?? false, "an unknown service is status 404: \(line ?? "-")")
         print("undeclared service: client saw \(outcome.end); db1 logged: \(line ?? "-")")
         XCTAssertTrue(self.echoWorks(host: allowed.host, port: allowed.port), "a declared service still works on the same tunnel")
     }

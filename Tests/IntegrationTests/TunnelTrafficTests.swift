@@ -63,7 +63,9 @@ final class TunnelTrafficTests: MeshTestCase {
         var wrong = 0
         for (index, future) in futures.enumerated() {
             let outcome = try future.wait()
-            ends[outcome.end.description, default: 0] += 1
+            let bytes = outcome.received == payloads[index] ? "echo ok"
+                : outcome.received.readableBytes == 0 ? "nothing echoed" : "wrong echo"
+            ends["\(outcome.end), \(bytes)", default: 0] += 1
             if outcome.end != .eof || outcome.received != payloads[index] { wrong += 1 }
         }
         print("1000 streams: \(ends) in \((ContinuousClock.now - started).milliseconds) ms")
