@@ -65,8 +65,8 @@ enum Command {
         try? outHandle.close()
         try? errHandle.close()
         let status = process.isRunning ? -1 : process.terminationStatus
-        let stdout = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
-        let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
+        let stdout = String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self)
+        let stderr = String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self)
         return CommandResult(status: status, stdout: stdout, stderr: stderr, timedOut: timedOut)
     }
 

@@ -50,7 +50,7 @@ final class MeshProcess {
 
     /// The log so far.
     func log() -> String {
-        (try? String(contentsOf: self.logURL, encoding: .utf8)) ?? ""
+        String(decoding: (try? Data(contentsOf: self.logURL)) ?? Data(), as: UTF8.self)
     }
 
     /// A position in the log: pass it to `waitForLog(after:)` to see only what came later.

@@ -25,7 +25,8 @@ final class OpenSSLServer {
         try process.run()
     }
 
-    var text: String { (try? String(contentsOf: self.outputURL, encoding: .utf8)) ?? "" }
+    /// The output so far; s_server prints the binary HTTP/2 frames it receives, so decode leniently.
+    var text: String { String(decoding: (try? Data(contentsOf: self.outputURL)) ?? Data(), as: UTF8.self) }
 
     /// Polls the output until it contains `needle` or the deadline passes.
     func waitForOutput(containing needle: String, timeout: Duration) -> Bool {

@@ -5,33 +5,42 @@ import XCTest
 /// Bulk data and many concurrent streams through real meshd tunnels.
 final class TunnelTrafficTests: MeshTestCase {
     /// 64 MiB of random bytes go out through a forward and come back from the echo service: the
-    /// SHA-256 of what came back equals what was sent, for two tunnels of a 3-node mesh at once.
+    /// SHA-256 of what came back equals what was sent, on three routes of a 3-node mesh at once:
+    /// app1 -> db1 and db1 -> db2 (streams opened by the dialing node) and db2 -> app1 (opened on
+    /// behalf of the accepting node).
     func testRoundTrip64MiBIsIdentical() throws {
         let mesh = try self.makeMesh(range: 1, nodes: ["app1", "db1", "db2"])
         let echo1 = try self.makeEchoServer()
         let echo2 = try self.makeEchoServer()
-        mesh.addService("echo", on: ["db1": echo1.endpoint, "db2": echo2.endpoint], allow: ["app1", "db1"])
-        let toDB1 = try mesh.addForward(on: "app1", to: "echo@db1")
-        let toDB2 = try mesh.addForward(on: "db1", to: "echo@db2")
+        let echo3 = try self.makeEchoServer()
+        mesh.addService(
+            "echo", on: ["db1": echo1.endpoint, "db2": echo2.endpoint, "app1": echo3.endpoint],
+            allow: ["app1", "db1", "db2"])
+        let routes = [
+            ("app1 -> db1", try mesh.addForward(on: "app1", to: "echo@db1")),
+            ("db1 -> db2", try mesh.addForward(on: "db1", to: "echo@db2")),
+            ("db2 -> app1", try mesh.addForward(on: "db2", to: "echo@app1")),
+        ]
         let app1 = try mesh.start("app1")
         let db1 = try mesh.start("db1")
-        _ = try mesh.start("db2")
-        guard mesh.waitUp(app1, peer: "db1"), mesh.waitUp(app1, peer: "db2"), mesh.waitUp(db1, peer: "db2") else { return }
+        let db2 = try mesh.start("db2")
+        guard mesh.waitUp(app1, peer: "db1"), mesh.waitUp(app1, peer: "db2"), mesh.waitUp(db1, peer: "db2"),
+              mesh.waitUp(db2, peer: "app1") else { return }
 
         let size = 64 << 20
-        let payloads = [try self.randomBytes(size), try self.randomBytes(size)]
+        let payloads = try routes.map { _ in try self.randomBytes(size) }
         let started = ContinuousClock.now
-        let outcomes = zip([toDB1, toDB2], payloads).map { target, payload in
-            StreamClient.start(group: self.group, host: target.host, port: target.port, payload: payload, timeout: .seconds(120))
+        let outcomes = zip(routes, payloads).map { route, payload in
+            StreamClient.start(group: self.group, host: route.1.host, port: route.1.port, payload: payload, timeout: .seconds(120))
         }
         for (index, future) in outcomes.enumerated() {
             let outcome = try future.wait()
-            let route = index == 0 ? "app1 -> db1" : "db1 -> db2"
+            let route = routes[index].0
             XCTAssertEqual(outcome.end, .eof, "\(route): stream should end with a clean EOF")
             XCTAssertEqual(outcome.received.readableBytes, size, "\(route): echoed byte count")
             XCTAssertEqual(SHA256Digest.hex(outcome.received), SHA256Digest.hex(payloads[index]), "\(route): SHA-256 of the echo")
         }
-        print("round trip: 2 x 64 MiB echoed through two tunnels in \((ContinuousClock.now - started).milliseconds) ms")
+        print("round trip: 3 x 64 MiB echoed through three tunnels at once in \((ContinuousClock.now - started).milliseconds) ms")
     }
 
     /// 1,000 client connections at once through one forward (so one tunnel, 1,000 HTTP/2 streams),

@@ -1,0 +1,38 @@
+import Foundation
+import NIOCore
+import XCTest
+
+/// SIGTERM: meshd stops accepting, drains for `shutdown_grace`, exits 0; a stream still open when
+/// the grace ends is reset for its client, never ended with a FIN that would look complete.
+final class ShutdownTests: MeshTestCase {
+    func testSIGTERMExitsZeroAndResetsStreamsStillOpenAfterGrace() throws {
+        let mesh = try self.makeMesh(
+            range: 16, nodes: ["app1", "db1"],
+            tunnel: .init(pingInterval: "1s", deadAfter: 3, backoffMax: "2s", shutdownGrace: "1s"))
+        let echo = try self.makeEchoServer()
+        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
+        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
+        let app1 = try mesh.start("app1")
+        let db1 = try mesh.start("db1")
+        guard mesh.waitUp(app1, peer: "db1") else { return }
+
+        let payload = try self.randomBytes(16 * 1024)
+        let echoed = self.group.next().makePromise(of: Void.self)
+        let held = StreamClient.start(
+            group: self.group, host: forward.host, port: forward.port, payload: payload, halfClose: false,
+            timeout: .seconds(30), echoed: echoed)
+        XCTAssertNotNil(waitBounded(echoed.futureResult, timeout: .seconds(10)), "the held stream never echoed\n\(mesh.allLogs())")
+
+        let signalled = ContinuousClock.now
+        kill(db1.pid, SIGTERM)
+        let status = db1.waitForExit(timeout: .seconds(15))
+        let exited = ContinuousClock.now - signalled
+        XCTAssertEqual(status, 0, "db1 exit status after SIGTERM\n\(db1.logTail())")
+        XCTAssertFalse(db1.wasSignalled, "db1 should exit by itself, not die of the signal")
+        let outcome = waitBounded(held, timeout: .seconds(15))
+        print("SIGTERM db1 with a held stream: exit \(status.map(String.init) ?? "none") after \(exited.milliseconds) ms; client saw \(outcome?.end.description ?? "nothing")")
+        XCTAssertEqual(outcome?.end, .reset, "a stream cut by shutdown must be reset, not ended with EOF\n\(mesh.allLogs())")
+        XCTAssertEqual(outcome?.received, payload, "the echo received before the shutdown")
+        XCTAssertNotNil(app1.waitForLog(containing: "peer db1 down", timeout: .seconds(5)), "app1 noticed db1 leaving")
+    }
+}
