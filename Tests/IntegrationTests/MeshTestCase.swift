@@ -52,6 +52,12 @@ class MeshTestCase: XCTestCase {
         return server
     }
 
+    func makeTrickleEchoServer() throws -> TrickleEchoServer {
+        let server = try TrickleEchoServer(group: self.group)
+        self.cleanups.append { server.close() }
+        return server
+    }
+
     func makeHeldReader() throws -> HeldReaderServer {
         let server = try HeldReaderServer(group: self.group)
         self.cleanups.append { server.close() }
