@@ -87,7 +87,8 @@ final class MeshProcess {
     /// The last `lines` lines of the log, for failure messages.
     func logTail(_ lines: Int = 40) -> String {
         let all = self.log().split(separator: "\n", omittingEmptySubsequences: false)
-        return "--- \(self.node) log (\(self.logURL.path)) ---\n" + all.suffix(lines).joined(separator: "\n")
+        let state = self.isRunning ? "running" : "exited \(self.process.terminationStatus)\(self.wasSignalled ? " by signal" : "")"
+        return "--- \(self.node) pid \(self.pid), \(state), log \(self.logURL.path) ---\n" + all.suffix(lines).joined(separator: "\n")
     }
 
     /// kill -9: no chance to send GOAWAY or close anything cleanly. Waits (bounded) for the exit.
