@@ -87,6 +87,14 @@ let package = Package(
 
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
         .testTarget(
+            name: "MeshTunnelTests",
+            dependencies: [
+                "MeshTunnel", "MeshConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ]
+        ),
+        .testTarget(
             name: "MeshTLSTests",
             dependencies: [
                 "MeshTLS", "MeshConfig", "COpenSSL",

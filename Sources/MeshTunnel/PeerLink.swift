@@ -21,7 +21,7 @@ final class PeerLink: @unchecked Sendable {
     private let backoff: Backoff
     private let dialTunnel: @Sendable (PeerLink) -> EventLoopFuture<TunnelConnection>
     /// Loop-confined state (see `PeerLinkState` for the machine).
-    private var state: PeerLinkState
+    private var state: PeerLinkState<TunnelConnection>
     private var wasEverUp = false
     private var retryTask: Scheduled<Void>?
     private var lastLoggedError: String?
@@ -90,7 +90,7 @@ final class PeerLink: @unchecked Sendable {
 
     // MARK: The machine
 
-    private func handle(_ event: PeerLinkState.Event) {
+    private func handle(_ event: PeerLinkState<TunnelConnection>.Event) {
         self.eventLoop.preconditionInEventLoop()
         let before = self.state.publicState
         let actions = self.state.apply(event, dialer: self.dialer, wasEverUp: self.wasEverUp)

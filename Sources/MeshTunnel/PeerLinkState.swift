@@ -1,12 +1,13 @@
 /// The per-peer state machine of DESIGN.md: `connecting → handshaking → up`, and `down` with the
 /// last error whenever a tunnel fails or closes. One transition function, `PeerLinkState.apply`,
-/// so every change is visible in one place and can be tested without a network.
-enum PeerLinkState {
+/// so every change is visible in one place and can be tested without a network (`Connection` is
+/// `TunnelConnection` in the agent and any class in tests).
+enum PeerLinkState<Connection: AnyObject> {
     /// TCP connect in progress (dialer only). `attempt` counts consecutive failures so far.
     case connecting(attempt: Int)
     /// TCP is up, TLS is being negotiated.
-    case handshaking(attempt: Int, connection: TunnelConnection)
-    case up(TunnelConnection)
+    case handshaking(attempt: Int, connection: Connection)
+    case up(Connection)
     /// No tunnel. A dialer retries after a backoff; an acceptor waits for the peer to dial.
     case down(error: String, attempt: Int)
     /// Shut down or removed from the config; nothing more happens.
@@ -14,19 +15,19 @@ enum PeerLinkState {
 
     enum Event {
         case dialStarted
-        case tcpConnected(TunnelConnection)
-        case handshakeCompleted(TunnelConnection)
+        case tcpConnected(Connection)
+        case handshakeCompleted(Connection)
         /// The peer dialed us and passed TLS (acceptor side).
-        case accepted(TunnelConnection)
+        case accepted(Connection)
         /// A dial, a handshake or a live tunnel failed. `connection` nil: the TCP connect itself.
-        case failed(TunnelConnection?, error: String)
+        case failed(Connection?, error: String)
         case stop
     }
 
     enum Action {
         case dial
         case retry(attempt: Int)
-        case close(TunnelConnection)
+        case close(Connection)
         case publish
         case countReconnect
     }
@@ -85,7 +86,7 @@ enum PeerLinkState {
         }
     }
 
-    var connection: TunnelConnection? {
+    var connection: Connection? {
         switch self {
         case .handshaking(_, let connection), .up(let connection): connection
         default: nil
