@@ -316,9 +316,14 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func handshakeTimedOut(context: ChannelHandlerContext) {
         let seconds = Double(handshakeTimeout.nanoseconds) / 1e9
-        failHandshake(
-            context: context,
-            error: TLSHandshakeError(.timeout, "no complete TLS handshake within \(seconds) s; peer too slow or silent"))
+        let detail =
+            if case .awaitingServerAcceptance = state {
+                "server finished the TLS handshake but sent neither a session ticket nor data within \(seconds) s, "
+                    + "so it never confirmed it accepted our certificate"
+            } else {
+                "no complete TLS handshake within \(seconds) s; the peer is too slow or silent"
+            }
+        failHandshake(context: context, error: TLSHandshakeError(.timeout, detail))
     }
 
     /// TLS records start with content type 22 (handshake) or 21 (alert) and version 3.x. Anything else
