@@ -36,7 +36,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Ciphertext is handed to the channel in chunks of about this size, so one huge flush neither
     /// grows the write BIO without bound nor waits for all of its encryption before the first send.
-    private static let ciphertextChunk = 256 * 1024
+    private static let ciphertextChunk = 128 * 1024
 
     private var state: State = .idle
     private let connection: TLSConnection
@@ -463,16 +463,18 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         return nil
     }
 
-    /// `SSL_write` in chunks, passing ciphertext on (unflushed) whenever a chunk's worth is waiting.
+    /// `SSL_write` in chunks, passing ciphertext on whenever a chunk's worth is waiting.
     private func sslWrite(_ data: ByteBuffer, context: ChannelHandlerContext) -> [TLSQueuedError]? {
         var data = data
         while data.readableBytes > 0 {
             let slice = data.readSlice(length: min(data.readableBytes, Self.ciphertextChunk))!
             if let failure = slice.withUnsafeReadableBytes({ connection.write($0) }) { return failure }
             if connection.pendingCiphertext >= Self.ciphertextChunk {
+                // Flushed at once so the socket and the peer's decryption overlap with our encryption
+                // of the rest.
                 var out = context.channel.allocator.buffer(capacity: connection.pendingCiphertext)
                 connection.takeCiphertext(into: &out)
-                context.write(wrapOutboundOut(out), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(out), promise: nil)
             }
         }
         return nil
