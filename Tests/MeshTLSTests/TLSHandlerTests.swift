@@ -149,7 +149,7 @@ final class TLSHandlerTests: XCTestCase {
         let payload = TLSPipe.noise(1 << 20)
         try pipe.client.writeAndFlush(TLSPipe.buffer(payload)).wait()
         let writes = try pipe.outboundWrites(pipe.client)
-        XCTAssertLessThanOrEqual(writes.count, 5, "ciphertext leaves in 256 KiB chunks")
+        XCTAssertEqual(writes.filter { $0.readableBytes > 0 }.count, 8, "ciphertext leaves in 128 KiB chunks")
         var ciphertext = ByteBuffer()
         for var write in writes { ciphertext.writeBuffer(&write) }
         let records = tlsRecords(in: ciphertext)
