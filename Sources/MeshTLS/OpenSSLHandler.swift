@@ -49,6 +49,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var staging = ByteBuffer()
     /// The first bytes received, to tell a non-TLS client (HTTP, garbage) from a broken handshake.
     private var firstBytes: [UInt8] = []
+    /// Set while `encryptFlushedWrites` runs; guards it against re-entry.
+    private var isEncrypting = false
 
     /// Set when the handshake has completed: who the peer is.
     public private(set) var handshakeResult: TLSHandshakeCompleted?
@@ -421,7 +423,28 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// worth, large ones go to `SSL_write` directly in whole records; the ciphertext leaves in
     /// `ciphertextChunk`-sized channel writes followed by one flush.
     private func encryptFlushedWrites(context: ChannelHandlerContext) {
-        guard pendingWrites.hasMark else { return }
+        // Our own flushes complete write promises and can fire channelWritabilityChanged; a handler
+        // reacting to either may write and flush again, re-entering here. The running call owns the
+        // loop and picks those writes up, in order, on its next pass.
+        guard !isEncrypting else { return }
+        isEncrypting = true
+        defer { isEncrypting = false }
+        // Bounded: each pass takes every write flushed so far; more passes happen only if callbacks keep
+        // flushing from inside our flush.
+        for _ in 0..<1_000 {
+            guard pendingWrites.hasMark, canEncrypt else { return }
+            encryptOnePass(context: context)
+        }
+    }
+
+    private var canEncrypt: Bool {
+        switch state {
+        case .awaitingServerAcceptance, .active: return true
+        case .idle, .handshaking, .closing, .closed: return false
+        }
+    }
+
+    private func encryptOnePass(context: ChannelHandlerContext) {
         var promises: [EventLoopPromise<Void>] = []
         var failure: [TLSQueuedError]? = nil
         while pendingWrites.hasMark, let write = pendingWrites.popFirst() {

@@ -193,6 +193,20 @@ final class TLSHandlerTests: XCTestCase {
         XCTAssertEqual(pipe.serverRecorder.received, expected)
     }
 
+    func testWriteFlushedFromInsideOurFlushIsNotStranded() throws {
+        // A write promise completes inside the handler's own flush; its callback writes and flushes
+        // again (as a handler reacting to channelWritabilityChanged would). That write must go out in
+        // order, without waiting for some later flush.
+        let pipe = try connectedPipe()
+        let first = pipe.client.eventLoop.makePromise(of: Void.self)
+        first.futureResult.whenSuccess {
+            pipe.client.writeAndFlush(TLSPipe.buffer("second"), promise: nil)
+        }
+        pipe.client.writeAndFlush(TLSPipe.buffer("first,"), promise: first)
+        try pipe.exchange()
+        XCTAssertEqual(pipe.serverRecorder.receivedText, "first,second")
+    }
+
     // MARK: Closing
 
     func testCloseNotifyWhileDataIsInFlightDeliversAllDataFirst() throws {
