@@ -59,10 +59,14 @@ final class PeerLink: @unchecked Sendable {
         }
     }
 
+    /// Stops the link and closes its tunnel; completes once the tunnel's channel has closed, so
+    /// the event loops can be shut down after it without stray timers.
     func stop() -> EventLoopFuture<Void> {
-        self.eventLoop.submit {
+        self.eventLoop.flatSubmit {
             self.retryTask?.cancel()
+            let connection = self.state.connection
             self.handle(.stop)
+            return connection?.channel.closeFuture ?? self.eventLoop.makeSucceededVoidFuture()
         }
     }
 

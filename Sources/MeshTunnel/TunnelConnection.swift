@@ -206,7 +206,20 @@ private final class TunnelObserver: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // Keep the first error: it is the cause; later ones are consequences.
         if self.lastError == nil { self.lastError = error }
+        if error is TunnelDeadError {
+            // The peer is gone: say so now. Closing still waits for a close_notify that will
+            // never come (up to its timeout); the link must not wait with it.
+            self.reportClosed()
+        }
         context.close(promise: nil)
+    }
+
+    private var reported = false
+
+    private func reportClosed() {
+        guard !self.reported else { return }
+        self.reported = true
+        self.events.closed(self.connection, self.lastError)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -214,7 +227,7 @@ private final class TunnelObserver: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.events.closed(self.connection, self.lastError)
+        self.reportClosed()
         context.fireChannelInactive()
     }
 }
