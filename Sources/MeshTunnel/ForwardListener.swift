@@ -7,6 +7,7 @@ import NIOPosix
 /// that node. When the tunnel is down the client is reset at once rather than left hanging.
 struct ForwardListener: Sendable {
     let forward: ForwardSettings
+    let events: TunnelEvents
     let logger: Logger
 
     func bind(group: EventLoopGroup, link: PeerLink) -> EventLoopFuture<Channel> {
@@ -35,17 +36,20 @@ struct ForwardListener: Sendable {
         guard let tunnel = link.connection else {
             self.logger.info(
                 "forward \(self.forward.listenerName): tunnel to \(link.peer) is down, resetting client")
+            self.events.stream(peer: link.peer, service: self.forward.service, result: .failed)
             TCPReset.reset(channel)
             return
         }
-        try StreamBridge.bridge(channel, to: self.forward.service, over: tunnel, link: link, logger: self.logger)
+        try StreamBridge.bridge(
+            channel, to: self.forward.service, over: tunnel, link: link, events: self.events, logger: self.logger)
     }
 }
 
 /// Joins a local connection to a new CONNECT stream; shared by forwards and, later, the balancer.
 public enum StreamBridge {
     static func bridge(
-        _ channel: Channel, to service: String, over tunnel: TunnelConnection, link: PeerLink, logger: Logger
+        _ channel: Channel, to service: String, over tunnel: TunnelConnection, link: PeerLink,
+        events: TunnelEvents, logger: Logger
     ) throws {
         let pair = Splice.makePair(tcpLoop: channel.eventLoop, streamLoop: tunnel.channel.eventLoop, counters: link.counters)
         try channel.pipeline.syncOperations.addHandler(pair.tcp)
@@ -64,7 +68,12 @@ public enum StreamBridge {
                 streamSide.announceWritable()
             }
         }
-        opened.whenFailure { error in
+        opened.whenComplete { result in
+            guard case .failure(let error) = result else {
+                events.stream(peer: link.peer, service: service, result: .opened)
+                return
+            }
+            events.stream(peer: link.peer, service: service, result: error is StreamRefusedError ? .refused : .failed)
             logger.warning("stream to \(service)@\(link.peer) failed: \(error)")
             TCPReset.reset(channel)
         }

@@ -10,6 +10,8 @@ import NIOPosix
 public final class MeshNode: Sendable {
     public let name: String
     public let peers: PeerTable
+    /// Handshake failures and stream outcomes, for metrics.
+    public let events: TunnelEvents
     private let config: MeshConfiguration
     private let group: EventLoopGroup
     private let serverTLS: TLSContext
@@ -31,6 +33,9 @@ public final class MeshNode: Sendable {
         self.logger = logger
         let peers = PeerTable()
         self.peers = peers
+        let events = TunnelEvents(
+            peers: Set(config.nodes.keys).subtracting([node]), services: Set(config.services.keys))
+        self.events = events
         let settings = config.tunnel
         // Links need the serving rules (for reverse streams) and the rules need the links.
         let linkTable = NIOLockedValueBox<[String: PeerLink]>([:])
@@ -42,7 +47,7 @@ public final class MeshNode: Sendable {
             let identity = MeshIdentity(mesh: config.mesh, node: peer)
             links[peer] = PeerLink(
                 peer: peer, address: address, dialer: node < peer, eventLoop: group.next(), table: peers,
-                backoff: backoff, logger: logger
+                events: events, backoff: backoff, logger: logger
             ) { link in
                 Self.dial(link, identity: identity, tls: clientTLS, settings: settings, serving: serving, logger: logger)
             }
@@ -56,7 +61,8 @@ public final class MeshNode: Sendable {
     /// Throws, naming the address, when a listener cannot be bound.
     public func start() async throws {
         let own = self.config.nodes[self.name]!.address
-        let listener = TunnelListener(node: self.name, settings: self.config.tunnel, logger: self.logger)
+        let listener = TunnelListener(
+            node: self.name, settings: self.config.tunnel, events: self.events, logger: self.logger)
         let policy = PeerPolicy.declaredNode(mesh: self.config.mesh, nodes: Set(self.links.keys))
         let links = self.links
         let serving = Self.serving(config: self.config, node: self.name, links: self.linkTable)
@@ -71,7 +77,7 @@ public final class MeshNode: Sendable {
         for forward in self.config.forwards(on: self.name) {
             guard let link = self.links[forward.node] else { continue }
             do {
-                let channel = try await ForwardListener(forward: forward, logger: self.logger)
+                let channel = try await ForwardListener(forward: forward, events: self.events, logger: self.logger)
                     .bind(group: self.group, link: link).get()
                 self.listeners.withLockedValue { $0.append(channel) }
             } catch {

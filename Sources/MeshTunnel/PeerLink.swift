@@ -17,6 +17,7 @@ final class PeerLink: @unchecked Sendable {
     let counters = PeerCounters()
 
     private let table: PeerTable
+    private let events: TunnelEvents
     private let logger: Logger
     private let backoff: Backoff
     private let dialTunnel: @Sendable (PeerLink) -> EventLoopFuture<TunnelConnection>
@@ -30,13 +31,14 @@ final class PeerLink: @unchecked Sendable {
 
     init(
         peer: String, address: Endpoint, dialer: Bool, eventLoop: EventLoop, table: PeerTable,
-        backoff: Backoff, logger: Logger, dialTunnel: @escaping @Sendable (PeerLink) -> EventLoopFuture<TunnelConnection>
+        events: TunnelEvents, backoff: Backoff, logger: Logger, dialTunnel: @escaping @Sendable (PeerLink) -> EventLoopFuture<TunnelConnection>
     ) {
         self.peer = peer
         self.address = address
         self.dialer = dialer
         self.eventLoop = eventLoop
         self.table = table
+        self.events = events
         self.backoff = backoff
         self.dialTunnel = dialTunnel
         var logger = logger
@@ -85,7 +87,12 @@ final class PeerLink: @unchecked Sendable {
 
     func tunnelClosed(_ connection: TunnelConnection, _ error: Error?) {
         let text = error.map { "\($0)" } ?? "tunnel closed by \(self.peer)"
-        self.onLoop { self.handle(.failed(connection, error: text)) }
+        self.onLoop {
+            if case .handshaking(_, let current) = self.state, current === connection {
+                self.events.handshakeFailed(peer: self.peer, error: error)
+            }
+            self.handle(.failed(connection, error: text))
+        }
     }
 
     func measured(rtt: TimeAmount) {

@@ -13,12 +13,14 @@ import NIOPosix
 final class TunnelListener: Sendable {
     private let node: String
     private let settings: TunnelSettings
+    private let events: TunnelEvents
     private let logger: Logger
     private let pending = ManagedAtomic<Int>(0)
 
-    init(node: String, settings: TunnelSettings, logger: Logger) {
+    init(node: String, settings: TunnelSettings, events: TunnelEvents, logger: Logger) {
         self.node = node
         self.settings = settings
+        self.events = events
         self.logger = logger
     }
 
@@ -70,6 +72,7 @@ final class TunnelListener: Sendable {
         let accepted = ManagedAtomic<Bool>(false)
         let node = self.node
         let logger = self.logger
+        let tunnelEvents = self.events
         let events = TunnelConnection.Events(
             up: { connection, completed in
                 settle()
@@ -90,6 +93,7 @@ final class TunnelListener: Sendable {
                     guard case .some(let peer) = connection.peerName, let owner = link(peer) else { return }
                     owner.tunnelClosed(connection, error)
                 } else {
+                    tunnelEvents.handshakeFailed(peer: nil, error: error)
                     logger.warning(
                         "rejected connection: \(error.map { "\($0)" } ?? "closed during handshake")",
                         metadata: ["remote": "\(remote)"])
