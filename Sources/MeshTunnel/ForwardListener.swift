@@ -10,7 +10,7 @@ struct ForwardListener: Sendable {
     let events: TunnelEvents
     let logger: Logger
 
-    func bind(group: EventLoopGroup, link: PeerLink) -> EventLoopFuture<Channel> {
+    func bind(group: EventLoopGroup, socket: ListenSocket, link: PeerLink) -> EventLoopFuture<Channel> {
         // Accepted connections live on the link's event loop, where the tunnel it dials lives too,
         // so a splice never hops threads (a hop costs a wake-up on every round trip).
         let bootstrap = ServerBootstrap(group: group, childGroup: link.eventLoop)
@@ -22,14 +22,10 @@ struct ForwardListener: Sendable {
                     try self.accept(channel, link: link)
                 }
             }
-        switch self.forward.listen {
-        case .tcp(let host, let port):
-            return bootstrap
-                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .bind(host: host, port: port)
-        case .unix(let path):
-            return bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
+        if case .tcp = self.forward.listen {
+            return socket.open(bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1))
         }
+        return socket.open(bootstrap)
     }
 
     private func accept(_ channel: Channel, link: PeerLink) throws {

@@ -19,12 +19,15 @@ public final class MeshNode: Sendable {
     private let logger: Logger
     private let links: [String: PeerLink]
     private let linkTable: NIOLockedValueBox<[String: PeerLink]>
+    private let inherited: [String: CInt]
     private let listeners = NIOLockedValueBox<[Channel]>([])
 
     public init(
         config: MeshConfiguration, node: String, group: EventLoopGroup,
-        serverTLS: TLSContext, clientTLS: TLSContext, logger: Logger
+        serverTLS: TLSContext, clientTLS: TLSContext, logger: Logger,
+        inheritedListeners: [String: CInt] = [:]
     ) {
+        self.inherited = inheritedListeners
         self.name = node
         self.config = config
         self.group = group
@@ -57,6 +60,9 @@ public final class MeshNode: Sendable {
         self.linkTable = linkTable
     }
 
+    /// The systemd socket name of the tunnel listener (DESIGN.md).
+    public static let meshListenerName = "mesh"
+
     /// Binds every listener of this node (the mesh port and its forwards) and starts the links.
     /// Throws, naming the address, when a listener cannot be bound.
     public func start() async throws {
@@ -67,8 +73,9 @@ public final class MeshNode: Sendable {
         let links = self.links
         let serving = Self.serving(config: self.config, node: self.name, links: self.linkTable)
         do {
+            let socket = ListenSocket.choose(name: Self.meshListenerName, endpoint: own, inherited: self.inherited)
             let channel = try await listener.bind(
-                group: self.group, endpoint: own, tls: self.serverTLS, policy: policy, serving: serving
+                group: self.group, socket: socket, tls: self.serverTLS, policy: policy, serving: serving
             ) { links[$0] }.get()
             self.listeners.withLockedValue { $0.append(channel) }
         } catch {
@@ -77,8 +84,10 @@ public final class MeshNode: Sendable {
         for forward in self.config.forwards(on: self.name) {
             guard let link = self.links[forward.node] else { continue }
             do {
+                let socket = ListenSocket.choose(
+                    name: forward.listenerName, endpoint: forward.listen, inherited: self.inherited)
                 let channel = try await ForwardListener(forward: forward, events: self.events, logger: self.logger)
-                    .bind(group: self.group, link: link).get()
+                    .bind(group: self.group, socket: socket, link: link).get()
                 self.listeners.withLockedValue { $0.append(channel) }
             } catch {
                 throw ListenError(what: "forward \(forward.listenerName)", endpoint: forward.listen, underlying: error)

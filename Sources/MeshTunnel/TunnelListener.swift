@@ -27,7 +27,7 @@ final class TunnelListener: Sendable {
     /// Starts accepting on `endpoint` (or on an already-bound socket passed by systemd).
     func bind(
         group: EventLoopGroup,
-        endpoint: Endpoint,
+        socket: ListenSocket,
         tls: TLSContext,
         policy: PeerPolicy,
         serving: TunnelConnection.Serving,
@@ -42,12 +42,7 @@ final class TunnelListener: Sendable {
                     try self.configure(channel, tls: tls, policy: policy, serving: serving, link: link)
                 }
             }
-        switch endpoint {
-        case .tcp(let host, let port):
-            return bootstrap.bind(host: host, port: port)
-        case .unix(let path):
-            return bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
-        }
+        return socket.open(bootstrap)
     }
 
     private func configure(
