@@ -299,7 +299,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func becomeActive(context: ChannelHandlerContext) {
         guard let peer = connection.verifiedPeer else { return }
         _ = move(to: .active)
-        let result = TLSHandshakeCompleted(peer: peer.identity, peerCertificateNotAfter: peer.notAfter, alpn: connection.alpn)
+        let result = TLSHandshakeCompleted(
+            peer: peer.identity, peerCertificateNotAfter: peer.notAfter, peerCertificateSerial: peer.serial,
+            alpn: connection.alpn)
         handshakeResult = result
         context.fireUserInboundEventTriggered(result)
         encryptFlushedWrites(context: context)

@@ -48,7 +48,7 @@ final class TLSConnection {
     /// instead of OpenSSL's generic "certificate verify failed".
     var callbackRejection: TLSHandshakeError?
     /// Set by the verify callback once the leaf certificate passed the chain checks and the policy.
-    private(set) var verifiedPeer: (identity: MeshIdentity, notAfter: Date)?
+    private(set) var verifiedPeer: (identity: MeshIdentity, notAfter: Date, serial: String)?
     /// Client only: the server sent a session ticket, which it does only after accepting our
     /// certificate (TLS 1.3 lets a client finish before the server has verified it).
     var serverSentTicket = false
@@ -207,7 +207,7 @@ final class TLSConnection {
         }
         switch verdict {
         case .success(let identity):
-            verifiedPeer = (identity, X509Fields.notAfter(cert) ?? .distantPast)
+            verifiedPeer = (identity, X509Fields.notAfter(cert) ?? .distantPast, PKIOpenSSLValues.hex(X509_get0_serialNumber(cert)))
             return true
         case .failure(let rejection):
             callbackRejection = callbackRejection ?? rejection
