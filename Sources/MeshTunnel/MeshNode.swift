@@ -7,20 +7,39 @@ import NIOCore
 import NIOPosix
 
 /// Everything one node runs for the mesh: its tunnel listener, a link per peer, and its forwards.
+/// `reload` swaps in a new config and certificates while unchanged tunnels and streams go on.
 public final class MeshNode: Sendable {
     public let name: String
     public let peers: PeerTable
     /// Handshake failures and stream outcomes, for metrics.
     public let events: TunnelEvents
-    private let config: MeshConfiguration
     private let group: EventLoopGroup
-    private let serverTLS: TLSContext
-    private let clientTLS: TLSContext
     private let logger: Logger
-    private let links: [String: PeerLink]
-    private let linkTable: NIOLockedValueBox<[String: PeerLink]>
     private let inherited: [String: CInt]
-    private let listeners = NIOLockedValueBox<[Channel]>([])
+    /// The config and TLS contexts new connections use; replaced as a whole by `reload`.
+    private let generation: NIOLockedValueBox<Generation>
+    private let links = NIOLockedValueBox<[String: PeerLink]>([:])
+    private let meshListener = NIOLockedValueBox<Channel?>(nil)
+    /// Open forward listeners by `ForwardKey`.
+    private let forwards = NIOLockedValueBox<[ForwardKey: Channel]>([:])
+
+    private struct Generation: Sendable {
+        var config: MeshConfiguration
+        var serverTLS: TLSContext
+        var clientTLS: TLSContext
+    }
+
+    /// A forward is the same forward across a reload when all of it is the same.
+    private struct ForwardKey: Hashable, Sendable {
+        var listen: Endpoint
+        var service: String
+        var node: String
+        init(_ forward: ForwardSettings) {
+            self.listen = forward.listen
+            self.service = forward.service
+            self.node = forward.node
+        }
+    }
 
     public init(
         config: MeshConfiguration, node: String, group: EventLoopGroup,
@@ -29,104 +48,209 @@ public final class MeshNode: Sendable {
     ) {
         self.inherited = inheritedListeners
         self.name = node
-        self.config = config
         self.group = group
-        self.serverTLS = serverTLS
-        self.clientTLS = clientTLS
         self.logger = logger
-        let peers = PeerTable()
-        self.peers = peers
-        let events = TunnelEvents(
+        self.peers = PeerTable()
+        self.events = TunnelEvents(
             peers: Set(config.nodes.keys).subtracting([node]), services: Set(config.services.keys))
-        self.events = events
-        let settings = config.tunnel
-        // Links need the serving rules (for reverse streams) and the rules need the links.
-        let linkTable = NIOLockedValueBox<[String: PeerLink]>([:])
-        let serving = Self.serving(config: config, node: node, links: linkTable)
-        let backoff = Backoff(base: TimeAmount(settings.backoffMin), max: TimeAmount(settings.backoffMax))
-        var links: [String: PeerLink] = [:]
-        for peer in config.sortedNodeNames where peer != node {
-            guard let address = config.nodes[peer]?.address else { continue }
-            let identity = MeshIdentity(mesh: config.mesh, node: peer)
-            links[peer] = PeerLink(
-                peer: peer, address: address, dialer: node < peer, eventLoop: group.next(), table: peers,
-                events: events, backoff: backoff, logger: logger
-            ) { link in
-                Self.dial(link, identity: identity, tls: clientTLS, settings: settings, serving: serving, logger: logger)
-            }
+        self.generation = NIOLockedValueBox(Generation(config: config, serverTLS: serverTLS, clientTLS: clientTLS))
+        let links = config.sortedNodeNames.filter { $0 != node }.compactMap { self.makeLink(peer: $0, config: config) }
+        self.links.withLockedValue { table in
+            for link in links { table[link.peer] = link }
         }
-        self.links = links
-        linkTable.withLockedValue { $0 = links }
-        self.linkTable = linkTable
     }
 
     /// The systemd socket name of the tunnel listener (DESIGN.md).
     public static let meshListenerName = "mesh"
 
+    /// The config currently in force.
+    public var config: MeshConfiguration { self.generation.withLockedValue { $0.config } }
+
     /// Binds every listener of this node (the mesh port and its forwards) and starts the links.
     /// Throws, naming the address, when a listener cannot be bound.
     public func start() async throws {
-        let own = self.config.nodes[self.name]!.address
-        let listener = TunnelListener(
-            node: self.name, settings: self.config.tunnel, events: self.events, logger: self.logger)
-        let policy = PeerPolicy.declaredNode(mesh: self.config.mesh, nodes: Set(self.links.keys))
+        let config = self.config
+        let own = config.nodes[self.name]!.address
+        let listener = TunnelListener(node: self.name, settings: config.tunnel, events: self.events, logger: self.logger)
+        let generation = self.generation
         let links = self.links
-        let serving = Self.serving(config: self.config, node: self.name, links: self.linkTable)
         do {
             let socket = ListenSocket.choose(name: Self.meshListenerName, endpoint: own, inherited: self.inherited)
             let channel = try await listener.bind(
-                group: self.group, socket: socket, tls: self.serverTLS, policy: policy, serving: serving
-            ) { links[$0] }.get()
-            self.listeners.withLockedValue { $0.append(channel) }
+                group: self.group, socket: socket,
+                tls: { generation.withLockedValue { $0.serverTLS } },
+                policy: {
+                    generation.withLockedValue { generation in
+                        PeerPolicy.declaredNode(mesh: generation.config.mesh, nodes: Set(links.withLockedValue { $0.keys }))
+                    }
+                },
+                serving: self.serving()
+            ) { peer in links.withLockedValue { $0[peer] } }.get()
+            self.meshListener.withLockedValue { $0 = channel }
         } catch {
             throw ListenError(what: "mesh listener", endpoint: own, underlying: error)
         }
-        for forward in self.config.forwards(on: self.name) {
-            guard let link = self.links[forward.node] else { continue }
-            do {
-                let socket = ListenSocket.choose(
-                    name: forward.listenerName, endpoint: forward.listen, inherited: self.inherited)
-                let channel = try await ForwardListener(forward: forward, events: self.events, logger: self.logger)
-                    .bind(group: self.group, socket: socket, link: link).get()
-                self.listeners.withLockedValue { $0.append(channel) }
-            } catch {
-                throw ListenError(what: "forward \(forward.listenerName)", endpoint: forward.listen, underlying: error)
+        for forward in config.forwards(on: self.name) {
+            try await self.openForward(forward)
+        }
+        let started = self.links.withLockedValue { Array($0.values) }
+        for link in started { link.start() }
+        self.logger.info(
+            "node \(self.name) listening on \(own), \(started.count) peers, \(config.forwards(on: self.name).count) forwards")
+    }
+
+    /// What a reload changed.
+    public struct ReloadSummary: Sendable, CustomStringConvertible {
+        public var addedPeers: [String] = []
+        public var removedPeers: [String] = []
+        public var addedForwards: [String] = []
+        public var removedForwards: [String] = []
+        public var revokedPeers: [String] = []
+
+        public var description: String {
+            var parts: [String] = []
+            if !self.addedPeers.isEmpty { parts.append("peers added: \(self.addedPeers.joined(separator: ", "))") }
+            if !self.removedPeers.isEmpty { parts.append("peers removed: \(self.removedPeers.joined(separator: ", "))") }
+            if !self.addedForwards.isEmpty { parts.append("forwards added: \(self.addedForwards.joined(separator: ", "))") }
+            if !self.removedForwards.isEmpty { parts.append("forwards removed: \(self.removedForwards.joined(separator: ", "))") }
+            if !self.revokedPeers.isEmpty { parts.append("revoked peers disconnected: \(self.revokedPeers.joined(separator: ", "))") }
+            return parts.isEmpty ? "no tunnel or forward changed" : parts.joined(separator: "; ")
+        }
+    }
+
+    /// A reload that cannot be applied while running.
+    public struct ReloadError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Applies a new config and certificates: new handshakes use the new TLS contexts and access
+    /// rules at once; added peers get tunnels, removed peers' tunnels close, peers whose certificate
+    /// the new CRL revokes are disconnected; every other tunnel, and every stream on it, goes on.
+    /// The caller has validated `config` and built the contexts; nothing changes if this throws.
+    public func reload(config: MeshConfiguration, serverTLS: TLSContext, clientTLS: TLSContext, revokedSerials: Set<String>)
+        async throws -> ReloadSummary
+    {
+        let old = self.config
+        guard config.mesh == old.mesh else {
+            throw ReloadError(description: "mesh name changed from \(old.mesh) to \(config.mesh); restart meshd to join another mesh")
+        }
+        guard config.nodes[self.name]?.address == old.nodes[self.name]?.address else {
+            throw ReloadError(description: "nodes.\(self.name).address changed; restart meshd to move the tunnel listener")
+        }
+        guard config.tunnel == old.tunnel else {
+            throw ReloadError(description: "tunnel settings changed; restart meshd to apply them")
+        }
+        self.generation.withLockedValue { $0 = Generation(config: config, serverTLS: serverTLS, clientTLS: clientTLS) }
+        var summary = ReloadSummary()
+
+        // Peers: a peer whose address changed is a removed peer plus an added one.
+        let current = self.links.withLockedValue { $0 }
+        for (peer, link) in current.sorted(by: { $0.key < $1.key })
+        where config.nodes[peer] == nil || config.nodes[peer]?.address != link.address {
+            self.links.withLockedValue { _ = $0.removeValue(forKey: peer) }
+            try? await link.stop().get()
+            self.peers.remove(peer)
+            summary.removedPeers.append(peer)
+        }
+        for peer in config.sortedNodeNames where peer != self.name && self.links.withLockedValue({ $0[peer] }) == nil {
+            guard let link = self.makeLink(peer: peer, config: config) else { continue }
+            self.links.withLockedValue { $0[peer] = link }
+            link.start()
+            summary.addedPeers.append(peer)
+        }
+
+        // Forwards: by what they are, not by position.
+        let wanted = Dictionary(config.forwards(on: self.name).map { (ForwardKey($0), $0) }, uniquingKeysWith: { a, _ in a })
+        let open = self.forwards.withLockedValue { $0 }
+        for (key, channel) in open where wanted[key] == nil || summary.removedPeers.contains(key.node) {
+            self.forwards.withLockedValue { _ = $0.removeValue(forKey: key) }
+            try? await channel.close()
+            summary.removedForwards.append("\(key.listen) -> \(key.service)@\(key.node)")
+        }
+        for (key, forward) in wanted.sorted(by: { "\($0.key.listen)" < "\($1.key.listen)" })
+        where self.forwards.withLockedValue({ $0[key] }) == nil {
+            try await self.openForward(forward)
+            summary.addedForwards.append("\(key.listen) -> \(key.service)@\(key.node)")
+        }
+
+        // Revocations: the CRL is checked at handshake time, so a live tunnel must be cut by hand.
+        for status in self.peers.snapshot() where status.certificateSerial.map(revokedSerials.contains) == true {
+            if let link = self.links.withLockedValue({ $0[status.name] }), let connection = link.connection {
+                self.logger.warning("peer \(status.name) certificate \(status.certificateSerial ?? "") is revoked, disconnecting")
+                connection.close()
+                summary.revokedPeers.append(status.name)
             }
         }
-        for link in self.links.values { link.start() }
-        self.logger.info(
-            "node \(self.name) listening on \(own), \(self.links.count) peers, \(self.config.forwards(on: self.name).count) forwards")
+        self.logger.info("reloaded \(config.file): \(summary)")
+        return summary
     }
 
     /// Stops accepting, sends GOAWAY on every tunnel, waits up to `grace` for open streams to
     /// finish, then closes everything.
     public func shutdown(grace: Duration) async {
-        for channel in self.listeners.withLockedValue({ channels in defer { channels = [] }; return channels }) { try? await channel.close() }
-        for link in self.links.values { link.connection?.sendGoAway() }
+        let listeners = [self.meshListener.withLockedValue { $0 }].compactMap { $0 }
+            + self.forwards.withLockedValue { Array($0.values) }
+        for channel in listeners { try? await channel.close() }
+        let links = self.links.withLockedValue { Array($0.values) }
+        for link in links { link.connection?.sendGoAway() }
         let deadline = ContinuousClock.now + grace
         while ContinuousClock.now < deadline, self.peers.snapshot().contains(where: { $0.streamsActive > 0 }) {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        for link in self.links.values { try? await link.stop().get() }
+        for link in links { try? await link.stop().get() }
     }
 
     /// One PING round trip through the tunnel to `peer`.
     public func ping(peer: String) async throws -> Duration {
-        guard let connection = self.links[peer]?.connection else { throw PeerUnavailableError(peer: peer) }
+        guard let connection = self.links.withLockedValue({ $0[peer] })?.connection else {
+            throw PeerUnavailableError(peer: peer)
+        }
         return try await connection.ping().get().duration
     }
 
     // MARK: Wiring
 
-    private static func serving(
-        config: MeshConfiguration, node: String, links: NIOLockedValueBox<[String: PeerLink]>
-    ) -> TunnelConnection.Serving {
-        let maxStreams = config.tunnel.maxStreamsPerPeer
+    private func makeLink(peer: String, config: MeshConfiguration) -> PeerLink? {
+        guard let address = config.nodes[peer]?.address else { return nil }
+        let identity = MeshIdentity(mesh: config.mesh, node: peer)
+        let settings = config.tunnel
+        let backoff = Backoff(base: TimeAmount(settings.backoffMin), max: TimeAmount(settings.backoffMax))
+        let serving = self.serving()
+        let generation = self.generation
+        let logger = self.logger
+        return PeerLink(
+            peer: peer, address: address, dialer: self.name < peer, eventLoop: self.group.next(), table: self.peers,
+            events: self.events, backoff: backoff, logger: logger
+        ) { link in
+            Self.dial(
+                link, identity: identity, tls: generation.withLockedValue { $0.clientTLS }, settings: settings,
+                serving: serving, logger: logger)
+        }
+    }
+
+    private func openForward(_ forward: ForwardSettings) async throws {
+        guard let link = self.links.withLockedValue({ $0[forward.node] }) else { return }
+        do {
+            let socket = ListenSocket.choose(name: forward.listenerName, endpoint: forward.listen, inherited: self.inherited)
+            let channel = try await ForwardListener(forward: forward, events: self.events, logger: self.logger)
+                .bind(group: self.group, socket: socket, link: link).get()
+            self.forwards.withLockedValue { $0[ForwardKey(forward)] = channel }
+        } catch {
+            throw ListenError(what: "forward \(forward.listenerName)", endpoint: forward.listen, underlying: error)
+        }
+    }
+
+    /// Access rules and per-peer state, read afresh for every stream so a reload applies at once.
+    private func serving() -> TunnelConnection.Serving {
+        let generation = self.generation
+        let links = self.links
+        let node = self.name
         return TunnelConnection.Serving(
-            access: ServiceAccess(node: node, services: config.services),
+            access: { generation.withLockedValue { ServiceAccess(node: node, services: $0.config.services) } },
             peerState: { peer in
                 guard let link = links.withLockedValue({ $0[peer] }) else { return nil }
                 let counters = link.counters
+                let maxStreams = generation.withLockedValue { $0.config.tunnel.maxStreamsPerPeer }
                 return (counters, { counters.streamsActive.load(ordering: .relaxed) < maxStreams })
             })
     }

@@ -76,7 +76,10 @@ final class PeerLink: @unchecked Sendable {
 
     func tunnelUp(_ connection: TunnelConnection, _ completed: TLSHandshakeCompleted) {
         self.onLoop {
-            self.table.update(self.peer) { $0.certificateNotAfter = completed.peerCertificateNotAfter }
+            self.table.update(self.peer) {
+                $0.certificateNotAfter = completed.peerCertificateNotAfter
+                $0.certificateSerial = completed.peerCertificateSerial
+            }
             if self.dialer {
                 self.handle(.handshakeCompleted(connection))
             } else {

@@ -22,6 +22,8 @@ public struct PeerStatus: Sendable, Equatable, Codable {
     public var bytesReceived: UInt64
     public var reconnects: UInt64
     public var certificateNotAfter: Date?
+    /// The serial of the certificate the peer presented (uppercase hex), while a tunnel is up.
+    public var certificateSerial: String?
 
     public init(name: String, address: String, dialer: Bool, state: State, since: Date) {
         self.name = name

@@ -21,7 +21,7 @@ final class TunnelConnection: @unchecked Sendable {
 
     /// Everything a tunnel needs to serve the peer's streams.
     struct Serving: Sendable {
-        var access: ServiceAccess
+        var access: @Sendable () -> ServiceAccess
         /// The peer's counters and stream admission, found once the peer is known.
         var peerState: @Sendable (String) -> (counters: PeerCounters, admit: @Sendable () -> Bool)?
     }
@@ -63,7 +63,7 @@ final class TunnelConnection: @unchecked Sendable {
                     throw ChannelError.ioOnClosedChannel
                 }
                 try stream.pipeline.syncOperations.addHandler(ServiceRequestHandler(
-                    peer: peer, access: serving.access, counters: state.counters, logger: logger, admit: state.admit,
+                    peer: peer, access: serving.access(), counters: state.counters, logger: logger, admit: state.admit,
                     requester: requester))
             }
         }
@@ -116,7 +116,7 @@ final class TunnelConnection: @unchecked Sendable {
     /// Dialing side: opens the control stream on which the acceptor asks for reverse streams.
     fileprivate func openControlStream(peer: String) {
         guard let state = self.serving.peerState(peer) else { return }
-        let access = self.serving.access
+        let access = self.serving.access()
         let logger = self.logger
         let loop = self.channel.eventLoop
         let responder = ReverseResponder(

@@ -28,8 +28,8 @@ final class TunnelListener: Sendable {
     func bind(
         group: EventLoopGroup,
         socket: ListenSocket,
-        tls: TLSContext,
-        policy: PeerPolicy,
+        tls: @escaping @Sendable () -> TLSContext,
+        policy: @escaping @Sendable () -> PeerPolicy,
         serving: TunnelConnection.Serving,
         link: @escaping @Sendable (String) -> PeerLink?
     ) -> EventLoopFuture<Channel> {
@@ -46,7 +46,8 @@ final class TunnelListener: Sendable {
     }
 
     private func configure(
-        _ channel: Channel, tls: TLSContext, policy: PeerPolicy, serving: TunnelConnection.Serving,
+        _ channel: Channel, tls: @Sendable () -> TLSContext, policy: @Sendable () -> PeerPolicy,
+        serving: TunnelConnection.Serving,
         link: @escaping @Sendable (String) -> PeerLink?
     ) throws {
         let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
@@ -98,7 +99,7 @@ final class TunnelListener: Sendable {
                 if let peer = connection.peerName { link(peer)?.measured(rtt: rtt) }
             })
         _ = try TunnelConnection.configure(
-            channel: channel, mode: .server, tls: tls, policy: policy, settings: self.settings,
+            channel: channel, mode: .server, tls: tls(), policy: policy(), settings: self.settings,
             serving: serving, events: events, logger: self.logger)
     }
 }
