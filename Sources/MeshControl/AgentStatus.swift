@@ -83,15 +83,18 @@ public struct ReloadOutcome: Codable, Sendable, Equatable {
     public var at: Date
     /// Why the load failed, when `ok` is false.
     public var error: String?
+    /// What a successful reload changed (peers, forwards, revocations), in words.
+    public var summary: String?
 
-    public init(ok: Bool, at: Date, error: String? = nil) {
+    public init(ok: Bool, at: Date, error: String? = nil, summary: String? = nil) {
         self.ok = ok
         self.at = at
         self.error = error
+        self.summary = summary
     }
 
     enum CodingKeys: String, CodingKey {
-        case ok, at, error
+        case ok, at, error, summary
     }
 
     public func encode(to encoder: Encoder) throws {

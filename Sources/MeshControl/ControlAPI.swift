@@ -12,6 +12,7 @@ import NIOHTTP1
 /// - `GET  /v1/services`            → `[ServiceInfo]`
 /// - `GET  /v1/backends`            → `[BackendInfo]`
 /// - `POST /v1/peers/{name}/ping?count=N` → `PingReport` (N in 1...100, default 1)
+/// - `POST /v1/reload`              → `ReloadOutcome` (200 whether or not the new config was taken)
 /// - anything else → `ControlErrorBody` with 404 or 405.
 public final class ControlAPI: Sendable {
     /// Upper bound on `count`, so one request cannot keep the agent busy for long.
@@ -24,11 +25,17 @@ public final class ControlAPI: Sendable {
     private let source: any ControlDataSource
     private let facts: NIOLockedValueBox<AgentFacts>
     private let now: @Sendable () -> Date
+    private let reloadHandler = NIOLockedValueBox<(@Sendable () async -> ReloadOutcome)?>(nil)
 
     public init(source: any ControlDataSource, facts: AgentFacts, now: @escaping @Sendable () -> Date = { Date() }) {
         self.source = source
         self.facts = NIOLockedValueBox(facts)
         self.now = now
+    }
+
+    /// What `POST /v1/reload` runs: re-read the config and certificates and apply them.
+    public func onReload(_ handler: @escaping @Sendable () async -> ReloadOutcome) {
+        self.reloadHandler.withLockedValue { $0 = handler }
     }
 
     /// Replaces what `/v1/status` and `/v1/services` report, e.g. after a reload.
@@ -57,9 +64,14 @@ public final class ControlAPI: Sendable {
             return .json([BackendInfo]())
         case .ping(let name) where method == .POST:
             return await self.ping(peer: name, query: query)
+        case .reload where method == .POST:
+            guard let handler = self.reloadHandler.withLockedValue({ $0 }) else {
+                return .error(.serviceUnavailable, "this agent cannot reload")
+            }
+            return .json(await handler())
         case .status, .peers, .peer, .services, .backends:
             return self.methodNotAllowed(method, path, allow: "GET")
-        case .ping:
+        case .ping, .reload:
             return self.methodNotAllowed(method, path, allow: "POST")
         case .none:
             return .error(.notFound, "no endpoint \(path); see /v1/status, /v1/peers, /v1/services, /v1/backends")
@@ -68,7 +80,7 @@ public final class ControlAPI: Sendable {
 
     /// The endpoints by path, whatever the method.
     private enum Route {
-        case status, peers, services, backends
+        case status, peers, services, backends, reload
         case peer(String)
         case ping(String)
         case none
@@ -83,6 +95,7 @@ public final class ControlAPI: Sendable {
             case (2, "peers"): self = .peers
             case (2, "services"): self = .services
             case (2, "backends"): self = .backends
+            case (2, "reload"): self = .reload
             case (3, "peers"): self = .peer(segments[2])
             case (4, "peers") where segments[3] == "ping": self = .ping(segments[2])
             default: self = .none

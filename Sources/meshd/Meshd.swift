@@ -71,6 +71,9 @@ struct Meshd: AsyncParsableCommand {
         let control = ControlService(
             node: mesh, config: startup.config, configSHA256: configSHA256,
             certificateNotAfter: startup.serverTLS.certificateNotAfter, startedAt: Date(), group: group, logger: logger)
+        let reloader = Reloader(
+            configPath: self.config, node: startup.node, mesh: mesh, api: control.server.api, logger: logger)
+        control.server.api.onReload { await reloader.reload() }
         let serviceGroup = ServiceGroup(configuration: .init(
             services: [.init(service: service), .init(service: control)],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -15,6 +15,8 @@ struct Startup {
     var node: String
     var serverTLS: TLSContext
     var clientTLS: TLSContext
+    /// Serials the CRL revokes (uppercase hex), to cut live tunnels on reload.
+    var revokedSerials: Set<String>
 
     static func load(configPath: String, node requested: String?) throws -> Startup {
         let config: MeshConfiguration
@@ -33,7 +35,15 @@ struct Startup {
                     code: 2,
                     message: "\(files.cert): certificate is for \(identity.uri), but this node is \(MeshIdentity(mesh: config.mesh, node: node).uri) — issue one with 'meshctl pki issue \(node)'")
             }
-            return Startup(config: config, node: node, serverTLS: server, clientTLS: client)
+            var revoked: Set<String> = []
+            if let crl = files.crl {
+                do {
+                    revoked = Set(try RevocationList(pemFile: crl).info.revoked.map(\.serial))
+                } catch {
+                    throw StartupError(code: 2, message: "\(crl): \(error)")
+                }
+            }
+            return Startup(config: config, node: node, serverTLS: server, clientTLS: client, revokedSerials: revoked)
         } catch let error as TLSSetupError {
             throw StartupError(code: 2, message: "\(error)")
         }
