@@ -200,6 +200,19 @@ public final class MeshNode: Sendable {
         for link in links { try? await link.stop().get() }
     }
 
+    /// Carries an accepted local connection to `service` on `node` through the tunnel to that node,
+    /// the way a forward does (the balancer's front door uses this). Call on `channel`'s event
+    /// loop before it reads; bytes the caller already read must be written to the returned stream
+    /// side by the caller. Resets `channel` when the tunnel is down or the stream is refused.
+    public func bridge(_ channel: Channel, toService service: String, on node: String) throws {
+        guard let link = self.links.withLockedValue({ $0[node] }), let tunnel = link.connection else {
+            self.events.stream(peer: node, service: service, result: .failed)
+            TCPReset.reset(channel)
+            throw PeerUnavailableError(peer: node)
+        }
+        try StreamBridge.bridge(channel, to: service, over: tunnel, link: link, events: self.events, logger: self.logger)
+    }
+
     /// One PING round trip through the tunnel to `peer`.
     public func ping(peer: String) async throws -> Duration {
         guard let connection = self.links.withLockedValue({ $0[peer] })?.connection else {
