@@ -449,10 +449,16 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func encryptOnePass(context: ChannelHandlerContext) {
         var promises: [EventLoopPromise<Void>] = []
         var failure: [TLSQueuedError]? = nil
-        while pendingWrites.hasMark, let write = pendingWrites.popFirst() {
+        while pendingWrites.hasMark, canEncrypt, let write = pendingWrites.popFirst() {
             if let promise = write.promise { promises.append(promise) }
             failure = encrypt(write.data, context: context)
             if failure != nil { break }
+        }
+        guard canEncrypt else {
+            // Closed by a callback inside one of our flushes: what is still staged never goes out.
+            staging.clear()
+            promises.forEach { $0.fail(ChannelError.outputClosed) }
+            return
         }
         if failure == nil, staging.readableBytes > 0 {
             failure = sslWrite(staging, context: context)
