@@ -141,6 +141,7 @@ public final class MeshNode: Sendable {
             throw ReloadError(description: "tunnel settings changed; restart meshd to apply them")
         }
         self.generation.withLockedValue { $0 = Generation(config: config, serverTLS: serverTLS, clientTLS: clientTLS) }
+        self.events.declare(peers: Set(config.nodes.keys).subtracting([self.name]), services: Set(config.services.keys))
         var summary = ReloadSummary()
 
         // Peers: a peer whose address changed is a removed peer plus an added one.

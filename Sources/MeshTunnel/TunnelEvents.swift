@@ -29,28 +29,39 @@ public final class TunnelEvents: Sendable {
     private struct State {
         var handshakeFailures: [HandshakeKey: UInt64] = [:]
         var streams: [StreamKey: UInt64] = [:]
+        var declaredPeers: Set<String>
+        var declaredServices: Set<String>
     }
 
-    private let state = NIOLockedValueBox(State())
-    private let declaredPeers: Set<String>
-    private let declaredServices: Set<String>
+    private let state: NIOLockedValueBox<State>
 
     public init(peers: Set<String>, services: Set<String>) {
-        self.declaredPeers = peers
-        self.declaredServices = services
+        self.state = NIOLockedValueBox(State(declaredPeers: peers, declaredServices: services))
+    }
+
+    /// The names that may appear as label values; replaced on reload.
+    func declare(peers: Set<String>, services: Set<String>) {
+        self.state.withLockedValue {
+            $0.declaredPeers = peers
+            $0.declaredServices = services
+        }
     }
 
     func handshakeFailed(peer: String?, error: Error?) {
         let reason = (error as? TLSHandshakeError)?.reason.rawValue ?? HandshakeFailureReason.other.rawValue
-        let key = HandshakeKey(peer: self.label(peer, in: self.declaredPeers), reason: reason)
-        self.state.withLockedValue { $0.handshakeFailures[key, default: 0] += 1 }
+        self.state.withLockedValue { state in
+            let key = HandshakeKey(peer: Self.label(peer, in: state.declaredPeers), reason: reason)
+            state.handshakeFailures[key, default: 0] += 1
+        }
     }
 
     func stream(peer: String, service: String, result: StreamResult) {
-        let key = StreamKey(
-            peer: self.label(peer, in: self.declaredPeers), service: self.label(service, in: self.declaredServices),
-            result: result)
-        self.state.withLockedValue { $0.streams[key, default: 0] += 1 }
+        self.state.withLockedValue { state in
+            let key = StreamKey(
+                peer: Self.label(peer, in: state.declaredPeers), service: Self.label(service, in: state.declaredServices),
+                result: result)
+            state.streams[key, default: 0] += 1
+        }
     }
 
     public func handshakeFailures() -> [HandshakeKey: UInt64] {
@@ -61,7 +72,7 @@ public final class TunnelEvents: Sendable {
         self.state.withLockedValue { $0.streams }
     }
 
-    private func label(_ name: String?, in declared: Set<String>) -> String {
+    private static func label(_ name: String?, in declared: Set<String>) -> String {
         guard let name, declared.contains(name) else { return "unknown" }
         return name
     }
