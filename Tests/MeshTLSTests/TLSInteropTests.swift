@@ -84,6 +84,27 @@ final class TLSInteropTests: XCTestCase {
         XCTAssertEqual(server.log.errors, [])
     }
 
+    func testSessionsAreNeverResumed() throws {
+        // Every connection must re-check chain, dates and CRL: a ticket from an earlier connection
+        // must not let a client skip that.
+        let server = try startServer(greeting: "hello\n")
+        let session = pki.path("session-\(UUID().uuidString.prefix(6)).pem")
+        let options = ["-tls1_3", "-alpn", "h2", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")]
+        let first = try sClient(port: server.port, options + ["-sess_out", session])
+        XCTAssert(first.waitFor("hello"), first.text)
+        first.closeInput()
+        XCTAssertEqual(first.waitForExit(), 0, first.text)
+        XCTAssert(FileManager.default.fileExists(atPath: session), "s_client saved the session: \(first.text)")
+
+        let second = try sClient(port: server.port, options + ["-sess_in", session])
+        XCTAssert(second.waitFor("hello"), second.text)
+        second.closeInput()
+        XCTAssertEqual(second.waitForExit(), 0, second.text)
+        XCTAssert(second.text.contains("New, TLSv1.3"), second.text)
+        XCTAssertFalse(second.text.contains("Reused"), second.text)
+        XCTAssertEqual(server.log.handshakes.count, 2)
+    }
+
     func testTLS12ClientIsRejectedWithProtocolVersion() throws {
         let server = try startServer()
         let client = try sClient(
