@@ -2,7 +2,7 @@ import COpenSSL
 import MeshConfig
 import NIOCore
 
-/// The NIO TLS handler over OpenSSL memory BIOs.
+/// The NIO TLS handler over OpenSSL, fed through a ByteBuffer-backed BIO (see `TLSByteBufferBIO`).
 ///
 /// Modelled on swift-nio-ssl's `NIOSSLHandler`: ciphertext from the network is fed to OpenSSL,
 /// decrypted plaintext is gathered over a whole read burst and passed on at `channelReadComplete`,
@@ -500,11 +500,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         while data.readableBytes > 0 {
             let slice = data.readSlice(length: min(data.readableBytes, Self.ciphertextChunk))!
             if let failure = slice.withUnsafeReadableBytes({ connection.write($0) }) { return failure }
-            if connection.pendingCiphertext >= Self.ciphertextChunk {
+            if connection.pendingCiphertext >= Self.ciphertextChunk, let out = connection.takeCiphertext() {
                 // Flushed at once so the socket and the peer's decryption overlap with our encryption
                 // of the rest.
-                var out = context.channel.allocator.buffer(capacity: connection.pendingCiphertext)
-                connection.takeCiphertext(into: &out)
                 context.writeAndFlush(wrapOutboundOut(out), promise: nil)
             }
         }
@@ -515,10 +513,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func sendCiphertext(
         context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil, flush: Bool = true
     ) {
-        let pending = connection.pendingCiphertext
-        if pending > 0 {
-            var out = context.channel.allocator.buffer(capacity: pending)
-            connection.takeCiphertext(into: &out)
+        if let out = connection.takeCiphertext() {
             context.write(wrapOutboundOut(out), promise: promise)
         } else if let promise {
             // Keep ordering: the promise completes after earlier chunk writes do.

@@ -7,8 +7,8 @@ import NIOCore
 /// registered on the shared `SSL_CTX` find the per-connection policy and record their verdicts.
 let tlsConnectionExDataIndex: Int32 = tm_SSL_get_ex_new_index()
 
-/// One OpenSSL `SSL` object driven through two memory BIOs: bytes from the network are written
-/// into `readBIO`, ciphertext OpenSSL produces is taken from `writeBIO`. Owned by one
+/// One OpenSSL `SSL` object driven through a `TLSByteBufferBIO`: bytes from the network are handed
+/// to it as they come, ciphertext OpenSSL produces is taken from it as one ByteBuffer. Owned by one
 /// `OpenSSLHandler` and used only on its event loop.
 final class TLSConnection {
     /// TLS 1.3's largest plaintext record; reads reserve this much room, writes are coalesced to it.
@@ -37,8 +37,7 @@ final class TLSConnection {
     }
 
     let ssl: OpaquePointer
-    private let readBIO: OpaquePointer
-    private let writeBIO: OpaquePointer
+    private let transport: TLSByteBufferBIO
     let policy: PeerPolicy
     let role: TLSContext.Role
     /// Keeps the shared `SSL_CTX` alive for as long as this `SSL` uses it.
@@ -54,15 +53,11 @@ final class TLSConnection {
     var serverSentTicket = false
 
     init(context: TLSContext, policy: PeerPolicy) {
-        guard let ssl = SSL_new(context.ctx), let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem())
-        else { fatalError("OpenSSL could not allocate a connection (out of memory)") }
-        // An empty read BIO means "wait for more bytes", never end of stream: EOF comes from NIO.
-        _ = tm_BIO_set_mem_eof_return(readBIO, -1)
-        _ = tm_BIO_set_mem_eof_return(writeBIO, -1)
-        SSL_set_bio(ssl, readBIO, writeBIO)  // the SSL now owns both BIOs
+        guard let ssl = SSL_new(context.ctx) else { fatalError("OpenSSL could not allocate a connection (out of memory)") }
+        let transport = TLSByteBufferBIO(allocator: ByteBufferAllocator())
+        SSL_set_bio(ssl, transport.bio, transport.bio)  // one BIO both ways; the SSL now owns it
         self.ssl = ssl
-        self.readBIO = readBIO
-        self.writeBIO = writeBIO
+        self.transport = transport
         self.policy = policy
         self.role = context.role
         self.context = context
@@ -85,29 +80,17 @@ final class TLSConnection {
 
     // MARK: Bytes in and out
 
-    /// Hands network bytes to OpenSSL. A memory BIO accepts everything (it grows).
+    /// Hands network bytes to OpenSSL (kept, not copied, until OpenSSL reads them).
     func feed(_ buffer: ByteBuffer) {
-        buffer.withUnsafeReadableBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let chunk = Int32(min(bytes.count - offset, Int(Int32.max)))
-                let written = BIO_write(readBIO, bytes.baseAddress! + offset, chunk)
-                guard written > 0 else { fatalError("memory BIO refused \(chunk) bytes (out of memory)") }
-                offset += Int(written)
-            }
-        }
+        transport.receive(buffer)
     }
 
     /// Ciphertext waiting to go to the network.
-    var pendingCiphertext: Int { Int(BIO_ctrl_pending(writeBIO)) }
+    var pendingCiphertext: Int { transport.pendingCiphertext }
 
-    /// Moves all pending ciphertext into `buffer`'s writable bytes with one `BIO_read`.
-    func takeCiphertext(into buffer: inout ByteBuffer) {
-        let pending = pendingCiphertext
-        guard pending > 0 else { return }
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: pending) { space in
-            Int(max(0, BIO_read(writeBIO, space.baseAddress, Int32(min(pending, Int(Int32.max))))))
-        }
+    /// All ciphertext produced so far, as one buffer for the channel.
+    func takeCiphertext() -> ByteBuffer? {
+        transport.takeCiphertext()
     }
 
     // MARK: OpenSSL operations
@@ -147,10 +130,13 @@ final class TLSConnection {
         }
     }
 
-    /// Encrypts all of `bytes`. Without SSL_MODE_ENABLE_PARTIAL_WRITE and with a memory BIO that never
+    /// Encrypts all of `bytes`. Without SSL_MODE_ENABLE_PARTIAL_WRITE and with a BIO that never
     /// pushes back, `SSL_write` either takes everything (split into records) or fails.
     func write(_ bytes: UnsafeRawBufferPointer) -> [TLSQueuedError]? {
         guard bytes.count > 0 else { return nil }
+        // Each TLS 1.3 record adds a 5-byte header, the content type byte and a 16-byte tag.
+        let records = (bytes.count + Self.maxRecordPlaintext - 1) / Self.maxRecordPlaintext
+        transport.reserveOutbound(bytes.count + records * 22)
         ERR_clear_error()
         let written = SSL_write(ssl, bytes.baseAddress, Int32(bytes.count))
         if written == Int32(bytes.count) { return nil }
