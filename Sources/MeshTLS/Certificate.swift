@@ -46,6 +46,12 @@ public final class Certificate {
         return verified
     }
 
+    /// True when the PEM private key in `keyFile` is the key of this certificate; throws when the file
+    /// cannot be read or holds no unencrypted PEM key.
+    public func matchesKey(inFile keyFile: String) throws -> Bool {
+        self.matches(try PKIPrivateKey(pem: PKIFile.read(keyFile, missingHint: "check tls.key in mesh.json"), source: keyFile))
+    }
+
     /// True when `key` is the private key for this certificate's public key.
     func matches(_ key: PKIPrivateKey) -> Bool {
         let matched = X509_check_private_key(pointer, key.pointer) == 1

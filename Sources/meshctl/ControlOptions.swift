@@ -20,14 +20,15 @@ struct ControlOptions: ParsableArguments {
         if self.control != nil, self.config != nil || self.node != nil {
             throw ValidationError("pass either --control PATH or --config PATH --node NAME, not both")
         }
-        if self.node != nil, self.config == nil {
-            throw ValidationError("--node NAME needs --config PATH to look up the node's control socket")
-        }
     }
 
     /// The socket to talk to; a config problem exits 2 with the file and JSON path.
     func socketPath() throws -> String {
         if let control = self.control { return control }
+        // Checked here, not in validate(): `meshctl check PATH --node NAME` takes --node without --config.
+        if self.node != nil, self.config == nil {
+            throw MeshctlFailure(code: 2, message: "--node NAME needs --config PATH to look up the node's control socket")
+        }
         guard let path = self.config else { return NodeSettings.defaultControl }
         let config: MeshConfiguration
         do {
