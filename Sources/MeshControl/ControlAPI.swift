@@ -13,6 +13,7 @@ import NIOHTTP1
 /// - `GET  /v1/backends`            → `[BackendInfo]`
 /// - `POST /v1/peers/{name}/ping?count=N` → `PingReport` (N in 1...100, default 1)
 /// - `POST /v1/reload`              → `ReloadOutcome` (200 whether or not the new config was taken)
+/// - `GET  /metrics`                → Prometheus text (`MeshMetrics`), when the agent has metrics
 /// - anything else → `ControlErrorBody` with 404 or 405.
 public final class ControlAPI: Sendable {
     /// Upper bound on `count`, so one request cannot keep the agent busy for long.
@@ -26,10 +27,15 @@ public final class ControlAPI: Sendable {
     private let facts: NIOLockedValueBox<AgentFacts>
     private let now: @Sendable () -> Date
     private let reloadHandler = NIOLockedValueBox<(@Sendable () async -> ReloadOutcome)?>(nil)
+    private let metrics: MeshMetrics?
 
-    public init(source: any ControlDataSource, facts: AgentFacts, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        source: any ControlDataSource, facts: AgentFacts, metrics: MeshMetrics? = nil,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.source = source
         self.facts = NIOLockedValueBox(facts)
+        self.metrics = metrics
         self.now = now
     }
 
@@ -69,23 +75,32 @@ public final class ControlAPI: Sendable {
                 return .error(.serviceUnavailable, "this agent cannot reload")
             }
             return .json(await handler())
-        case .status, .peers, .peer, .services, .backends:
+        case .metrics where method == .GET:
+            guard let metrics = self.metrics else {
+                return .error(.notFound, "this agent serves no metrics")
+            }
+            return metrics.response()
+        case .status, .peers, .peer, .services, .backends, .metrics:
             return self.methodNotAllowed(method, path, allow: "GET")
         case .ping, .reload:
             return self.methodNotAllowed(method, path, allow: "POST")
         case .none:
-            return .error(.notFound, "no endpoint \(path); see /v1/status, /v1/peers, /v1/services, /v1/backends")
+            return .error(.notFound, "no endpoint \(path); see /v1/status, /v1/peers, /v1/services, /v1/backends, /metrics")
         }
     }
 
     /// The endpoints by path, whatever the method.
     private enum Route {
-        case status, peers, services, backends, reload
+        case status, peers, services, backends, reload, metrics
         case peer(String)
         case ping(String)
         case none
 
         init(_ segments: [String]) {
+            if segments == ["metrics"] {
+                self = .metrics
+                return
+            }
             guard segments.first == "v1" else {
                 self = .none
                 return

@@ -2,17 +2,21 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Serves one control connection: collects each request from NIOHTTP1's parser, asks `ControlAPI`
-/// for the response, and writes it back on the connection's event loop. A connection whose peer
-/// credentials were refused answers every request with 403.
+/// Serves one control connection: collects each request from NIOHTTP1's parser, asks its responder
+/// (`ControlAPI` on the control socket, the `/metrics` route on the TCP metrics listener) for the
+/// response, and writes it back on the connection's event loop. A connection whose peer credentials
+/// were refused answers every request with 403.
 final class ControlHTTPHandler: ChannelInboundHandler {
+    /// Answers one request, given its method and URI (path and query).
+    typealias Responder = @Sendable (HTTPMethod, String) async -> ControlResponse
+
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     /// Requests carry no bodies worth reading; a larger one is refused rather than buffered.
     static let maxBodyBytes = 64 * 1024
 
-    private let api: ControlAPI
+    private let respond: Responder
     /// Why this client may not use the API, or nil when it may.
     private let refusal: String?
     private var head: HTTPRequestHead?
@@ -20,8 +24,8 @@ final class ControlHTTPHandler: ChannelInboundHandler {
     /// True while `ControlAPI` works on a request (a long ping sends nothing for seconds).
     private var answering = false
 
-    init(api: ControlAPI, refusal: String?) {
-        self.api = api
+    init(respond: @escaping Responder, refusal: String?) {
+        self.respond = respond
         self.refusal = refusal
     }
 
@@ -57,10 +61,10 @@ final class ControlHTTPHandler: ChannelInboundHandler {
             self.write(.error(.payloadTooLarge, "request body over \(Self.maxBodyBytes) bytes"), keepAlive: false, context: context)
             return
         }
-        let api = self.api
+        let respond = self.respond
         self.answering = true
         let promise = context.eventLoop.makePromise(of: ControlResponse.self)
-        promise.completeWithTask { await api.respond(method: head.method, uri: head.uri) }
+        promise.completeWithTask { await respond(head.method, head.uri) }
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         promise.futureResult.whenSuccess { response in
             bound.value.handler.answering = false
@@ -70,7 +74,7 @@ final class ControlHTTPHandler: ChannelInboundHandler {
 
     private func write(_ response: ControlResponse, keepAlive: Bool, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Type", value: response.contentType)
         headers.add(name: "Content-Length", value: "\(response.body.count)")
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         for (name, value) in response.headers { headers.add(name: name, value: value) }

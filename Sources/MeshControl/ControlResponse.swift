@@ -1,17 +1,22 @@
 import Foundation
 import NIOHTTP1
 
-/// An HTTP response of the control API before it is written: a status and a JSON body.
+/// An HTTP response of the control API before it is written: a status and a body, JSON except for
+/// `/metrics`.
 public struct ControlResponse: Sendable {
     public var status: HTTPResponseStatus
     public var body: Data
     /// Extra headers, e.g. `Allow` on a 405.
     public var headers: [(String, String)]
+    public var contentType: String
 
-    public init(status: HTTPResponseStatus, body: Data, headers: [(String, String)] = []) {
+    public init(
+        status: HTTPResponseStatus, body: Data, headers: [(String, String)] = [], contentType: String = "application/json"
+    ) {
         self.status = status
         self.body = body
         self.headers = headers
+        self.contentType = contentType
     }
 
     public static func json<T: Encodable>(_ value: T, status: HTTPResponseStatus = .ok) -> ControlResponse {

@@ -82,7 +82,8 @@ public final class ControlServer: Sendable {
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                try channel.pipeline.syncOperations.addHandler(ControlHTTPHandler(api: api, refusal: refusal))
+                try channel.pipeline.syncOperations.addHandler(ControlHTTPHandler(
+                    respond: { await api.respond(method: $0, uri: $1) }, refusal: refusal))
             }
         }
     }

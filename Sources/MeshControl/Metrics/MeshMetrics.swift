@@ -1,0 +1,152 @@
+import Foundation
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// The agent's Prometheus series, served at `GET /metrics`: read from a `MetricsSource` at each
+/// scrape into a swift-prometheus registry and emitted in the Prometheus text format.
+///
+/// Gauges are set to the current value. Counters are advanced by what the source counted since the
+/// last scrape, so each stays monotonic while the source remains the one place the count lives.
+/// Series of peers that are gone (removed by a reload) disappear from the output.
+///
+/// Series (label values are bounded: declared names, `unknown`, and fixed reason/result sets):
+/// - `meshd_peer_up{peer}`, `meshd_peer_rtt_seconds{peer}` (only while up), `meshd_streams_active{peer}`
+/// - `meshd_tunnel_reconnects_total{peer}`, `meshd_bytes_total{peer,direction}` (`sent`, `received`)
+/// - `meshd_handshake_failures_total{peer,reason}`, `meshd_streams_total{peer,service,result}`
+public final class MeshMetrics: Sendable {
+    /// The Prometheus text exposition format, version 0.0.4.
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    /// Every series this type exports, with its type and help text, in one place.
+    enum Family: String, CaseIterable {
+        case peerUp = "meshd_peer_up"
+        case peerRTT = "meshd_peer_rtt_seconds"
+        case streamsActive = "meshd_streams_active"
+        case reconnects = "meshd_tunnel_reconnects_total"
+        case handshakeFailures = "meshd_handshake_failures_total"
+        case streams = "meshd_streams_total"
+        case bytes = "meshd_bytes_total"
+
+        var help: String {
+            switch self {
+            case .peerUp: "1 while the tunnel to the peer is up, else 0."
+            case .peerRTT: "Round-trip time of the last answered PING through the tunnel to the peer, while it is up."
+            case .streamsActive: "Streams open now through the tunnel to the peer, in both directions."
+            case .reconnects: "Tunnels to the peer established after the first one."
+            case .handshakeFailures: "Failed TLS handshakes by peer (unknown if it never proved a declared name) and reason."
+            case .streams: "Streams by peer, service and result (opened, refused, failed)."
+            case .bytes: "Payload bytes carried through the tunnel to the peer, by direction (sent, received)."
+            }
+        }
+    }
+
+    /// One time series: a family and its label pairs in a fixed order.
+    struct Series: Hashable {
+        var family: Family
+        var labels: [Label]
+
+        struct Label: Hashable {
+            var name: String
+            var value: String
+        }
+
+        init(_ family: Family, _ labels: KeyValuePairs<String, String>) {
+            self.family = family
+            self.labels = labels.map { Label(name: $0.key, value: $0.value) }
+        }
+
+        var pairs: [(String, String)] { self.labels.map { ($0.name, $0.value) } }
+    }
+
+    /// What the registry holds for us between scrapes, and the source's count each counter was last advanced to.
+    private struct Exported {
+        var gauges: [Series: Prometheus.Gauge] = [:]
+        var counters: [Series: (counter: Prometheus.Counter, at: UInt64)] = [:]
+    }
+
+    /// The registry behind `/metrics`. `bootstrapMetricsSystem()` routes swift-metrics instruments here too.
+    public let registry: PrometheusCollectorRegistry
+    private let source: any MetricsSource
+    /// Held for a whole scrape, so concurrent scrapes neither double-count nor interleave their output.
+    private let exported = NIOLockedValueBox(Exported())
+
+    public init(source: any MetricsSource, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.source = source
+        self.registry = registry
+    }
+
+    /// Makes this registry the process's swift-metrics backend, so instruments created with
+    /// swift-metrics anywhere in the agent (e.g. the balancer's) are served at `/metrics` too.
+    /// Call once per process: swift-metrics allows a single bootstrap.
+    public func bootstrapMetricsSystem() {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: self.registry))
+    }
+
+    /// Reads the source, brings the registry up to date, and returns the whole exposition text.
+    public func scrape() -> String {
+        self.exported.withLockedValue { exported in
+            let (gauges, counters) = Self.values(self.source.metricsSnapshot())
+            self.update(&exported, gauges: gauges, counters: counters)
+            return self.registry.emitToString()
+        }
+    }
+
+    /// `GET /metrics`: a fresh scrape as a 200 response in the Prometheus text format.
+    public func response() -> ControlResponse {
+        ControlResponse(status: .ok, body: Data(self.scrape().utf8), contentType: Self.contentType)
+    }
+
+    /// The current value of every series the snapshot implies.
+    static func values(_ snapshot: MetricsSnapshot) -> (gauges: [Series: Double], counters: [Series: UInt64]) {
+        var gauges: [Series: Double] = [:]
+        var counters: [Series: UInt64] = [:]
+        for peer in snapshot.peers {
+            let up = peer.state == .up
+            gauges[Series(.peerUp, ["peer": peer.name])] = up ? 1 : 0
+            if up, let rtt = peer.rttSeconds {
+                gauges[Series(.peerRTT, ["peer": peer.name])] = rtt
+            }
+            gauges[Series(.streamsActive, ["peer": peer.name])] = Double(peer.streamsActive)
+            counters[Series(.reconnects, ["peer": peer.name])] = peer.reconnects
+            counters[Series(.bytes, ["peer": peer.name, "direction": "sent"])] = peer.bytesSent
+            counters[Series(.bytes, ["peer": peer.name, "direction": "received"])] = peer.bytesReceived
+        }
+        for failure in snapshot.handshakeFailures {
+            counters[Series(.handshakeFailures, ["peer": failure.peer, "reason": failure.reason]), default: 0] += failure.count
+        }
+        for stream in snapshot.streams {
+            let series = Series(.streams, ["peer": stream.peer, "service": stream.service, "result": stream.result])
+            counters[series, default: 0] += stream.count
+        }
+        return (gauges, counters)
+    }
+
+    private func update(_ exported: inout Exported, gauges: [Series: Double], counters: [Series: UInt64]) {
+        for (series, value) in gauges {
+            let gauge = exported.gauges[series]
+                ?? self.registry.makeGauge(name: series.family.rawValue, labels: series.pairs, help: series.family.help)
+            gauge.set(value)
+            exported.gauges[series] = gauge
+        }
+        for (series, gauge) in exported.gauges where gauges[series] == nil {
+            self.registry.unregisterGauge(gauge)
+            exported.gauges[series] = nil
+        }
+
+        for (series, value) in counters {
+            let entry = exported.counters[series]
+            let counter = entry?.counter
+                ?? self.registry.makeCounter(name: series.family.rawValue, labels: series.pairs, help: series.family.help)
+            // A source count below the last one means the source started over; all of it is new.
+            let last = entry?.at ?? 0
+            let delta = value >= last ? value - last : value
+            if delta > 0 { counter.increment(by: Int64(clamping: delta)) }
+            exported.counters[series] = (counter, value)
+        }
+        for (series, entry) in exported.counters where counters[series] == nil {
+            self.registry.unregisterCounter(entry.counter)
+            exported.counters[series] = nil
+        }
+    }
+}
