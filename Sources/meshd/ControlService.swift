@@ -7,12 +7,16 @@ import MeshTunnel
 import NIOCore
 import ServiceLifecycle
 
-/// Serves the control API on this node's socket (`nodes.<name>.control`) for as long as the agent
-/// runs; on graceful shutdown it stops accepting and removes the socket file.
+/// Serves the control API on this node's socket (`nodes.<name>.control`), and `/metrics` on mesh.json's
+/// "metrics" address when set, for as long as the agent runs; on graceful shutdown it stops
+/// accepting and removes the socket file.
 struct ControlService: Service {
     static let version = "0.1.0"
 
     let server: ControlServer
+    /// Read at each scrape of `/metrics`, on the control socket and on `metricsServer`.
+    let metrics: MeshMetrics
+    let metricsServer: MetricsServer?
 
     init(
         node: MeshNode, config: MeshConfiguration, configSHA256: String, certificateNotAfter: Date?,
@@ -22,13 +26,24 @@ struct ControlService: Service {
             config: config, node: node.name, version: Self.version, startedAt: startedAt,
             configSHA256: configSHA256, certificateNotAfter: certificateNotAfter)
         let socketPath = config.nodes[node.name]?.control ?? NodeSettings.defaultControl
+        let metrics = MeshMetrics(source: node)
+        self.metrics = metrics
         self.server = ControlServer(
-            socketPath: socketPath, api: ControlAPI(source: node, facts: facts), group: group, logger: logger)
+            socketPath: socketPath, api: ControlAPI(source: node, facts: facts, metrics: metrics), group: group,
+            logger: logger)
+        self.metricsServer = config.metrics.map { MetricsServer(endpoint: $0, metrics: metrics, group: group, logger: logger) }
     }
 
     func run() async throws {
         try await self.server.start()
+        do {
+            try await self.metricsServer?.start()
+        } catch {
+            await self.server.stop()
+            throw error
+        }
         try? await gracefulShutdown()
+        await self.metricsServer?.stop()
         await self.server.stop()
     }
 

@@ -71,6 +71,8 @@ struct Meshd: AsyncParsableCommand {
         let control = ControlService(
             node: mesh, config: startup.config, configSHA256: configSHA256,
             certificateNotAfter: startup.serverTLS.certificateNotAfter, startedAt: Date(), group: group, logger: logger)
+        // Before anything creates a swift-metrics instrument: they bind to the backend at creation.
+        control.metrics.bootstrapMetricsSystem()
         let reloader = Reloader(
             configPath: self.config, node: startup.node, mesh: mesh, api: control.server.api, logger: logger)
         control.server.api.onReload { await reloader.reload() }
