@@ -27,6 +27,11 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
 
         // mesh.json model and validation. Foundation only.
         .target(name: "MeshConfig"),
@@ -69,10 +74,23 @@ let package = Package(
             ]
         ),
 
+        // Named listen fds (socket activation), sd_notify states and the watchdog.
+        .target(
+            name: "MeshSystemd",
+            dependencies: [
+                "CSystemd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         .executableTarget(
             name: "meshd",
             dependencies: [
-                "MeshConfig", "MeshTLS", "MeshTunnel", "MeshControl",
+                "MeshConfig", "MeshTLS", "MeshTunnel", "MeshControl", "MeshSystemd",
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -113,6 +131,15 @@ let package = Package(
                 "MeshControl", "MeshTunnel", "MeshConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "MeshSystemdTests",
+            dependencies: [
+                "MeshSystemd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

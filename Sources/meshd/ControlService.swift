@@ -17,6 +17,8 @@ struct ControlService: Service {
     /// Read at each scrape of `/metrics`, on the control socket and on `metricsServer`.
     let metrics: MeshMetrics
     let metricsServer: MetricsServer?
+    /// Called once the control socket accepts connections (systemd's READY=1 waits for it).
+    var onStarted: @Sendable () -> Void = {}
 
     init(
         node: MeshNode, config: MeshConfiguration, configSHA256: String, certificateNotAfter: Date?,
@@ -42,6 +44,7 @@ struct ControlService: Service {
             await self.server.stop()
             throw error
         }
+        self.onStarted()
         try? await gracefulShutdown()
         await self.metricsServer?.stop()
         await self.server.stop()

@@ -5,9 +5,12 @@ import ServiceLifecycle
 struct MeshNodeService: Service {
     let node: MeshNode
     let grace: Duration
+    /// Called once every listener is open (systemd's READY=1 waits for it).
+    var onStarted: @Sendable () -> Void = {}
 
     func run() async throws {
         try await self.node.start()
+        self.onStarted()
         try? await gracefulShutdown()
         await self.node.shutdown(grace: self.grace)
     }

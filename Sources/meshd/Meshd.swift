@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MeshConfig
+import MeshSystemd
 import MeshTLS
 import MeshTunnel
 import NIOCore
@@ -25,6 +26,11 @@ struct Meshd: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("debug-stall-event-loop-after"), help: ArgumentHelp(
+        "Test only: after SECONDS, block one event loop until shutdown, to prove the systemd watchdog stops pinging.",
+        valueName: "SECONDS"))
+    var debugStallEventLoopAfter: Double?
+
     static func main() async {
         do {
             let meshd = try parse()
@@ -45,6 +51,9 @@ struct Meshd: AsyncParsableCommand {
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of: trace, debug, info, notice, warning, error, critical")
         }
+        if let seconds = self.debugStallEventLoopAfter, !(seconds >= 0 && seconds < 86_400) {
+            throw ValidationError("--debug-stall-event-loop-after must be between 0 and 86400 seconds")
+        }
     }
 
     func run() async throws {
@@ -56,28 +65,36 @@ struct Meshd: AsyncParsableCommand {
         }
         let logger = Logger(label: "meshd")
         let startup = try Startup.load(configPath: self.config, node: self.node)
+        let passed = try SystemdListeners.adopt(config: startup.config, node: startup.node, logger: logger)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let mesh = MeshNode(
             config: startup.config, node: startup.node, group: group,
-            serverTLS: startup.serverTLS, clientTLS: startup.clientTLS, logger: logger)
-        let service = MeshNodeService(node: mesh, grace: startup.config.tunnel.shutdownGrace)
+            serverTLS: startup.serverTLS, clientTLS: startup.clientTLS, logger: logger, inheritedListeners: passed)
+        let systemd = SystemdIntegration(
+            mesh: mesh, group: group, statusLine: StatusLine(),
+            stallAfter: self.debugStallEventLoopAfter.map { .milliseconds(Int64($0 * 1000)) }, logger: logger)
+        var service = MeshNodeService(node: mesh, grace: startup.config.tunnel.shutdownGrace)
+        service.onStarted = { systemd.started(.listeners) }
         let configSHA256: String
         do {
             configSHA256 = try ControlService.sha256(ofFile: self.config)
         } catch {
             throw StartupError(code: 2, message: "\(error)")
         }
-        let control = ControlService(
+        var control = ControlService(
             node: mesh, config: startup.config, configSHA256: configSHA256,
             certificateNotAfter: startup.serverTLS.certificateNotAfter, startedAt: Date(), group: group, logger: logger)
         // Before anything creates a swift-metrics instrument: they bind to the backend at creation.
         control.metrics.bootstrapMetricsSystem()
         let reloader = Reloader(
             configPath: self.config, node: startup.node, mesh: mesh, api: control.server.api, logger: logger)
-        control.server.api.onReload { await reloader.reload() }
+        control.onStarted = { systemd.started(.control) }
+        control.server.api.onReload { await systemd.reload { await reloader.reload() } }
+        let hangup = await HangupService { _ = await systemd.reload { await reloader.reload() } }
         let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: service), .init(service: control)],
+            // Shutdown runs in reverse order: systemd's service first (STOPPING=1), the node last.
+            services: [.init(service: service), .init(service: control), .init(service: hangup), .init(service: systemd.service)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {

@@ -1,0 +1,56 @@
+import Logging
+import MeshConfig
+import MeshSystemd
+import MeshTunnel
+import NIOCore
+
+/// The sockets systemd passed meshd (socket activation), matched by name to this node's
+/// listeners from mesh.json: `mesh`, `forward-<port>`, `<balancer>-rw`, `<balancer>-ro`.
+enum SystemdListeners {
+    /// Every listener this node opens, by socket-activation name, with its mesh.json address.
+    static func expected(config: MeshConfiguration, node: String) -> [String: Endpoint] {
+        var names: [String: Endpoint] = [:]
+        if let own = config.nodes[node]?.address { names[MeshNode.meshListenerName] = own }
+        for forward in config.forwards(on: node) { names[forward.listenerName] = forward.listen }
+        for balancer in config.balancers(on: node) {
+            if let rw = balancer.on[node]?.rw { names[balancer.rwListenerName] = rw }
+            if let ro = balancer.on[node]?.ro { names[balancer.roListenerName] = ro }
+        }
+        return names
+    }
+
+    /// The passed descriptors this node's listeners adopt, by name (empty outside socket
+    /// activation). Descriptors no listener claims are closed with a warning; one bound to another
+    /// address than mesh.json says is still used (systemd's unit wins) but logged, since peers and
+    /// clients read mesh.json.
+    static func adopt(config: MeshConfiguration, node: String, logger: Logger) throws -> [String: CInt] {
+        let passed: PassedSockets
+        do {
+            passed = try PassedSockets.fromEnvironment()
+        } catch {
+            throw StartupError(code: 2, message: "\(error)")
+        }
+        guard !passed.sockets.isEmpty else { return [:] }
+        let expected = self.expected(config: config, node: node)
+        let adopted = passed.adopt(expected: Set(expected.keys), logger: logger)
+        for (name, fd) in adopted.sorted(by: { $0.key < $1.key }) {
+            guard let endpoint = expected[name] else { continue }
+            let actual = PassedSockets.localAddress(of: fd)
+            if let wanted = self.socketAddress(endpoint), let actual, actual != wanted {
+                logger.warning(
+                    "systemd socket \"\(name)\" (fd \(fd)) is bound to \(actual), but mesh.json (\(config.file)) says \(endpoint); serving the passed socket — make ListenStream= in meshd.socket match mesh.json")
+            }
+            logger.info("listener \(name): adopting fd \(fd) from systemd (\(actual.map { "\($0)" } ?? "\(endpoint)"))")
+        }
+        return adopted
+    }
+
+    /// The address an endpoint names when it is an IP literal or a socket path; nil for a host
+    /// name (resolving it here could disagree with the resolver systemd used).
+    private static func socketAddress(_ endpoint: Endpoint) -> SocketAddress? {
+        switch endpoint {
+        case .tcp(let host, let port): try? SocketAddress(ipAddress: host, port: port)
+        case .unix(let path): try? SocketAddress(unixDomainSocketPath: path)
+        }
+    }
+}
