@@ -135,7 +135,7 @@ final class TLSHandlerTests: XCTestCase {
         let firstFlight = try pipe.drain(pipe.server)
         try pipe.deliver(firstFlight, to: pipe.client)
         var completed = 0
-        for promise in [first, second, third] { promise.futureResult.whenSuccess { completed += 1 } }
+        for promise in [first, second, third] { promise.futureResult.assumeIsolated().whenSuccess { completed += 1 } }
         XCTAssertEqual(completed, 2, "the flushed writes went out with the client's Finished")
 
         pipe.client.flush()
@@ -199,7 +199,7 @@ final class TLSHandlerTests: XCTestCase {
         // order, without waiting for some later flush.
         let pipe = try connectedPipe()
         let first = pipe.client.eventLoop.makePromise(of: Void.self)
-        first.futureResult.whenSuccess {
+        first.futureResult.assumeIsolated().whenSuccess {
             pipe.client.writeAndFlush(TLSPipe.buffer("second"), promise: nil)
         }
         pipe.client.writeAndFlush(TLSPipe.buffer("first,"), promise: first)
@@ -215,7 +215,7 @@ final class TLSHandlerTests: XCTestCase {
         pipe.client.writeAndFlush(TLSPipe.buffer(payload), promise: nil)
         let closed = pipe.client.close()
         var closeResult: Result<Void, any Error>?
-        closed.whenComplete { closeResult = $0 }
+        closed.assumeIsolated().whenComplete { closeResult = $0 }
         XCTAssertNil(closeResult, "waits for the server's close_notify")
         try pipe.exchange()
         XCTAssertEqual(pipe.serverRecorder.received, payload)
@@ -241,8 +241,8 @@ final class TLSHandlerTests: XCTestCase {
     func testSimultaneousClose() throws {
         let pipe = try connectedPipe()
         var results: [Result<Void, any Error>] = []
-        pipe.client.close().whenComplete { results.append($0) }
-        pipe.server.close().whenComplete { results.append($0) }
+        pipe.client.close().assumeIsolated().whenComplete { results.append($0) }
+        pipe.server.close().assumeIsolated().whenComplete { results.append($0) }
         try pipe.exchange()
         XCTAssertEqual(results.count, 2)
         XCTAssert(results.allSatisfy { (try? $0.get()) != nil }, "\(results)")
@@ -254,7 +254,7 @@ final class TLSHandlerTests: XCTestCase {
     func testPeerThatNeverAnswersCloseNotifyIsClosedAfterTheTimeout() throws {
         let pipe = try connectedPipe()
         var closed = false
-        pipe.client.close().whenSuccess { closed = true }
+        pipe.client.close().assumeIsolated().whenSuccess { closed = true }
         _ = try pipe.drain(pipe.client)  // the close_notify goes nowhere
         pipe.client.embeddedEventLoop.advanceTime(by: .seconds(2))
         XCTAssertFalse(closed)
