@@ -47,10 +47,11 @@ final class TLSInteropTests: XCTestCase {
         return process
     }
 
-    private func startServer(greeting: String? = nil) throws -> TLSTestServer {
+    private func startServer(greeting: String? = nil, handshakeTimeout: TimeAmount = .seconds(5)) throws -> TLSTestServer {
         let server = try TLSTestServer(
             group: group, context: try pki.context(.server, "db1", crl: true),
-            policy: .declaredNode(mesh: "demo", nodes: ["db1", "db2", "app1"]), greeting: greeting)
+            policy: .declaredNode(mesh: "demo", nodes: ["db1", "db2", "app1"]), greeting: greeting,
+            handshakeTimeout: handshakeTimeout)
         servers.append(server)
         return server
     }
@@ -155,6 +156,24 @@ final class TLSInteropTests: XCTestCase {
         XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty })
         XCTAssertEqual(server.log.handshakeErrors.first?.reason, .notTLS)
         XCTAssert(try raw.closeFuture.waitBounded(timeout: .seconds(5)), "the server closes the connection")
+    }
+
+    func testClientThatHangsUpMidHandshakeIsEOF() throws {
+        let server = try startServer()
+        let raw = try ClientBootstrap(group: group).connect(host: "127.0.0.1", port: server.port).wait()
+        try raw.close().wait()
+        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty })
+        XCTAssertEqual(server.log.handshakeErrors.first?.reason, .eof)
+    }
+
+    func testSilentClientTimesOutAndIsDisconnected() throws {
+        let server = try startServer(handshakeTimeout: .milliseconds(300))
+        let raw = try ClientBootstrap(group: group).connect(host: "127.0.0.1", port: server.port).wait()
+        let started = Date()
+        XCTAssert(try raw.closeFuture.waitBounded(timeout: .seconds(5)), "the server hangs up on a silent client")
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 0.25)
+        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty })
+        XCTAssertEqual(server.log.handshakeErrors.first?.reason, .timeout)
     }
 
     // MARK: Our client, openssl s_server

@@ -83,13 +83,17 @@ final class TLSTestServer {
     let log = TLSConnectionLog()
     var port: Int { channel.localAddress!.port! }
 
-    init(group: EventLoopGroup, context: TLSContext, policy: PeerPolicy, greeting: String? = nil) throws {
+    init(
+        group: EventLoopGroup, context: TLSContext, policy: PeerPolicy, greeting: String? = nil,
+        handshakeTimeout: TimeAmount = .seconds(5)
+    ) throws {
         let log = self.log
         channel = try ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(OpenSSLHandler(context: context, policy: policy))
+                    try channel.pipeline.syncOperations.addHandler(
+                        OpenSSLHandler(context: context, policy: policy, handshakeTimeout: handshakeTimeout))
                     try channel.pipeline.syncOperations.addHandler(TLSLoggingHandler(log: log, greeting: greeting))
                 }
             }
