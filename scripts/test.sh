@@ -8,6 +8,8 @@ need=()
 command -v openssl >/dev/null || need+=(openssl)
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 dpkg -s libsystemd-dev >/dev/null 2>&1 || need+=(libsystemd-dev)
+# systemd-socket-activate and systemd-analyze, for MeshSystemdTests.
+{ command -v systemd-socket-activate && command -v systemd-analyze; } >/dev/null || need+=(systemd)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v stunnel4 >/dev/null || need+=(stunnel4)
 command -v socat >/dev/null || need+=(socat)
