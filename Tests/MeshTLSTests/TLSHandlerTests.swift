@@ -207,6 +207,23 @@ final class TLSHandlerTests: XCTestCase {
         XCTAssertEqual(pipe.serverRecorder.receivedText, "first,second")
     }
 
+    func testHandlersAndTheirOpenSSLObjectsAreFreedAfterClose() throws {
+        // No retain cycle through timers, ex_data or the BIO: closed connections give their memory back.
+        weak var clientHandler: OpenSSLHandler?
+        weak var serverHandler: OpenSSLHandler?
+        do {
+            let pipe = try TLSPipe(client: Self.clientContext, server: Self.serverContext)
+            clientHandler = pipe.clientHandler
+            serverHandler = pipe.serverHandler
+            try pipe.activate()
+            try pipe.exchange()
+            XCTAssertNotNil(pipe.serverRecorder.handshake)
+            pipe.finish()
+        }
+        XCTAssertNil(clientHandler)
+        XCTAssertNil(serverHandler)
+    }
+
     // MARK: Closing
 
     func testCloseNotifyWhileDataIsInFlightDeliversAllDataFirst() throws {
