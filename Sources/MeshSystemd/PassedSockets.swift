@@ -13,6 +13,11 @@ public struct PassedSockets: Sendable {
     public struct Socket: Sendable, Equatable {
         public var fd: CInt
         public var name: String
+
+        public init(fd: CInt, name: String) {
+            self.fd = fd
+            self.name = name
+        }
     }
 
     /// A passed descriptor meshd cannot use as a listener, or a malformed environment.
@@ -67,7 +72,7 @@ public struct PassedSockets: Sendable {
                 ? "a second socket with that name"
                 : "no listener of this node has that name (expected: \(expected.sorted().joined(separator: ", ")))"
             logger.warning(
-                "systemd passed fd \(socket.fd) named \"\(socket.name)\" on \(Self.localAddress(of: socket.fd).map { "\($0)" } ?? "an unknown address"): \(why); closing it — fix FileDescriptorName= in meshd.socket")
+                "systemd passed fd \(socket.fd) named \"\(socket.name)\" on \(Self.localAddress(of: socket.fd).map { "\($0)" } ?? "an unknown address"): \(why); closing it — fix FileDescriptorName= in the meshd*.socket units")
             close(socket.fd)
         }
         return adopted
