@@ -42,11 +42,14 @@ if [ -z "$destdir" ] && [ "$(id -u)" -ne 0 ]; then
 fi
 
 if [ "$build" -eq 1 ]; then
-  echo "==> building release binaries (swift build -c release)"
-  (cd "$repo" && swift build -c release --product meshd && swift build -c release --product meshctl)
+  # The Swift runtime is linked in, so the binaries run on hosts without a Swift toolchain
+  # (they need only libc, libssl3 and libsystemd0).
+  echo "==> building release binaries (swift build -c release --static-swift-stdlib)"
+  (cd "$repo" && swift build -c release --static-swift-stdlib --product meshd \
+    && swift build -c release --static-swift-stdlib --product meshctl)
 fi
 if [ -z "$from" ]; then
-  from="$(cd "$repo" && swift build -c release --show-bin-path)"
+  from="$(cd "$repo" && swift build -c release --static-swift-stdlib --show-bin-path)"
 fi
 for binary in meshd meshctl; do
   [ -x "$from/$binary" ] || die "no $binary in $from: build it (drop --skip-build) or pass --from DIR"

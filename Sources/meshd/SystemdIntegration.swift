@@ -24,6 +24,8 @@ final class SystemdIntegration: Sendable {
     private let watchdog: Watchdog?
     private let stall: EventLoopStall?
     private let lastReload = NIOLockedValueBox<ReloadOutcome?>(nil)
+    /// The latest reload asked for; the next one waits for it.
+    private let reloads = NIOLockedValueBox<Task<ReloadOutcome, Never>?>(nil)
     private let logger: Logger
 
     init(mesh: MeshNode, group: EventLoopGroup, statusLine: StatusLine, stallAfter: Duration?, logger: Logger) {
@@ -59,8 +61,22 @@ final class SystemdIntegration: Sendable {
     }
 
     /// Runs `reload` between `RELOADING=1` and `READY=1` (SIGHUP and `meshctl reload` alike); a
-    /// failed one stays in `STATUS=` until a reload succeeds.
-    func reload(_ reload: @Sendable () async -> ReloadOutcome) async -> ReloadOutcome {
+    /// failed one stays in `STATUS=` until a reload succeeds. Reloads run one at a time, in the
+    /// order asked, so systemd never sees a READY=1 while a second reload is still going on.
+    func reload(_ reload: @escaping @Sendable () async -> ReloadOutcome) async -> ReloadOutcome {
+        let turn = self.reloads.withLockedValue { last in
+            let previous = last
+            let next = Task { [self] in
+                _ = await previous?.value
+                return await self.runReload(reload)
+            }
+            last = next
+            return next
+        }
+        return await turn.value
+    }
+
+    private func runReload(_ reload: @Sendable () async -> ReloadOutcome) async -> ReloadOutcome {
         self.notifier.reloading(status: "reloading configuration")
         let outcome = await reload()
         self.lastReload.withLockedValue { $0 = outcome }
