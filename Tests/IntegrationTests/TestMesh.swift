@@ -34,9 +34,7 @@ final class TestMesh {
             if !withoutCertificates.contains(node) { try self.pki.issue(node) }
             let host = self.host(node)
             let port = try self.freePort(host)
-            self.file.nodes[node] = .init(
-                address: "\(host):\(port)",
-                control: self.root.appendingPathComponent("\(node).sock").path)
+            self.file.nodes[node] = .init(address: "\(host):\(port)", control: self.controlPath(node))
         }
     }
 
@@ -44,6 +42,16 @@ final class TestMesh {
     func host(_ node: String) -> String {
         guard let index = self.nodeNames.firstIndex(of: node) else { return "127.60.\(self.range).250" }
         return "127.60.\(self.range).\(index + 1)"
+    }
+
+    /// The node's control socket (its `control` in mesh.json).
+    func controlPath(_ node: String) -> String {
+        self.root.appendingPathComponent("\(node).sock").path
+    }
+
+    /// `meshctl COMMAND --control <node's socket> ARGS`, bounded by `timeout`; whatever it exited with.
+    func meshctl(_ node: String, _ command: [String], timeout: Duration = .seconds(20)) throws -> CommandResult {
+        try Command.run(BuildProducts.meshctl.path, command + ["--control", self.controlPath(node)], timeout: timeout)
     }
 
     /// host and port of the node's mesh listener.
