@@ -102,5 +102,6 @@ public struct ReloadOutcome: Codable, Sendable, Equatable {
         try container.encode(self.ok, forKey: .ok)
         try container.encode(self.at, forKey: .at)
         try container.encode(self.error, forKey: .error)
+        try container.encode(self.summary, forKey: .summary)
     }
 }

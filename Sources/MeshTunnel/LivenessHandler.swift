@@ -12,7 +12,9 @@ public struct TunnelDeadError: Error, CustomStringConvertible {
 
 /// Sends an HTTP/2 PING every interval and closes the tunnel after `deadAfter` unanswered ones.
 /// This catches what TCP alone does not: a peer frozen by SIGSTOP, a dropped route, a NAT that
-/// forgot the flow. Answered PINGs give the RTT `meshctl peers` shows; on-demand PINGs from
+/// forgot the flow. Anything read from the peer also proves it alive: a peer busy sending a burst
+/// of data may answer a PING late, and must not be declared dead for it (seen with 1,000 streams on
+/// a loaded machine). Answered PINGs give the RTT `meshctl peers` shows; on-demand PINGs from
 /// `meshctl ping` share the same path.
 final class LivenessHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTP2Frame
@@ -28,6 +30,8 @@ final class LivenessHandler: ChannelDuplexHandler {
     private var outstanding: [UInt64: (sent: NIODeadline, promise: EventLoopPromise<TimeAmount>?)] = [:]
     private var nextPayload: UInt64 = 1
     private var missed = 0
+    /// Whether the peer sent anything since the last tick.
+    private var heard = false
 
     init(interval: TimeAmount, deadAfter: Int, onRTT: @escaping (TimeAmount) -> Void) {
         self.interval = interval
@@ -85,9 +89,20 @@ final class LivenessHandler: ChannelDuplexHandler {
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.heard = true
+        context.fireChannelReadComplete()
+    }
+
     private func tick(context: ChannelHandlerContext) {
-        let automatic = self.outstanding.filter { $0.value.promise == nil }
-        if !automatic.isEmpty {
+        // Forget automatic PINGs too old to matter, so a peer that never answers them (but talks)
+        // cannot grow the table.
+        let stale = NIODeadline.now() - self.interval * Int64(self.deadAfter + 1)
+        self.outstanding = self.outstanding.filter { $0.value.promise != nil || $0.value.sent > stale }
+        let waiting = self.outstanding.contains { $0.value.promise == nil }
+        if self.heard || !waiting {
+            self.missed = 0
+        } else {
             self.missed += 1
             if self.missed >= self.deadAfter {
                 self.timer?.cancel()
@@ -97,6 +112,7 @@ final class LivenessHandler: ChannelDuplexHandler {
                 return
             }
         }
+        self.heard = false
         self.sendPing(context: context, promise: nil)
     }
 

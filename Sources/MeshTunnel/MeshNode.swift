@@ -106,6 +106,8 @@ public final class MeshNode: Sendable {
         public var addedForwards: [String] = []
         public var removedForwards: [String] = []
         public var revokedPeers: [String] = []
+        /// Forwards that replace a removed one on the same address and could not open after it.
+        public var failedForwards: [String] = []
 
         public var description: String {
             var parts: [String] = []
@@ -114,6 +116,7 @@ public final class MeshNode: Sendable {
             if !self.addedForwards.isEmpty { parts.append("forwards added: \(self.addedForwards.joined(separator: ", "))") }
             if !self.removedForwards.isEmpty { parts.append("forwards removed: \(self.removedForwards.joined(separator: ", "))") }
             if !self.revokedPeers.isEmpty { parts.append("revoked peers disconnected: \(self.revokedPeers.joined(separator: ", "))") }
+            if !self.failedForwards.isEmpty { parts.append("forwards that failed to open: \(self.failedForwards.joined(separator: ", "))") }
             return parts.isEmpty ? "no tunnel or forward changed" : parts.joined(separator: "; ")
         }
     }
@@ -140,38 +143,76 @@ public final class MeshNode: Sendable {
         guard config.tunnel == old.tunnel else {
             throw ReloadError(description: "tunnel settings changed; restart meshd to apply them")
         }
-        self.generation.withLockedValue { $0 = Generation(config: config, serverTLS: serverTLS, clientTLS: clientTLS) }
-        self.events.declare(peers: Set(config.nodes.keys).subtracting([self.name]), services: Set(config.services.keys))
         var summary = ReloadSummary()
 
-        // Peers: a peer whose address changed is a removed peer plus an added one.
+        // Work out what changes. A peer whose address changed is a removed peer plus an added one.
         let current = self.links.withLockedValue { $0 }
-        for (peer, link) in current.sorted(by: { $0.key < $1.key })
-        where config.nodes[peer] == nil || config.nodes[peer]?.address != link.address {
+        let removedPeers = current.filter { peer, link in config.nodes[peer]?.address != link.address }.map(\.key).sorted()
+        let addedPeers = config.sortedNodeNames.filter { $0 != self.name && (current[$0] == nil || removedPeers.contains($0)) }
+        let wanted = Dictionary(config.forwards(on: self.name).map { (ForwardKey($0), $0) }, uniquingKeysWith: { a, _ in a })
+        let open = self.forwards.withLockedValue { $0 }
+        let removedForwards = open.keys.filter { wanted[$0] == nil || removedPeers.contains($0.node) }
+        let addedForwards = wanted.filter { key, _ in open[key] == nil || removedPeers.contains(key.node) }
+            .sorted { "\($0.key.listen)" < "\($1.key.listen)" }
+
+        // Prepare everything that can fail before changing anything: new links (not started yet)
+        // and the listeners of new forwards. A failure undoes the preparation and leaves the node
+        // exactly as it was, so a rejected reload is really rejected.
+        var newLinks: [String: PeerLink] = [:]
+        for peer in addedPeers {
+            newLinks[peer] = self.makeLink(peer: peer, config: config)
+        }
+        let freedAddresses = Set(removedForwards.map(\.listen))
+        var opened: [ForwardKey: Channel] = [:]
+        var deferred: [(ForwardKey, ForwardSettings)] = []
+        do {
+            for (key, forward) in addedForwards {
+                // A listener that takes over a removed forward's address can only open after it.
+                if freedAddresses.contains(key.listen) {
+                    deferred.append((key, forward))
+                    continue
+                }
+                guard let link = newLinks[key.node] ?? current[key.node] else { continue }
+                opened[key] = try await self.bindForward(forward, link: link)
+            }
+        } catch {
+            for channel in opened.values { try? await channel.close() }
+            throw error
+        }
+
+        // Commit.
+        self.generation.withLockedValue { $0 = Generation(config: config, serverTLS: serverTLS, clientTLS: clientTLS) }
+        self.events.declare(peers: Set(config.nodes.keys).subtracting([self.name]), services: Set(config.services.keys))
+        for peer in removedPeers {
+            guard let link = current[peer] else { continue }
             self.links.withLockedValue { _ = $0.removeValue(forKey: peer) }
             try? await link.stop().get()
             self.peers.remove(peer)
             summary.removedPeers.append(peer)
         }
-        for peer in config.sortedNodeNames where peer != self.name && self.links.withLockedValue({ $0[peer] }) == nil {
-            guard let link = self.makeLink(peer: peer, config: config) else { continue }
+        for peer in addedPeers {
+            guard let link = newLinks[peer] else { continue }
             self.links.withLockedValue { $0[peer] = link }
             link.start()
             summary.addedPeers.append(peer)
         }
-
-        // Forwards: by what they are, not by position.
-        let wanted = Dictionary(config.forwards(on: self.name).map { (ForwardKey($0), $0) }, uniquingKeysWith: { a, _ in a })
-        let open = self.forwards.withLockedValue { $0 }
-        for (key, channel) in open where wanted[key] == nil || summary.removedPeers.contains(key.node) {
-            self.forwards.withLockedValue { _ = $0.removeValue(forKey: key) }
+        for key in removedForwards {
+            guard let channel = self.forwards.withLockedValue({ $0.removeValue(forKey: key) }) else { continue }
             try? await channel.close()
             summary.removedForwards.append("\(key.listen) -> \(key.service)@\(key.node)")
         }
-        for (key, forward) in wanted.sorted(by: { "\($0.key.listen)" < "\($1.key.listen)" })
-        where self.forwards.withLockedValue({ $0[key] }) == nil {
-            try await self.openForward(forward)
-            summary.addedForwards.append("\(key.listen) -> \(key.service)@\(key.node)")
+        self.forwards.withLockedValue { forwards in
+            for (key, channel) in opened { forwards[key] = channel }
+        }
+        summary.addedForwards += opened.keys.map { "\($0.listen) -> \($0.service)@\($0.node)" }.sorted()
+        for (key, forward) in deferred {
+            do {
+                try await self.openForward(forward)
+                summary.addedForwards.append("\(key.listen) -> \(key.service)@\(key.node)")
+            } catch {
+                self.logger.error("reload: \(error)")
+                summary.failedForwards.append("\(key.listen): \(error)")
+            }
         }
 
         // Revocations: the CRL is checked at handshake time, so a live tunnel must be cut by hand.
@@ -244,11 +285,15 @@ public final class MeshNode: Sendable {
 
     private func openForward(_ forward: ForwardSettings) async throws {
         guard let link = self.links.withLockedValue({ $0[forward.node] }) else { return }
+        let channel = try await self.bindForward(forward, link: link)
+        self.forwards.withLockedValue { $0[ForwardKey(forward)] = channel }
+    }
+
+    private func bindForward(_ forward: ForwardSettings, link: PeerLink) async throws -> Channel {
         do {
             let socket = ListenSocket.choose(name: forward.listenerName, endpoint: forward.listen, inherited: self.inherited)
-            let channel = try await ForwardListener(forward: forward, events: self.events, logger: self.logger)
+            return try await ForwardListener(forward: forward, events: self.events, logger: self.logger)
                 .bind(group: self.group, socket: socket, link: link).get()
-            self.forwards.withLockedValue { $0[ForwardKey(forward)] = channel }
         } catch {
             throw ListenError(what: "forward \(forward.listenerName)", endpoint: forward.listen, underlying: error)
         }

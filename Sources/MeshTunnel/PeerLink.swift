@@ -44,18 +44,17 @@ final class PeerLink: @unchecked Sendable {
         var logger = logger
         logger[metadataKey: "peer"] = "\(peer)"
         self.logger = logger
-        let waiting = dialer ? "not dialed yet" : "waiting for \(peer) to dial"
-        self.state = .down(error: waiting, attempt: 0)
-        table.register(
-            PeerStatus(name: peer, address: "\(address)", dialer: dialer, state: .down, since: Date()),
-            counters: self.counters)
-        table.update(peer) { $0.lastError = waiting }
+        self.state = .down(error: dialer ? "not dialed yet" : "waiting for \(peer) to dial", attempt: 0)
     }
 
     /// The live tunnel, if the link is up.
     var connection: TunnelConnection? { self.current.withLockedValue { $0 } }
 
+    /// Publishes the link in the peer table and, for a dialer, dials.
     func start() {
+        var status = PeerStatus(name: self.peer, address: "\(self.address)", dialer: self.dialer, state: .down, since: Date())
+        if case .down(let waiting, _) = self.state { status.lastError = waiting }
+        self.table.register(status, counters: self.counters)
         self.eventLoop.execute {
             if self.dialer { self.dial() }
         }
