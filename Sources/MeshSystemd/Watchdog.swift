@@ -37,7 +37,8 @@ public struct Watchdog: Sendable {
     /// Pings every half period until the task is cancelled.
     public func run() async {
         var health = Health.starting
-        let interval = self.period / 2
+        // A floor, so an absurdly short WatchdogSec= cannot turn this into a busy loop.
+        let interval = max(self.period / 2, .milliseconds(10))
         while !Task.isCancelled {
             let started = ContinuousClock.now
             let next = self.check(now: started, unanswered: await self.probe.unanswered(within: self.period))

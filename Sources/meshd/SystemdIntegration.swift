@@ -47,7 +47,7 @@ final class SystemdIntegration: Sendable {
         // MeshNode has no supervisor tick of its own yet, so the round trip through every event
         // loop (which runs the links' dial, backoff and PING timers) is the tick; when MeshNode
         // gains a supervisor heartbeat, pass it in `heartbeats`.
-        self.watchdog = Watchdog.periodFromEnvironment().map {
+        self.watchdog = (notifier.isEnabled ? Watchdog.periodFromEnvironment() : nil).map {
             Watchdog(period: $0, probe: LoopProbe(group: group), heartbeats: [], notifier: notifier, logger: logger)
         }
         self.stall = stallAfter.map {
