@@ -102,15 +102,26 @@ final class TunnelConnection: @unchecked Sendable {
     /// Whether this node dialed the tunnel (and so may open streams on it directly).
     var isDialer: Bool { self.mode == .client }
 
-    /// Accepting side: asks the dialer to open a stream to `service` (see `ReverseStreams`).
+    /// Accepting side: asks the dialer to open a stream to `service` (see `ReverseStreams`). The
+    /// dialer opens its control stream right after the handshake; a request made in between waits
+    /// for it (up to a second) rather than failing.
     func requestReverseStream(service: String) -> EventLoopFuture<Channel> {
         self.channel.eventLoop.flatSubmit {
-            guard let requester = self.requester.value, let future = requester.request(service: service) else {
-                return self.channel.eventLoop.makeFailedFuture(
-                    PeerUnavailableError(peer: self.peerName ?? "peer"))
-            }
+            self.requestReverseStream(service: service, attemptsLeft: 100)
+        }
+    }
+
+    private func requestReverseStream(service: String, attemptsLeft: Int) -> EventLoopFuture<Channel> {
+        let loop = self.channel.eventLoop
+        if let requester = self.requester.value, let future = requester.request(service: service) {
             return future
         }
+        guard attemptsLeft > 0, self.channel.isActive else {
+            return loop.makeFailedFuture(PeerUnavailableError(peer: self.peerName ?? "peer"))
+        }
+        return loop.flatScheduleTask(in: .milliseconds(10)) {
+            self.requestReverseStream(service: service, attemptsLeft: attemptsLeft - 1)
+        }.futureResult
     }
 
     /// Dialing side: opens the control stream on which the acceptor asks for reverse streams.
