@@ -329,6 +329,7 @@ public final class MeshNode: Sendable {
         let connected = ClientBootstrap(group: link.eventLoop)
             .connectTimeout(TimeAmount(settings.handshakeTimeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: TunnelTuning.receiveAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     made.succeed(try TunnelConnection.configure(

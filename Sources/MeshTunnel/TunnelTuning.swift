@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP2
 
 /// HTTP/2 settings for tunnels. Windows are credit, not memory: an idle stream costs nothing for its
@@ -22,6 +23,12 @@ enum TunnelTuning {
     /// tunnel. Peers are authenticated mesh nodes and a client aborting many connections legitimately
     /// makes its node reset many streams, so the bound is higher than NIO's default of 200.
     static let resetsPer30s = 20_000
+
+    /// Socket reads of up to 1 MiB (NIO's default stops at 64 KiB): fewer reads and bigger TLS
+    /// batches under bulk load; small reads still start small.
+    static var receiveAllocator: AdaptiveRecvByteBufferAllocator {
+        AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 << 10, maximum: 1 << 20)
+    }
 
     static func connection(maxStreams: Int) -> NIOHTTP2Handler.ConnectionConfiguration {
         var configuration = NIOHTTP2Handler.ConnectionConfiguration()
