@@ -52,7 +52,8 @@ final class StatusTextTests: XCTestCase {
               "last_reload" : {
                 "at" : "2026-02-25T03:01:20Z",
                 "error" : null,
-                "ok" : true
+                "ok" : true,
+                "summary" : null
               },
               "mesh" : "demo",
               "node" : "app1",
