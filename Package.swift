@@ -120,6 +120,16 @@ let package = Package(
             ]
         ),
 
+        // Test helpers shared by the process-level suites (IntegrationTests, MeshSystemdTests).
+        .target(
+            name: "MeshTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/MeshTestSupport"
+        ),
+
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
         .testTarget(
             name: "MeshTunnelTests",
@@ -149,7 +159,7 @@ let package = Package(
         .testTarget(
             name: "MeshSystemdTests",
             dependencies: [
-                "MeshSystemd",
+                "MeshSystemd", "MeshTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -168,7 +178,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "MeshConfig", "COpenSSL",
+                "MeshConfig", "COpenSSL", "MeshTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 import XCTest
 
 /// meshd refuses to start on a broken config or certificate: exit status 2, a message naming the

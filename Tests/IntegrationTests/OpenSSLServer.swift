@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 
 /// A real `openssl s_server` in the background, output captured in a file, stdin held open by a pipe
 /// (so it never sees EOF and quits); stopped by `stop()`, which the test's cleanup always calls.

@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 import XCTest
 
 /// A mesh made for one test: a temp directory with a PKI from `meshctl`, one 127.60.<range>.<n>

@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 
 /// A throwaway certificate authority made by the real `meshctl pki`, plus the odd certificates the
 /// security tests need that meshctl rightly refuses to make (self-signed, wrong mesh), made by `openssl`.

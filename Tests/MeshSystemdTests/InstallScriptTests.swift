@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 import XCTest
 
 /// scripts/install.sh staged with --destdir into a temp directory (what a package build does).

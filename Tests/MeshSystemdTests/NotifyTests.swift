@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 import XCTest
 
 /// meshd talking to a service manager: a fake `NOTIFY_SOCKET` the test owns records what a real

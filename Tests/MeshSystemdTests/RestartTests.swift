@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 import XCTest
 
 /// Restarts without refused connections: the test holds db1's listening sockets, as systemd holds

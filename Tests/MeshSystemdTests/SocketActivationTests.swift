@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 import XCTest
 
 /// Socket activation through the real `systemd-socket-activate` (Debian's systemd package): it

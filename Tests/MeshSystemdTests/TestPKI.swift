@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 
 /// A throwaway certificate authority and node certificates made by the real `meshctl pki`.
 struct TestPKI {

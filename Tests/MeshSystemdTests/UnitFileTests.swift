@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 import XCTest
 
 /// The systemd units in units/: `systemd-analyze verify` is clean, the service's exposure score

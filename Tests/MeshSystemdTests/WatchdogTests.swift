@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 import XCTest
 
 /// The watchdog means something: a real meshd with one event loop blocked by the test-only

@@ -1,22 +1,23 @@
 import Foundation
 
 /// What a finished (or timed-out) command left behind.
-struct CommandResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-    var timedOut: Bool
-    var output: String { self.stdout + self.stderr }
+public struct CommandResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+    public var timedOut: Bool
+    public var output: String { self.stdout + self.stderr }
 }
 
 /// Runs a short-lived program to completion with a deadline, output captured through files (no pipe
 /// can fill up and wedge the child) and stdin from a file or /dev/null.
-enum Command {
-    struct LaunchError: Error, CustomStringConvertible {
-        var description: String
+public enum Command {
+    /// The program could not be started at all (missing, not executable).
+    public struct LaunchError: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    static func run(
+    public static func run(
         _ executable: String, _ arguments: [String], stdin: Data? = nil, timeout: Duration = .seconds(30),
         directory: URL? = nil
     ) throws -> CommandResult {
@@ -71,7 +72,7 @@ enum Command {
     }
 
     /// An absolute path as given, else the first match on PATH (Process needs a full path).
-    static func resolve(_ executable: String) -> String {
+    public static func resolve(_ executable: String) -> String {
         if executable.hasPrefix("/") { return executable }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         for dir in path.split(separator: ":") {

@@ -4,13 +4,13 @@ import NIOPosix
 /// An in-process TCP echo server on 127.0.0.1:0 that honours half-close: it echoes everything, and
 /// when its input ends it finishes writing what it owes and then closes (FIN), so a client sees a
 /// complete echo followed by EOF.
-final class EchoServer {
-    let channel: Channel
-    var host: String { "127.0.0.1" }
-    var port: Int { self.channel.localAddress!.port! }
-    var endpoint: String { "\(self.host):\(self.port)" }
+public final class EchoServer {
+    public let channel: Channel
+    public var host: String { "127.0.0.1" }
+    public var port: Int { self.channel.localAddress!.port! }
+    public var endpoint: String { "\(self.host):\(self.port)" }
 
-    init(group: EventLoopGroup) throws {
+    public init(group: EventLoopGroup) throws {
         self.channel = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 2048)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -23,7 +23,7 @@ final class EchoServer {
             .bind(host: "127.0.0.1", port: 0).wait()
     }
 
-    func close() {
+    public func close() {
         try? self.channel.close().wait()
     }
 }

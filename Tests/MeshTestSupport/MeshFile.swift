@@ -2,20 +2,38 @@ import Foundation
 
 /// mesh.json as a Swift value, written by the tests exactly as an operator would write the file
 /// (DESIGN.md's schema; keys in snake_case, optional blocks omitted when nil).
-struct MeshFile: Encodable {
-    struct TLS: Encodable {
-        var ca: String
-        var cert: String
-        var key: String
-        var crl: String?
+public struct MeshFile: Encodable {
+    public struct TLS: Encodable {
+        public var ca: String
+        public var cert: String
+        public var key: String
+        public var crl: String?
+
+        public init(ca: String, cert: String, key: String, crl: String? = nil) {
+            self.ca = ca
+            self.cert = cert
+            self.key = key
+            self.crl = crl
+        }
     }
 
-    struct Tunnel: Encodable {
-        var pingInterval: String?
-        var deadAfter: Int?
-        var backoffMax: String?
-        var shutdownGrace: String?
-        var handshakeTimeout: String?
+    public struct Tunnel: Encodable {
+        public var pingInterval: String?
+        public var deadAfter: Int?
+        public var backoffMax: String?
+        public var shutdownGrace: String?
+        public var handshakeTimeout: String?
+
+        public init(
+            pingInterval: String? = nil, deadAfter: Int? = nil, backoffMax: String? = nil,
+            shutdownGrace: String? = nil, handshakeTimeout: String? = nil
+        ) {
+            self.pingInterval = pingInterval
+            self.deadAfter = deadAfter
+            self.backoffMax = backoffMax
+            self.shutdownGrace = shutdownGrace
+            self.handshakeTimeout = handshakeTimeout
+        }
 
         enum CodingKeys: String, CodingKey {
             case pingInterval = "ping_interval", deadAfter = "dead_after", backoffMax = "backoff_max"
@@ -23,30 +41,58 @@ struct MeshFile: Encodable {
         }
     }
 
-    struct Node: Encodable {
-        var address: String
-        var control: String
+    public struct Node: Encodable {
+        public var address: String
+        public var control: String
+
+        public init(address: String, control: String) {
+            self.address = address
+            self.control = control
+        }
     }
 
-    struct Service: Encodable {
-        var on: [String: String]
-        var allow: [String]
+    public struct Service: Encodable {
+        public var on: [String: String]
+        public var allow: [String]
+
+        public init(on: [String: String], allow: [String]) {
+            self.on = on
+            self.allow = allow
+        }
     }
 
-    struct Forward: Encodable {
-        var on: String
-        var listen: String
-        var to: String
+    public struct Forward: Encodable {
+        public var on: String
+        public var listen: String
+        public var to: String
+
+        public init(on: String, listen: String, to: String) {
+            self.on = on
+            self.listen = listen
+            self.to = to
+        }
     }
 
-    var mesh: String
-    var tls: TLS
-    var tunnel: Tunnel?
-    var nodes: [String: Node]
-    var services: [String: Service]
-    var forwards: [Forward]
+    public var mesh: String
+    public var tls: TLS
+    public var tunnel: Tunnel?
+    public var nodes: [String: Node]
+    public var services: [String: Service]
+    public var forwards: [Forward]
 
-    func write(to url: URL) throws {
+    public init(
+        mesh: String, tls: TLS, tunnel: Tunnel? = nil, nodes: [String: Node], services: [String: Service],
+        forwards: [Forward]
+    ) {
+        self.mesh = mesh
+        self.tls = tls
+        self.tunnel = tunnel
+        self.nodes = nodes
+        self.services = services
+        self.forwards = forwards
+    }
+
+    public func write(to url: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try encoder.encode(self).write(to: url)
