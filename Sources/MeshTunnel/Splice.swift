@@ -53,6 +53,8 @@ protocol SpliceWire {
     static func abort(_ context: ChannelHandlerContext)
     /// Whether the channel should be closed by us once both directions have finished.
     static var closesWhenDone: Bool { get }
+    /// Closes the channel once both directions finished (only called when `closesWhenDone`).
+    static func closeWhenDone(_ context: ChannelHandlerContext)
 }
 
 /// A local socket: FIN is `close(mode: .output)`, abort is RST.
@@ -63,8 +65,22 @@ enum TCPWire: SpliceWire {
         if case .some(.inputClosed) = event as? ChannelEvent { return true }
         return false
     }
+    /// Shuts our output only once every byte written before it reached the socket: NIO turns an
+    /// output close on a socket whose input already ended into a full close, which would drop
+    /// writes still queued (a client reading slowly would see EOF early: a silent truncation).
     static func finishOutput(_ context: ChannelHandlerContext) {
-        context.close(mode: .output, promise: nil)
+        let channel = context.channel
+        Self.afterQueuedWrites(context) { channel.close(mode: .output, promise: nil) }
+    }
+    static func closeWhenDone(_ context: ChannelHandlerContext) {
+        let channel = context.channel
+        Self.afterQueuedWrites(context) { channel.close(promise: nil) }
+    }
+    /// Runs `body` once the writes queued so far are in the kernel (writes complete in order).
+    private static func afterQueuedWrites(_ context: ChannelHandlerContext, _ body: @escaping @Sendable () -> Void) {
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(NIOAny(ByteBuffer()), promise: written)
+        written.futureResult.whenComplete { _ in body() }
     }
     static func abort(_ context: ChannelHandlerContext) {
         TCPReset.reset(context.channel)
@@ -101,6 +117,7 @@ enum StreamWire: SpliceWire {
         context.close(promise: nil)
     }
     static var closesWhenDone: Bool { false }
+    static func closeWhenDone(_ context: ChannelHandlerContext) {}
 }
 
 /// A reference to the other side's handler, used only on that handler's event loop.
@@ -313,6 +330,6 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
 
     private func closeIfDone(_ context: ChannelHandlerContext) {
         guard case .open(inputDone: true, outputDone: true) = self.state, Wire.closesWhenDone else { return }
-        context.close(promise: nil)
+        Wire.closeWhenDone(context)
     }
 }
