@@ -54,7 +54,8 @@ final class ControlServerTests: XCTestCase {
         XCTAssertEqual(status.node, "app1")
         XCTAssertEqual(status.mesh, "demo")
         XCTAssertEqual(status.version, "0.1.0")
-        XCTAssertTrue((125...135).contains(status.uptimeSeconds), "uptime \(status.uptimeSeconds)")
+        // Started 130 s before the server; a loaded machine may take a while between setUp and the request.
+        XCTAssertTrue((125...600).contains(status.uptimeSeconds), "uptime \(status.uptimeSeconds)")
         XCTAssertEqual(status.configSHA256, String(repeating: "ab", count: 32))
         XCTAssertEqual(status.peersUp, 1)
         XCTAssertEqual(status.peersTotal, 2)
