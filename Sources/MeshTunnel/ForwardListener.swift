@@ -4,10 +4,13 @@ import NIOCore
 import NIOPosix
 
 /// A local listener that carries each accepted connection to `service@node` through the tunnel to
-/// that node. When the tunnel is down the client is reset at once rather than left hanging.
+/// that node. When the tunnel is down the client is reset at once rather than left hanging; while
+/// it is still coming up (just after a restart on sockets systemd held) the client waits for it, at
+/// most `waitLimit`, reading nothing, so its bytes stay queued in the kernel.
 struct ForwardListener: Sendable {
     let forward: ForwardSettings
     let events: TunnelEvents
+    let waitLimit: TimeAmount
     let logger: Logger
 
     func bind(group: EventLoopGroup, socket: ListenSocket, link: PeerLink) -> EventLoopFuture<Channel> {
@@ -19,9 +22,7 @@ struct ForwardListener: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.recvAllocator, value: TunnelTuning.receiveAllocator)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try self.accept(channel, link: link)
-                }
+                self.accept(channel, link: link)
             }
         if case .tcp = self.forward.listen {
             return socket.open(bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1))
@@ -29,16 +30,19 @@ struct ForwardListener: Sendable {
         return socket.open(bootstrap)
     }
 
-    private func accept(_ channel: Channel, link: PeerLink) throws {
-        guard let tunnel = link.connection else {
+    /// The child channel is registered (and starts reading) only once this future completes.
+    private func accept(_ channel: Channel, link: PeerLink) -> EventLoopFuture<Void> {
+        let ready = link.connection.map { channel.eventLoop.makeSucceededFuture($0) }
+            ?? link.connection(within: self.waitLimit).hop(to: channel.eventLoop)
+        return ready.flatMapThrowing { tunnel in
+            try StreamBridge.bridge(
+                channel, to: self.forward.service, over: tunnel, link: link, events: self.events, logger: self.logger)
+        }.flatMapErrorThrowing { error in
             self.logger.info(
                 "forward \(self.forward.listenerName): tunnel to \(link.peer) is down, resetting client")
             self.events.stream(peer: link.peer, service: self.forward.service, result: .failed)
             TCPReset.reset(channel)
-            return
         }
-        try StreamBridge.bridge(
-            channel, to: self.forward.service, over: tunnel, link: link, events: self.events, logger: self.logger)
     }
 }
 

@@ -292,7 +292,8 @@ public final class MeshNode: Sendable {
     private func bindForward(_ forward: ForwardSettings, link: PeerLink) async throws -> Channel {
         do {
             let socket = ListenSocket.choose(name: forward.listenerName, endpoint: forward.listen, inherited: self.inherited)
-            return try await ForwardListener(forward: forward, events: self.events, logger: self.logger)
+            let waitLimit = TimeAmount(self.generation.withLockedValue { $0.config.tunnel.handshakeTimeout })
+            return try await ForwardListener(forward: forward, events: self.events, waitLimit: waitLimit, logger: self.logger)
                 .bind(group: self.group, socket: socket, link: link).get()
         } catch {
             throw ListenError(what: "forward \(forward.listenerName)", endpoint: forward.listen, underlying: error)

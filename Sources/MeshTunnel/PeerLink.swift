@@ -28,6 +28,8 @@ final class PeerLink: @unchecked Sendable {
     private var lastLoggedError: String?
     /// The tunnel streams are opened on; readable from any thread.
     private let current = NIOLockedValueBox<TunnelConnection?>(nil)
+    /// Callers of `connection(within:)` waiting for a link that is still coming up. Loop-confined.
+    private var waiters: [ObjectIdentifier: EventLoopPromise<TunnelConnection>] = [:]
 
     init(
         peer: String, address: Endpoint, dialer: Bool, eventLoop: EventLoop, table: PeerTable,
@@ -49,6 +51,33 @@ final class PeerLink: @unchecked Sendable {
 
     /// The live tunnel, if the link is up.
     var connection: TunnelConnection? { self.current.withLockedValue { $0 } }
+
+    /// The live tunnel; or, while the link is still coming up (connecting, handshaking, or not yet up
+    /// since this agent started, as right after a restart on held sockets), the tunnel once it is
+    /// up, waiting at most `limit`. Fails at once when a tunnel that was up has gone down: a client
+    /// must not hang on a peer that is known to be unreachable.
+    func connection(within limit: TimeAmount) -> EventLoopFuture<TunnelConnection> {
+        self.eventLoop.flatSubmit {
+            switch self.state {
+            case .up(let connection):
+                return self.eventLoop.makeSucceededFuture(connection)
+            case .connecting, .handshaking:
+                break
+            case .down where !self.wasEverUp:
+                break
+            case .down, .stopped:
+                return self.eventLoop.makeFailedFuture(PeerUnavailableError(peer: self.peer))
+            }
+            let promise = self.eventLoop.makePromise(of: TunnelConnection.self)
+            let key = ObjectIdentifier(promise.futureResult)
+            self.waiters[key] = promise
+            let timeout = self.eventLoop.scheduleTask(in: limit) {
+                self.waiters.removeValue(forKey: key)?.fail(PeerUnavailableError(peer: self.peer))
+            }
+            promise.futureResult.whenComplete { _ in timeout.cancel() }
+            return promise.futureResult
+        }
+    }
 
     /// Publishes the link in the peer table and, for a dialer, dials.
     func start() {
@@ -122,7 +151,21 @@ final class PeerLink: @unchecked Sendable {
                 self.publish(changedFrom: before)
             }
         }
-        if case .up = self.state { self.wasEverUp = true }
+        switch self.state {
+        case .up(let connection):
+            self.wasEverUp = true
+            self.settleWaiters { $0.succeed(connection) }
+        case .stopped:
+            self.settleWaiters { $0.fail(PeerUnavailableError(peer: self.peer)) }
+        case .connecting, .handshaking, .down:
+            break
+        }
+    }
+
+    private func settleWaiters(_ settle: (EventLoopPromise<TunnelConnection>) -> Void) {
+        let waiting = self.waiters.values
+        self.waiters.removeAll()
+        waiting.forEach(settle)
     }
 
     private func dial() {

@@ -62,11 +62,6 @@ final class RestartTests: SystemdTestCase {
 
     /// A client that connects to db1's forward while db1 is down is served by the next db1.
     func testForwardClientDuringRestartIsServed() throws {
-        // The new meshd accepts the queued client as soon as it adopts the socket, before its
-        // tunnel is back, and ForwardListener resets a client whose tunnel is not up. Serving it
-        // needs MeshTunnel to hold such a client while the link is still connecting after start
-        // (bounded by handshake_timeout). Remove this skip when it does.
-        try XCTSkipIf(true, "needs MeshTunnel's ForwardListener to wait for a connecting tunnel instead of resetting the client")
         let setup = try self.setUpMesh(range: 15)
         let mesh = setup.mesh
         let first = try self.startDB1(setup)
