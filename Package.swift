@@ -77,7 +77,7 @@ let package = Package(
         .target(
             name: "MeshControl",
             dependencies: [
-                "MeshTunnel", "MeshConfig",
+                "MeshTunnel", "MeshBalancer", "MeshConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -101,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "meshd",
             dependencies: [
-                "MeshConfig", "MeshTLS", "MeshTunnel", "MeshControl", "MeshSystemd",
+                "MeshConfig", "MeshTLS", "MeshTunnel", "MeshBalancer", "MeshControl", "MeshSystemd",
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -151,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "MeshControlTests",
             dependencies: [
-                "MeshControl", "MeshTunnel", "MeshConfig",
+                "MeshControl", "MeshTunnel", "MeshBalancer", "MeshConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
