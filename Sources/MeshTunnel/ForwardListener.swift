@@ -48,9 +48,11 @@ struct ForwardListener: Sendable {
 
 /// Joins a local connection to a new CONNECT stream; shared by forwards and, later, the balancer.
 public enum StreamBridge {
+    /// `opened` hears whether the stream opened; on a failure it gets the still-open channel.
+    /// Without it a failed channel is reset.
     static func bridge(
         _ channel: Channel, to service: String, over tunnel: TunnelConnection, link: PeerLink,
-        events: TunnelEvents, logger: Logger
+        events: TunnelEvents, logger: Logger, opened reportOpened: (@Sendable (Channel, Result<Void, Error>) -> Void)? = nil
     ) throws {
         let pair = Splice.makePair(tcpLoop: channel.eventLoop, streamLoop: tunnel.channel.eventLoop, counters: link.counters)
         try channel.pipeline.syncOperations.addHandler(pair.tcp)
@@ -72,11 +74,12 @@ public enum StreamBridge {
         opened.whenComplete { result in
             guard case .failure(let error) = result else {
                 events.stream(peer: link.peer, service: service, result: .opened)
+                reportOpened?(channel, .success(()))
                 return
             }
             events.stream(peer: link.peer, service: service, result: error is StreamRefusedError ? .refused : .failed)
             logger.warning("stream to \(service)@\(link.peer) failed: \(error)")
-            TCPReset.reset(channel)
+            if let reportOpened { reportOpened(channel, .failure(error)) } else { TCPReset.reset(channel) }
         }
     }
 }

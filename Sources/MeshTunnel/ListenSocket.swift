@@ -15,7 +15,8 @@ public enum ListenSocket: Sendable, CustomStringConvertible {
         return .bind(endpoint)
     }
 
-    func open(_ bootstrap: ServerBootstrap) -> EventLoopFuture<Channel> {
+    /// Binds or adopts the socket with `bootstrap`.
+    public func open(_ bootstrap: ServerBootstrap) -> EventLoopFuture<Channel> {
         switch self {
         case .inherited(let fd, _):
             return bootstrap.withBoundSocket(fd)

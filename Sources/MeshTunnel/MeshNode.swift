@@ -22,6 +22,8 @@ public final class MeshNode: Sendable {
     private let meshListener = NIOLockedValueBox<Channel?>(nil)
     /// Open forward listeners by `ForwardKey`.
     private let forwards = NIOLockedValueBox<[ForwardKey: Channel]>([:])
+    /// Who hears the peers' notes (`onNote`).
+    private let noteHandler = NIOLockedValueBox<(@Sendable (_ peer: String, PeerNote) -> Void)?>(nil)
 
     private struct Generation: Sendable {
         var config: MeshConfiguration
@@ -244,15 +246,47 @@ public final class MeshNode: Sendable {
 
     /// Carries an accepted local connection to `service` on `node` through the tunnel to that node,
     /// the way a forward does (the balancer's front door uses this). Call on `channel`'s event
-    /// loop before it reads; bytes the caller already read must be written to the returned stream
-    /// side by the caller. Resets `channel` when the tunnel is down or the stream is refused.
-    public func bridge(_ channel: Channel, toService service: String, on node: String) throws {
+    /// loop before it reads; bytes the caller already read it fires down the pipeline after this
+    /// returns, and the splice holds them until the stream is open. Throws `PeerUnavailableError`, leaving `channel` alone, when no
+    /// tunnel to `node` is up, so the caller can answer in its own protocol. `opened` hears whether
+    /// the stream opened; when it fails (refused, or the service unreachable on `node`) the channel
+    /// is left open for `opened` to answer and close, or, without `opened`, reset.
+    public func bridge(
+        _ channel: Channel, toService service: String, on node: String,
+        opened: (@Sendable (Channel, Result<Void, Error>) -> Void)? = nil
+    ) throws {
         guard let link = self.links.withLockedValue({ $0[node] }), let tunnel = link.connection else {
             self.events.stream(peer: node, service: service, result: .failed)
-            TCPReset.reset(channel)
             throw PeerUnavailableError(peer: node)
         }
-        try StreamBridge.bridge(channel, to: service, over: tunnel, link: link, events: self.events, logger: self.logger)
+        try StreamBridge.bridge(
+            channel, to: service, over: tunnel, link: link, events: self.events, logger: self.logger, opened: opened)
+    }
+
+    /// Sends `bytes` to `service` on `node` on a stream of its own, ends it, and completes once the
+    /// service has closed it (a PostgreSQL CancelRequest is such a one-shot exchange).
+    public func deliver(_ bytes: ByteBuffer, toService service: String, on node: String) -> EventLoopFuture<Void> {
+        guard let link = self.links.withLockedValue({ $0[node] }), let tunnel = link.connection else {
+            return self.group.any().makeFailedFuture(PeerUnavailableError(peer: node))
+        }
+        return OneShotDelivery.deliver(bytes, to: service, over: tunnel, link: link, events: self.events)
+    }
+
+    /// Sends `note` to every peer whose tunnel is up (see `PeerNote`).
+    public func broadcast(_ note: PeerNote) {
+        let tunnels = self.links.withLockedValue { $0.values.compactMap(\.connection) }
+        for tunnel in tunnels { tunnel.send(note) }
+    }
+
+    /// Sets who hears the notes peers send; `peer` is the sender's verified name.
+    public func onNote(_ handler: @escaping @Sendable (_ peer: String, PeerNote) -> Void) {
+        self.noteHandler.withLockedValue { $0 = handler }
+    }
+
+    /// The socket a listener named `name` (DESIGN.md's socket-activation names) should use: the
+    /// one systemd passed under that name, else a new one bound to `endpoint`.
+    public func listenSocket(name: String, endpoint: Endpoint) -> ListenSocket {
+        ListenSocket.choose(name: name, endpoint: endpoint, inherited: self.inherited)
     }
 
     /// One PING round trip through the tunnel to `peer`.
@@ -305,6 +339,7 @@ public final class MeshNode: Sendable {
         let generation = self.generation
         let links = self.links
         let node = self.name
+        let noteHandler = self.noteHandler
         return TunnelConnection.Serving(
             access: { generation.withLockedValue { ServiceAccess(node: node, services: $0.config.services) } },
             peerState: { peer in
@@ -312,7 +347,8 @@ public final class MeshNode: Sendable {
                 let counters = link.counters
                 let maxStreams = generation.withLockedValue { $0.config.tunnel.maxStreamsPerPeer }
                 return (counters, { counters.streamsActive.load(ordering: .relaxed) < maxStreams })
-            })
+            },
+            note: { peer, note in noteHandler.withLockedValue { $0 }?(peer, note) })
     }
 
     private static func dial(
@@ -349,6 +385,13 @@ public struct ListenError: Error, CustomStringConvertible {
     public var what: String
     public var endpoint: Endpoint
     public var underlying: Error
+
+    public init(what: String, endpoint: Endpoint, underlying: Error) {
+        self.what = what
+        self.endpoint = endpoint
+        self.underlying = underlying
+    }
+
     public var description: String {
         "cannot listen for \(self.what) on \(self.endpoint): \(self.underlying) — is another process using it?"
     }

@@ -10,13 +10,14 @@ import NIOHTTP2
 /// the dialer checks access and connects to the service like for any stream, then opens a stream
 /// `tunnelmesh.reverse` carrying `tm-reverse-id: <id>`, which the acceptor joins to the waiting
 /// client. A refusal travels back as `refuse <id> <status>`. Both names contain a '.', which no
-/// service name may, so they cannot collide with a declared service.
+/// service name may, so they cannot collide with a declared service. Either side may also send a
+/// `PeerNote` line on the control stream at any time.
 enum ReverseStreams {
     static let controlAuthority = "tunnelmesh.control"
     static let reverseAuthority = "tunnelmesh.reverse"
     static let idHeader = "tm-reverse-id"
-    /// An `open` line longer than this is a broken or hostile peer.
-    static let maxLine = 256
+    /// A line longer than this is a broken or hostile peer.
+    static let maxLine = PeerNote.maxLine
 }
 
 /// Splits a byte stream into newline-terminated lines, bounded in length.
@@ -49,9 +50,11 @@ final class ReverseRequester: ChannelInboundHandler {
     private var waiting: [UInt64: (service: String, promise: EventLoopPromise<Channel>)] = [:]
     private var lines = LineBuffer()
     private let peer: String
+    private let onNote: @Sendable (PeerNote) -> Void
 
-    init(peer: String) {
+    init(peer: String, onNote: @escaping @Sendable (PeerNote) -> Void) {
         self.peer = peer
+        self.onNote = onNote
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -65,10 +68,14 @@ final class ReverseRequester: ChannelInboundHandler {
         self.nextID += 1
         let promise = context.eventLoop.makePromise(of: Channel.self)
         self.waiting[id] = (service, promise)
-        var line = context.channel.allocator.buffer(capacity: 32)
-        line.writeString("open \(id) \(service)\n")
-        context.writeAndFlush(self.wrapOutboundOut(.data(.init(data: .byteBuffer(line)))), promise: nil)
+        ControlLine.send("open \(id) \(service)\n", context: context, wrap: self.wrapOutboundOut)
         return promise.futureResult
+    }
+
+    /// Sends `note` to the dialer; false when the control stream is gone.
+    func send(_ note: PeerNote) -> Bool {
+        guard let context = self.context else { return false }
+        return ControlLine.send(note, context: context, wrap: self.wrapOutboundOut)
     }
 
     /// The dialer's stream for request `id` arrived.
@@ -85,6 +92,10 @@ final class ReverseRequester: ChannelInboundHandler {
             return
         }
         for line in lines {
+            if let note = PeerNote(line: line) {
+                self.onNote(note)
+                continue
+            }
             let parts = line.split(separator: " ")
             guard parts.count == 3, parts[0] == "refuse", let id = UInt64(parts[1]), let status = Int(parts[2]),
                 let entry = self.waiting.removeValue(forKey: id)
@@ -112,12 +123,16 @@ final class ReverseResponder: ChannelInboundHandler {
     private let admit: @Sendable () -> Bool
     private let logger: Logger
     private let open: @Sendable (HPACKHeaders, _ initializer: @escaping @Sendable (Channel) throws -> Void) -> EventLoopFuture<Channel>
+    private let onNote: @Sendable (PeerNote) -> Void
     private var lines = LineBuffer()
+    private var context: ChannelHandlerContext?
 
     init(
         peer: String, access: ServiceAccess, counters: PeerCounters, admit: @escaping @Sendable () -> Bool, logger: Logger,
+        onNote: @escaping @Sendable (PeerNote) -> Void,
         open: @escaping @Sendable (HPACKHeaders, _ initializer: @escaping @Sendable (Channel) throws -> Void) -> EventLoopFuture<Channel>
     ) {
+        self.onNote = onNote
         self.peer = peer
         self.access = access
         self.counters = counters
@@ -134,10 +149,29 @@ final class ReverseResponder: ChannelInboundHandler {
             return
         }
         for line in lines {
+            if let note = PeerNote(line: line) {
+                self.onNote(note)
+                continue
+            }
             let parts = line.split(separator: " ")
             guard parts.count == 3, parts[0] == "open", let id = UInt64(parts[1]) else { continue }
             self.serve(id: id, service: String(parts[2]), context: context)
         }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    /// Sends `note` to the acceptor; false when the control stream is gone.
+    func send(_ note: PeerNote) -> Bool {
+        guard let context = self.context else { return false }
+        return ControlLine.send(note, context: context, wrap: self.wrapOutboundOut)
     }
 
     private func serve(id: UInt64, service: String, context: ChannelHandlerContext) {
@@ -184,8 +218,25 @@ final class ReverseResponder: ChannelInboundHandler {
     }
 
     private func refuse(id: UInt64, status: Int, context: ChannelHandlerContext) {
-        var line = context.channel.allocator.buffer(capacity: 32)
-        line.writeString("refuse \(id) \(status)\n")
-        context.writeAndFlush(self.wrapOutboundOut(.data(.init(data: .byteBuffer(line)))), promise: nil)
+        ControlLine.send("refuse \(id) \(status)\n", context: context, wrap: self.wrapOutboundOut)
+    }
+}
+
+/// Writes one line on a control stream, from either end.
+enum ControlLine {
+    static func send(
+        _ line: String, context: ChannelHandlerContext, wrap: (HTTP2Frame.FramePayload) -> NIOAny
+    ) {
+        let bytes = context.channel.allocator.buffer(string: line)
+        context.writeAndFlush(wrap(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
+    }
+
+    /// Sends `note`; false when it cannot be written as one line (see `PeerNote.line`).
+    static func send(
+        _ note: PeerNote, context: ChannelHandlerContext, wrap: (HTTP2Frame.FramePayload) -> NIOAny
+    ) -> Bool {
+        guard let line = note.line else { return false }
+        self.send(line, context: context, wrap: wrap)
+        return true
     }
 }

@@ -41,14 +41,16 @@ final class ServiceRequestHandler: ChannelInboundHandler {
     private let logger: Logger
     private let admit: () -> Bool
     private let requester: NIOLoopBoundBox<ReverseRequester?>
+    private let onNote: @Sendable (PeerNote) -> Void
     private var state = State.awaitingRequest
 
     /// - Parameter admit: whether one more stream from this peer fits under its stream limit.
     init(
         peer: String, access: ServiceAccess, counters: PeerCounters, logger: Logger, admit: @escaping () -> Bool,
-        requester: NIOLoopBoundBox<ReverseRequester?>
+        requester: NIOLoopBoundBox<ReverseRequester?>, onNote: @escaping @Sendable (PeerNote) -> Void
     ) {
         self.requester = requester
+        self.onNote = onNote
         self.peer = peer
         self.access = access
         self.counters = counters
@@ -134,7 +136,7 @@ final class ServiceRequestHandler: ChannelInboundHandler {
 
     /// The dialer's control stream: from now on this stream carries reverse-open requests.
     private func acceptControlStream(context: ChannelHandlerContext) {
-        let requester = ReverseRequester(peer: self.peer)
+        let requester = ReverseRequester(peer: self.peer, onNote: self.onNote)
         do {
             try context.pipeline.syncOperations.addHandler(requester)
         } catch {

@@ -2,8 +2,8 @@ import NIOCore
 
 /// Resets a TCP connection instead of closing it: SO_LINGER {on, 0} makes close() send RST, so the
 /// client sees ECONNRESET rather than an EOF that looks like a complete response.
-enum TCPReset {
-    static func reset(_ channel: Channel) {
+public enum TCPReset {
+    public static func reset(_ channel: Channel) {
         guard let provider = channel as? SocketOptionProvider else {
             channel.close(promise: nil)  // Unix sockets have no RST; closing is all there is.
             return

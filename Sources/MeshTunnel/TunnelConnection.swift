@@ -24,6 +24,8 @@ final class TunnelConnection: @unchecked Sendable {
         var access: @Sendable () -> ServiceAccess
         /// The peer's counters and stream admission, found once the peer is known.
         var peerState: @Sendable (String) -> (counters: PeerCounters, admit: @Sendable () -> Bool)?
+        /// A note arrived from the (verified) peer on the control stream.
+        var note: @Sendable (_ peer: String, PeerNote) -> Void
     }
 
     let channel: Channel
@@ -33,6 +35,8 @@ final class TunnelConnection: @unchecked Sendable {
     private let identity: NIOLoopBoundBox<String?>
     /// Accepting side: the control stream's end that asks the dialer for reverse streams.
     fileprivate let requester: NIOLoopBoundBox<ReverseRequester?>
+    /// Dialing side: the control stream's end that serves the acceptor's requests.
+    fileprivate let responder: NIOLoopBoundBox<ReverseResponder?>
     fileprivate let mode: NIOHTTP2Handler.ParserMode
     fileprivate let serving: Serving
     fileprivate let logger: Logger
@@ -64,7 +68,7 @@ final class TunnelConnection: @unchecked Sendable {
                 }
                 try stream.pipeline.syncOperations.addHandler(ServiceRequestHandler(
                     peer: peer, access: serving.access(), counters: state.counters, logger: logger, admit: state.admit,
-                    requester: requester))
+                    requester: requester, onNote: { serving.note(peer, $0) }))
             }
         }
         let livenessBox = NIOLoopBoundBox<TunnelConnection?>(nil, eventLoop: channel.eventLoop)
@@ -78,7 +82,8 @@ final class TunnelConnection: @unchecked Sendable {
         let connection = TunnelConnection(
             channel: channel, multiplexer: multiplexer,
             liveness: NIOLoopBound((liveness, livenessContext), eventLoop: channel.eventLoop),
-            identity: identity, requester: requester, mode: mode, serving: serving, logger: logger)
+            identity: identity, requester: requester,
+            responder: NIOLoopBoundBox(nil, eventLoop: channel.eventLoop), mode: mode, serving: serving, logger: logger)
         livenessBox.value = connection
         try sync.addHandler(TunnelObserver(connection: connection, events: events))
         return connection
@@ -87,8 +92,10 @@ final class TunnelConnection: @unchecked Sendable {
     private init(
         channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer,
         liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>, identity: NIOLoopBoundBox<String?>,
-        requester: NIOLoopBoundBox<ReverseRequester?>, mode: NIOHTTP2Handler.ParserMode, serving: Serving, logger: Logger
+        requester: NIOLoopBoundBox<ReverseRequester?>, responder: NIOLoopBoundBox<ReverseResponder?>,
+        mode: NIOHTTP2Handler.ParserMode, serving: Serving, logger: Logger
     ) {
+        self.responder = responder
         self.channel = channel
         self.multiplexer = multiplexer
         self.liveness = liveness
@@ -130,12 +137,15 @@ final class TunnelConnection: @unchecked Sendable {
         let access = self.serving.access()
         let logger = self.logger
         let loop = self.channel.eventLoop
+        let serving = self.serving
         let responder = ReverseResponder(
-            peer: peer, access: access, counters: state.counters, admit: state.admit, logger: logger
+            peer: peer, access: access, counters: state.counters, admit: state.admit, logger: logger,
+            onNote: { serving.note(peer, $0) }
         ) { [weak self] headers, initializer in
             guard let self else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
             return self.openStream(headers: headers, peer: peer, onAccepted: {}, initializer: initializer)
         }
+        self.responder.value = responder
         let boxed = NIOLoopBound(responder, eventLoop: self.channel.eventLoop)
         self.openStream(
             headers: ConnectRequest.headers(service: ReverseStreams.controlAuthority), peer: peer, onAccepted: {},
@@ -171,6 +181,14 @@ final class TunnelConnection: @unchecked Sendable {
         }
         created.whenFailure { accepted.fail($0) }
         return created.and(accepted.futureResult).map { $0.0 }
+    }
+
+    /// Sends `note` to the peer on the control stream. Dropped when the control stream is not open
+    /// (yet): notes are state that their sender repeats, not messages that must arrive.
+    func send(_ note: PeerNote) {
+        self.channel.eventLoop.execute {
+            _ = self.isDialer ? self.responder.value?.send(note) : self.requester.value?.send(note)
+        }
     }
 
     /// Sends one PING now and reports its round trip.
