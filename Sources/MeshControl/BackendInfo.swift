@@ -1,20 +1,48 @@
 import Foundation
+import MeshBalancer
 
-/// One element of `GET /v1/backends`: a database node as a balancer on this agent sees it.
-/// The list stays empty until the balancer exists.
+/// One element of `GET /v1/backends`: a database node as a balancer on this agent sees it, from the
+/// latest report that node published and the balancer's live connections to it.
 ///
-/// Stable API: fields are added, never renamed or removed.
+/// Stable API: fields are added, never renamed or removed. Fields about the database itself
+/// (timeline, lsn, lag, replay pause) describe a fresh report of a working PostgreSQL only, as
+/// `role` does, and are `null` otherwise: a stale position is not shown as the current one.
 public struct BackendInfo: Codable, Sendable, Equatable {
     public var balancer: String
     public var service: String
     public var node: String
-    /// `primary`, `standby` or `unknown`.
+    /// `primary`, `standby`, or `unknown` when the node is not `up`.
     public var role: String
+    /// True when `state` is `up`: a fresh report of a working PostgreSQL.
     public var healthy: Bool
+    /// A standby's replay lag; null on a primary, when not up, or before the standby replayed anything.
     public var lagSeconds: Double?
+    /// The failed probe's error, when the latest report is a failure (`down`, or `unknown` once stale).
     public var lastError: String?
+    /// `up`, `down` (a fresh report of a failed probe) or `unknown` (no report within 3 probe
+    /// intervals, or none at all): only `up` is routable.
+    public var state: String
+    /// When the current run of failed probes began, by the reporting node's clock; set when `down`.
+    public var downSince: Date?
+    public var timeline: UInt32?
+    /// The primary's current or the standby's replayed WAL position, written `X/Y` as PostgreSQL does.
+    public var lsn: String?
+    /// Replay paused with `pg_wal_replay_pause()` (a standby that no longer moves forward).
+    public var replayPaused: Bool?
+    /// Live connections of this balancer to the node through its `rw` and `ro` listeners.
+    public var connectionsRW: Int
+    public var connectionsRO: Int
+    /// The reporting node's clock when it made its latest report; null if none ever came.
+    public var lastReport: Date?
+    /// How long ago this agent received that report, by its own clock (immune to clock skew).
+    public var reportAgeSeconds: Double?
 
-    public init(balancer: String, service: String, node: String, role: String, healthy: Bool, lagSeconds: Double? = nil, lastError: String? = nil) {
+    public init(
+        balancer: String, service: String, node: String, role: String, healthy: Bool, lagSeconds: Double? = nil,
+        lastError: String? = nil, state: String? = nil, downSince: Date? = nil, timeline: UInt32? = nil,
+        lsn: String? = nil, replayPaused: Bool? = nil, connectionsRW: Int = 0, connectionsRO: Int = 0,
+        lastReport: Date? = nil, reportAgeSeconds: Double? = nil
+    ) {
         self.balancer = balancer
         self.service = service
         self.node = node
@@ -22,11 +50,73 @@ public struct BackendInfo: Codable, Sendable, Equatable {
         self.healthy = healthy
         self.lagSeconds = lagSeconds
         self.lastError = lastError
+        self.state = state ?? (healthy ? "up" : "unknown")
+        self.downSince = downSince
+        self.timeline = timeline
+        self.lsn = lsn
+        self.replayPaused = replayPaused
+        self.connectionsRW = connectionsRW
+        self.connectionsRO = connectionsRO
+        self.lastReport = lastReport
+        self.reportAgeSeconds = reportAgeSeconds
+    }
+
+    /// The row of `balancer` for one database node as the registry judged it.
+    public init(balancer: String, state: BackendState, connectionsRW: Int, connectionsRO: Int) {
+        self.init(
+            balancer: balancer, service: state.service, node: state.node, role: "unknown", healthy: false,
+            connectionsRW: connectionsRW, connectionsRO: connectionsRO, lastReport: state.latest?.reportedAt,
+            reportAgeSeconds: state.age.map { $0 / .seconds(1) })
+        if case .down(let error) = state.latest?.health { self.lastError = error }
+        switch state.availability {
+        case .up(let status):
+            self.state = "up"
+            self.healthy = true
+            self.role = status.role.rawValue
+            self.timeline = status.timeline
+            self.lsn = status.lsn.description
+            self.lagSeconds = status.replayLag.map { $0 / .seconds(1) }
+            self.replayPaused = status.replayPaused
+        case .down(let error, let since):
+            self.state = "down"
+            self.lastError = error
+            self.downSince = since
+        case .unknown(let lastReport):
+            self.state = "unknown"
+            self.lastReport = lastReport ?? self.lastReport
+        }
     }
 
     enum CodingKeys: String, CodingKey {
-        case balancer, service, node, role, healthy
+        case balancer, service, node, role, healthy, state, timeline, lsn
         case lagSeconds = "lag_seconds"
         case lastError = "last_error"
+        case downSince = "down_since"
+        case replayPaused = "replay_paused"
+        case connectionsRW = "connections_rw"
+        case connectionsRO = "connections_ro"
+        case lastReport = "last_report"
+        case reportAgeSeconds = "report_age_seconds"
+    }
+
+    /// Writes `null` for absent optionals so every key is always present for scripts.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.balancer, forKey: .balancer)
+        try container.encode(self.service, forKey: .service)
+        try container.encode(self.node, forKey: .node)
+        try container.encode(self.role, forKey: .role)
+        try container.encode(self.healthy, forKey: .healthy)
+        try container.encode(self.lagSeconds, forKey: .lagSeconds)
+        try container.encode(self.lastError, forKey: .lastError)
+        try container.encode(self.state, forKey: .state)
+        try container.encode(self.downSince, forKey: .downSince)
+        try container.encode(self.timeline, forKey: .timeline)
+        try container.encode(self.lsn, forKey: .lsn)
+        try container.encode(self.replayPaused, forKey: .replayPaused)
+        try container.encode(self.connectionsRW, forKey: .connectionsRW)
+        try container.encode(self.connectionsRO, forKey: .connectionsRO)
+        try container.encode(self.lastReport, forKey: .lastReport)
+        try container.encode(self.reportAgeSeconds, forKey: .reportAgeSeconds)
     }
 }

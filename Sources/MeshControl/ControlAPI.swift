@@ -28,14 +28,17 @@ public final class ControlAPI: Sendable {
     private let now: @Sendable () -> Date
     private let reloadHandler = NIOLockedValueBox<(@Sendable () async -> ReloadOutcome)?>(nil)
     private let metrics: MeshMetrics?
+    private let balancers: BalancerView?
 
+    /// `balancers`: the rows of `/v1/backends`; without it that list is empty.
     public init(
-        source: any ControlDataSource, facts: AgentFacts, metrics: MeshMetrics? = nil,
+        source: any ControlDataSource, facts: AgentFacts, metrics: MeshMetrics? = nil, balancers: BalancerView? = nil,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.source = source
         self.facts = NIOLockedValueBox(facts)
         self.metrics = metrics
+        self.balancers = balancers
         self.now = now
     }
 
@@ -67,7 +70,7 @@ public final class ControlAPI: Sendable {
         case .services where method == .GET:
             return .json(self.facts.withLockedValue { $0.services })
         case .backends where method == .GET:
-            return .json([BackendInfo]())
+            return .json(self.balancers?.backends() ?? [])
         case .ping(let name) where method == .POST:
             return await self.ping(peer: name, query: query)
         case .reload where method == .POST:

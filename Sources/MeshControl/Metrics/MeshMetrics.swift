@@ -1,4 +1,5 @@
 import Foundation
+import MeshBalancer
 import Metrics
 import NIOConcurrencyHelpers
 import Prometheus
@@ -14,6 +15,13 @@ import Prometheus
 /// - `meshd_peer_up{peer}`, `meshd_peer_rtt_seconds{peer}` (only while up), `meshd_streams_active{peer}`
 /// - `meshd_tunnel_reconnects_total{peer}`, `meshd_bytes_total{peer,direction}` (`sent`, `received`)
 /// - `meshd_handshake_failures_total{peer,reason}`, `meshd_streams_total{peer,service,result}`
+/// - with a `BalancerView`, for each balancer on this node and database node of its service:
+///   `meshd_backend_up{balancer,node}`, `meshd_backend_role{balancer,node}` (1 primary, 0 standby,
+///   -1 not up), `meshd_backend_lag_seconds{balancer,node}` (only when known),
+///   `meshd_balancer_connections_active{balancer,listener,node}`,
+///   `meshd_balancer_connections_total{balancer,listener,node,result}` (`node` is `none` when refused
+///   before a node was chosen). Series of balancers a reload removed disappear, and so do the
+///   backend series of database nodes it removed from a service.
 public final class MeshMetrics: Sendable {
     /// The Prometheus text exposition format, version 0.0.4.
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
@@ -27,6 +35,11 @@ public final class MeshMetrics: Sendable {
         case handshakeFailures = "meshd_handshake_failures_total"
         case streams = "meshd_streams_total"
         case bytes = "meshd_bytes_total"
+        case backendUp = "meshd_backend_up"
+        case backendRole = "meshd_backend_role"
+        case backendLag = "meshd_backend_lag_seconds"
+        case balancerConnectionsActive = "meshd_balancer_connections_active"
+        case balancerConnections = "meshd_balancer_connections_total"
 
         var help: String {
             switch self {
@@ -37,6 +50,12 @@ public final class MeshMetrics: Sendable {
             case .handshakeFailures: "Failed TLS handshakes by peer (unknown if it never proved a declared name) and reason."
             case .streams: "Streams by peer, service and result (opened, refused, failed)."
             case .bytes: "Payload bytes carried through the tunnel to the peer, by direction (sent, received)."
+            case .backendUp: "1 while the database node's latest report is fresh and its PostgreSQL works (routable), else 0."
+            case .backendRole: "Role the database node reports: 1 primary, 0 standby, -1 unknown (not up)."
+            case .backendLag: "Replay lag of a standby that is up, in seconds; absent on a primary or when unknown."
+            case .balancerConnectionsActive: "Connections open now from the balancer's listener (rw, ro) to the database node."
+            case .balancerConnections:
+                "Connections taken by the balancer's listener, by database node (none if refused before one was chosen) and result (routed, refused, failed)."
             }
         }
     }
@@ -68,11 +87,17 @@ public final class MeshMetrics: Sendable {
     /// The registry behind `/metrics`. `bootstrapMetricsSystem()` routes swift-metrics instruments here too.
     public let registry: PrometheusCollectorRegistry
     private let source: any MetricsSource
+    private let balancers: BalancerView?
     /// Held for a whole scrape, so concurrent scrapes neither double-count nor interleave their output.
     private let exported = NIOLockedValueBox(Exported())
 
-    public init(source: any MetricsSource, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    /// `balancers`: the balancers on this node, read at each scrape like `source`; nil for none.
+    public init(
+        source: any MetricsSource, balancers: BalancerView? = nil,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) {
         self.source = source
+        self.balancers = balancers
         self.registry = registry
     }
 
@@ -86,7 +111,12 @@ public final class MeshMetrics: Sendable {
     /// Reads the source, brings the registry up to date, and returns the whole exposition text.
     public func scrape() -> String {
         self.exported.withLockedValue { exported in
-            let (gauges, counters) = Self.values(self.source.metricsSnapshot())
+            var (gauges, counters) = Self.values(self.source.metricsSnapshot())
+            if let balancers = self.balancers {
+                let (balancerGauges, balancerCounters) = Self.values(balancers.snapshot())
+                gauges.merge(balancerGauges) { $1 }
+                counters.merge(balancerCounters) { $1 }
+            }
             self.update(&exported, gauges: gauges, counters: counters)
             return self.registry.emitToString()
         }
@@ -118,6 +148,35 @@ public final class MeshMetrics: Sendable {
         for stream in snapshot.streams {
             let series = Series(.streams, ["peer": stream.peer, "service": stream.service, "result": stream.result])
             counters[series, default: 0] += stream.count
+        }
+        return (gauges, counters)
+    }
+
+    /// The balancer series a view's snapshot implies.
+    static func values(_ snapshot: BalancerView.Snapshot) -> (gauges: [Series: Double], counters: [Series: UInt64]) {
+        var gauges: [Series: Double] = [:]
+        var counters: [Series: UInt64] = [:]
+        for backend in snapshot.backends {
+            let labels: KeyValuePairs = ["balancer": backend.balancer, "node": backend.node]
+            gauges[Series(.backendUp, labels)] = backend.healthy ? 1 : 0
+            gauges[Series(.backendRole, labels)] = switch backend.role {
+            case "primary": 1
+            case "standby": 0
+            default: -1
+            }
+            if let lag = backend.lagSeconds {
+                gauges[Series(.backendLag, labels)] = lag
+            }
+        }
+        for (route, count) in snapshot.activeConnections {
+            let labels: KeyValuePairs = ["balancer": route.balancer, "listener": route.listener.rawValue, "node": route.node]
+            gauges[Series(.balancerConnectionsActive, labels)] = Double(count)
+        }
+        for (key, count) in snapshot.outcomes {
+            let series = Series(.balancerConnections, [
+                "balancer": key.balancer, "listener": key.listener.rawValue, "node": key.node, "result": key.result.rawValue,
+            ])
+            counters[series] = count
         }
         return (gauges, counters)
     }

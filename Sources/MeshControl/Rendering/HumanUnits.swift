@@ -38,7 +38,27 @@ public enum HumanUnits {
 
     /// How long ago, in its largest unit: `just now`, `42s ago`, `3m ago`, `5h ago`, `2d ago`.
     public static func ago(_ date: Date, now: Date) -> String {
-        let seconds = Int(now.timeIntervalSince(date).rounded(.down))
+        self.ago(wholeSeconds: Int(now.timeIntervalSince(date).rounded(.down)))
+    }
+
+    /// The age of something that comes every second or so, e.g. a backend's last report: tenths
+    /// below 10 s (`0.4s ago`, `3.2s ago`), then as `ago` (`42s ago`, `3m ago`).
+    public static func age(seconds: Double) -> String {
+        if seconds < 10 { return String(format: "%.1fs ago", max(0, seconds)) }
+        return self.ago(wholeSeconds: Int(seconds.rounded(.down)))
+    }
+
+    /// A standby's replay lag: `0s` when caught up, `250ms`, `3.5s`, then `2m 5s`.
+    public static func lag(seconds: Double) -> String {
+        switch seconds {
+        case ...0: return "0s"
+        case ..<1: return self.rtt(seconds: seconds)
+        case ..<60: return String(format: "%.1fs", seconds)
+        default: return self.span(seconds: Int(seconds.rounded(.down)))
+        }
+    }
+
+    private static func ago(wholeSeconds seconds: Int) -> String {
         switch seconds {
         case ..<1: return "just now"
         case ..<60: return "\(seconds)s ago"
