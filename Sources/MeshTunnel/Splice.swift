@@ -40,6 +40,14 @@ enum SpliceSignal {
     case abort
     /// The partner's channel can (or cannot) take more bytes: resume (or pause) our reads.
     case partnerWritable(Bool)
+
+    /// Bytes or their end: what must wait until a stream was accepted.
+    var carriesBytes: Bool {
+        switch self {
+        case .bytes, .end: true
+        case .abort, .partnerWritable: false
+        }
+    }
 }
 
 /// How one kind of channel speaks in a splice.
@@ -165,8 +173,12 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     private let announceOnAdd: Bool
     private var state: State = .open(inputDone: false, outputDone: false)
     private var context: ChannelHandlerContext?
-    /// Signals that arrived before this handler was added to its channel.
+    /// Signals that arrived before this side could act on them: anything before it was added to
+    /// its channel, and bytes and their end before its stream was accepted (DATA written to a
+    /// stream whose CONNECT is not yet answered could overtake the HEADERS).
     private var early: [SpliceSignal] = []
+    /// Bytes may be written: the TCP side once added, a stream side once its CONNECT was accepted.
+    private var accepted = false
     private var partnerWritable = false
     private var readHeld = false
     private var toldPartnerUnwritable = false
@@ -193,8 +205,13 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
         self.context = nil
     }
 
-    /// Lets the partner start reading: called once the stream is accepted.
+    /// Lets the partner start reading, and writes what it already sent: called once the stream is
+    /// accepted (at once for the TCP side), after the handler was added.
     func announceWritable() {
+        self.accepted = true
+        let early = self.early
+        self.early = []
+        for signal in early { self.receive(signal) }
         self.partner?.send(.partnerWritable(true))
     }
 
@@ -269,7 +286,7 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     // MARK: Signals from the partner
 
     func receive(_ signal: SpliceSignal) {
-        guard let context = self.context else {
+        guard let context = self.context, self.accepted || !signal.carriesBytes else {
             if case .open = self.state { self.early.append(signal) }
             return
         }

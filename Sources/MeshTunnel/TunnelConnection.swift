@@ -171,6 +171,12 @@ final class TunnelConnection: @unchecked Sendable {
         onAccepted: @escaping @Sendable () -> Void,
         initializer: @escaping @Sendable (Channel) throws -> Void
     ) -> EventLoopFuture<Channel> {
+        // The multiplexer must be used on the tunnel's loop; a balancer session may call from another.
+        guard self.channel.eventLoop.inEventLoop else {
+            return self.channel.eventLoop.flatSubmit {
+                self.openStream(headers: headers, peer: peer, onAccepted: onAccepted, initializer: initializer)
+            }
+        }
         let accepted = self.channel.eventLoop.makePromise(of: Void.self)
         let created = self.multiplexer.createStreamChannel { stream in
             stream.eventLoop.makeCompletedFuture {
