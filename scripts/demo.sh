@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Starts a local 3-node tunnelmesh from the top-level mesh.json on loopback addresses, shows traffic
-# crossing it and the peer table, and stays up until Ctrl-C.
+# Starts a local 3-node tunnelmesh from the top-level mesh.json on loopback addresses: a PostgreSQL
+# primary (db1) and a streaming standby (db2), echo services, and app1 with the `pg` balancer. Shows
+# traffic crossing the mesh, a write through `rw` and reads through `ro` landing on the standby,
+# `meshctl backends` and the peer table, and stays up until Ctrl-C.
 #   scripts/demo.sh           run the demo, keep it up
 #   scripts/demo.sh --check   run the same steps, exit 0 when everything worked, 1 otherwise
+#   DEMO_BUILD=debug scripts/demo.sh   use the debug build (quicker to build) instead of release
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -15,26 +18,56 @@ dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 dpkg -s libsystemd-dev >/dev/null 2>&1 || need+=(libsystemd-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v socat >/dev/null || need+=(socat)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "demo: installing ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-echo "demo: building release binaries (first time takes a few minutes)"
-swift build -c release --product meshd >/dev/null
-swift build -c release --product meshctl >/dev/null
-bin=$(swift build -c release --show-bin-path)
+build=${DEMO_BUILD:-release}
+echo "demo: building $build binaries (first time takes a few minutes)"
+swift build -c "$build" --product meshd >/dev/null
+swift build -c "$build" --product meshctl >/dev/null
+bin=$(swift build -c "$build" --show-bin-path)
 
 run=$top/run
 rm -rf "$top/pki" "$run"
 mkdir -p "$run"
 pids=()
+# PostgreSQL refuses to run as root: its clusters live in a directory the postgres user owns.
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+pgroot=$(mktemp -d /tmp/tunnelmesh-demo-pg.XXXXXX)
+chown postgres: "$pgroot"
+pg() { runuser -u postgres -- "$pgbin/$1" "${@:2}"; }
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for cluster in db2 db1; do
+    [ -f "$pgroot/$cluster/postmaster.pid" ] && pg pg_ctl -D "$pgroot/$cluster" -m fast -w stop >/dev/null 2>&1 || true
+  done
+  rm -rf "$pgroot"
 }
 trap cleanup EXIT INT TERM
+
+configure_pg() {  # cluster port
+  cat >>"$pgroot/$1/postgresql.conf" <<CONF
+port = $2
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$pgroot'
+shared_buffers = 32MB
+wal_receiver_status_interval = 1s
+CONF
+}
+echo "demo: PostgreSQL primary for db1 on 127.0.0.1:55432, streaming standby for db2 on 127.0.0.1:55433"
+pg initdb -D "$pgroot/db1" -U postgres --auth=trust -E UTF8 --no-sync --no-instructions >/dev/null
+configure_pg db1 55432
+pg pg_ctl -D "$pgroot/db1" -l "$pgroot/db1.log" -w start >/dev/null
+pg psql -X -q -h "$pgroot" -p 55432 -U postgres -c "CREATE ROLE meshmon LOGIN; GRANT pg_monitor TO meshmon;" \
+  -c "CREATE TABLE demo (id serial PRIMARY KEY, note text, at timestamptz DEFAULT now());"
+pg pg_basebackup -h 127.0.0.1 -p 55432 -U postgres -D "$pgroot/db2" -R -X stream -c fast
+configure_pg db2 55433
+pg pg_ctl -D "$pgroot/db2" -l "$pgroot/db2.log" -w start >/dev/null
 
 echo "demo: creating a throwaway PKI in pki/ with meshctl pki"
 "$bin/meshctl" pki init --mesh demo --dir "$top/pki" >/dev/null
@@ -70,18 +103,42 @@ for port in 15001 15002; do
   fi
 done
 
-echo
-if [ -x "$bin/meshctl" ] && "$bin/meshctl" --help 2>/dev/null | grep -q peers; then
-  echo "demo: meshctl peers on app1"
-  "$bin/meshctl" --config "$top/mesh.json" --node app1 peers || true
+psql_at() {  # port sql...
+  "$pgbin/psql" -X -q -A -t -h 127.0.0.1 -p "$1" -U postgres -d postgres -c "$2"
+}
+# The balancer routes once both database nodes' first role reports have crossed the tunnels.
+routed=0
+for _ in $(seq 1 100); do
+  if [ "$(psql_at 6432 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] &&
+     [ "$(psql_at 6433 'SELECT pg_is_in_recovery()' 2>/dev/null)" = t ]; then routed=1; break; fi
+  sleep 0.1
+done
+if [ $routed = 1 ]; then
+  note="written through rw at $(date +%T)"
+  id=$(psql_at 6432 "INSERT INTO demo (note) VALUES ('$note') RETURNING id")
+  echo "demo: app1 127.0.0.1:6432 (rw) -> $(psql_at 6432 "SELECT CASE WHEN pg_is_in_recovery() THEN 'a standby' ELSE 'the primary' END || ' on port ' || current_setting('port')"): inserted row $id"
+  seen=""
+  for _ in $(seq 1 50); do
+    seen=$(psql_at 6433 "SELECT note FROM demo WHERE id = $id" 2>/dev/null || true)
+    [ -n "$seen" ] && break
+    sleep 0.1
+  done
+  echo "demo: app1 127.0.0.1:6433 (ro) -> $(psql_at 6433 "SELECT CASE WHEN pg_is_in_recovery() THEN 'a standby' ELSE 'the primary' END || ' on port ' || current_setting('port')"): reads \"$seen\""
+  [ "$seen" = "$note" ] || { echo "demo: the standby did not show the row written through rw"; ok=0; }
 else
-  echo "demo: peer state changes logged by app1:"
-  grep -h 'peer ' "$run/app1.log" | sed 's/^/  /'
+  echo "demo: the balancer did not route rw to the primary and ro to the standby within 10 s"; ok=0
 fi
+
+echo
+echo "demo: meshctl backends on app1"
+"$bin/meshctl" --config "$top/mesh.json" --node app1 backends || true
+echo
+echo "demo: meshctl peers on app1"
+"$bin/meshctl" --config "$top/mesh.json" --node app1 peers || true
 
 if [ $check = 1 ]; then
   if [ $ok = 1 ]; then echo "demo: check passed"; exit 0; else echo "demo: check FAILED"; exit 1; fi
 fi
 echo
-echo "demo: running; try: printf 'hi\\n' | socat - TCP:127.0.0.1:15001   (Ctrl-C to stop)"
+echo "demo: running; try: psql -h 127.0.0.1 -p 6432 -U postgres   (rw; 6433 for ro; Ctrl-C to stop)"
 wait

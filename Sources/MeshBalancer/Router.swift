@@ -85,10 +85,15 @@ public struct Router: Sendable {
         return lag <= self.maxLag
     }
 
+    /// Whether `backend` may take reads now: up, a standby, replaying, within `max_lag`.
+    public func isReadable(_ backend: BackendState) -> Bool {
+        backend.status.map(self.qualifies) ?? false
+    }
+
     private func leastBusyStandby(
         among backends: [BackendState], connections: [String: Int], using random: inout some RandomNumberGenerator
     ) -> String? {
-        let candidates = backends.filter { $0.status.map(self.qualifies) ?? false }.map(\.node)
+        let candidates = backends.filter(self.isReadable).map(\.node)
         guard let fewest = candidates.map({ connections[$0] ?? 0 }).min() else { return nil }
         return candidates.filter { (connections[$0] ?? 0) == fewest }.randomElement(using: &random)
     }

@@ -1,6 +1,7 @@
 import COpenSSL
 import Foundation
 import Logging
+import MeshBalancer
 import MeshConfig
 import MeshControl
 import MeshTunnel
@@ -21,18 +22,21 @@ struct ControlService: Service {
     var onStarted: @Sendable () -> Void = {}
 
     init(
-        node: MeshNode, config: MeshConfiguration, configSHA256: String, certificateNotAfter: Date?,
-        startedAt: Date, group: EventLoopGroup, logger: Logger
+        node: MeshNode, balancers host: BalancerHost, config: MeshConfiguration, configSHA256: String,
+        certificateNotAfter: Date?, startedAt: Date, group: EventLoopGroup, logger: Logger
     ) {
         let facts = AgentFacts(
             config: config, node: node.name, version: Self.version, startedAt: startedAt,
             configSHA256: configSHA256, certificateNotAfter: certificateNotAfter)
         let socketPath = config.nodes[node.name]?.control ?? NodeSettings.defaultControl
-        let metrics = MeshMetrics(source: node)
+        let balancers = BalancerView(
+            node: node.name, config: { node.config }, registry: host.registry, connections: host.counts,
+            outcomes: host.outcomes)
+        let metrics = MeshMetrics(source: node, balancers: balancers)
         self.metrics = metrics
         self.server = ControlServer(
-            socketPath: socketPath, api: ControlAPI(source: node, facts: facts, metrics: metrics), group: group,
-            logger: logger)
+            socketPath: socketPath, api: ControlAPI(source: node, facts: facts, metrics: metrics, balancers: balancers),
+            group: group, logger: logger)
         self.metricsServer = config.metrics.map { MetricsServer(endpoint: $0, metrics: metrics, group: group, logger: logger) }
     }
 

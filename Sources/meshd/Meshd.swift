@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import MeshBalancer
 import MeshConfig
 import MeshSystemd
 import MeshTLS
@@ -71,10 +72,11 @@ struct Meshd: AsyncParsableCommand {
         let mesh = MeshNode(
             config: startup.config, node: startup.node, group: group,
             serverTLS: startup.serverTLS, clientTLS: startup.clientTLS, logger: logger, inheritedListeners: passed)
+        let balancers = BalancerHost(node: mesh, group: group, logger: logger)
         let systemd = SystemdIntegration(
-            mesh: mesh, group: group, statusLine: StatusLine(),
+            mesh: mesh, group: group, statusLine: StatusLine(parts: [{ balancers.routeSummary() }]),
             stallAfter: self.debugStallEventLoopAfter.map { .milliseconds(Int64($0 * 1000)) }, logger: logger)
-        var service = MeshNodeService(node: mesh, grace: startup.config.tunnel.shutdownGrace)
+        var service = MeshNodeService(node: mesh, balancers: balancers, grace: startup.config.tunnel.shutdownGrace)
         service.onStarted = { systemd.started(.listeners) }
         let configSHA256: String
         do {
@@ -83,12 +85,13 @@ struct Meshd: AsyncParsableCommand {
             throw StartupError(code: 2, message: "\(error)")
         }
         var control = ControlService(
-            node: mesh, config: startup.config, configSHA256: configSHA256,
+            node: mesh, balancers: balancers, config: startup.config, configSHA256: configSHA256,
             certificateNotAfter: startup.serverTLS.certificateNotAfter, startedAt: Date(), group: group, logger: logger)
         // Before anything creates a swift-metrics instrument: they bind to the backend at creation.
         control.metrics.bootstrapMetricsSystem()
         let reloader = Reloader(
-            configPath: self.config, node: startup.node, mesh: mesh, api: control.server.api, logger: logger)
+            configPath: self.config, node: startup.node, mesh: mesh, balancers: balancers, api: control.server.api,
+            logger: logger)
         control.onStarted = { systemd.started(.control) }
         control.server.api.onReload { await systemd.reload { await reloader.reload() } }
         let hangup = await HangupService { _ = await systemd.reload { await reloader.reload() } }

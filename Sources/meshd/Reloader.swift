@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MeshBalancer
 import MeshConfig
 import MeshControl
 import MeshTLS
@@ -12,10 +13,12 @@ actor Reloader {
     private let configPath: String
     private let node: String
     private let mesh: MeshNode
+    private let balancers: BalancerHost
     private let api: ControlAPI
     private let logger: Logger
 
-    init(configPath: String, node: String, mesh: MeshNode, api: ControlAPI, logger: Logger) {
+    init(configPath: String, node: String, mesh: MeshNode, balancers: BalancerHost, api: ControlAPI, logger: Logger) {
+        self.balancers = balancers
         self.configPath = configPath
         self.node = node
         self.mesh = mesh
@@ -31,6 +34,7 @@ actor Reloader {
             let summary = try await self.mesh.reload(
                 config: startup.config, serverTLS: startup.serverTLS, clientTLS: startup.clientTLS,
                 revokedSerials: startup.revokedSerials)
+            await self.balancers.reload()
             let digest = try ControlService.sha256(ofFile: self.configPath)
             outcome = ReloadOutcome(ok: true, at: at, summary: "\(summary)")
             let facts = AgentFacts(

@@ -54,10 +54,73 @@ public struct MeshFile: Encodable {
     public struct Service: Encodable {
         public var on: [String: String]
         public var allow: [String]
+        public var postgres: Postgres?
 
-        public init(on: [String: String], allow: [String]) {
+        public init(on: [String: String], allow: [String], postgres: Postgres? = nil) {
             self.on = on
             self.allow = allow
+            self.postgres = postgres
+        }
+    }
+
+    /// A service's `postgres` block: how its nodes probe their own PostgreSQL.
+    public struct Postgres: Encodable {
+        public var monitorUser: String
+        public var database: String?
+        public var passwordFile: String?
+        public var probeInterval: String?
+
+        public init(monitorUser: String = "meshmon", database: String? = nil, passwordFile: String? = nil, probeInterval: String? = nil) {
+            self.monitorUser = monitorUser
+            self.database = database
+            self.passwordFile = passwordFile
+            self.probeInterval = probeInterval
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case monitorUser = "monitor_user", database, passwordFile = "password_file", probeInterval = "probe_interval"
+        }
+    }
+
+    public struct Balancer: Encodable {
+        public struct Listeners: Encodable {
+            public var rw: String?
+            public var ro: String?
+
+            public init(rw: String? = nil, ro: String? = nil) {
+                self.rw = rw
+                self.ro = ro
+            }
+        }
+
+        /// `balancers.<name>.tls`: the balancer's own certificate for clients that ask for SSL.
+        public struct TLS: Encodable {
+            public var cert: String
+            public var key: String
+
+            public init(cert: String, key: String) {
+                self.cert = cert
+                self.key = key
+            }
+        }
+
+        public var service: String
+        public var on: [String: Listeners]
+        public var maxLag: String?
+        public var roFallback: String?
+        public var tls: TLS?
+
+        public init(service: String, on: [String: Listeners], maxLag: String? = nil, roFallback: String? = nil, tls: TLS? = nil) {
+            self.service = service
+            self.on = on
+            self.maxLag = maxLag
+            self.roFallback = roFallback
+            self.tls = tls
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case service, on, tls
+            case maxLag = "max_lag", roFallback = "ro_fallback"
         }
     }
 
@@ -79,11 +142,13 @@ public struct MeshFile: Encodable {
     public var nodes: [String: Node]
     public var services: [String: Service]
     public var forwards: [Forward]
+    public var balancers: [String: Balancer]?
 
     public init(
         mesh: String, tls: TLS, tunnel: Tunnel? = nil, nodes: [String: Node], services: [String: Service],
-        forwards: [Forward]
+        forwards: [Forward], balancers: [String: Balancer]? = nil
     ) {
+        self.balancers = balancers
         self.mesh = mesh
         self.tls = tls
         self.tunnel = tunnel

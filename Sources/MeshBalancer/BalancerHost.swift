@@ -1,0 +1,199 @@
+import Foundation
+import Logging
+import MeshConfig
+import MeshTunnel
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Everything the balancer part of one agent runs: the role probes of the PostgreSQL this node
+/// serves, the report exchange with the peers, the registry every routing decision reads, and the
+/// `rw`/`ro` listeners of every balancer that listens on this node.
+public final class BalancerHost: Sendable {
+    /// The latest report of every database node (the one place `meshctl backends` reads).
+    public let registry: BackendRegistry
+    /// Live connections per balancer, listener and node.
+    public let counts = ConnectionCounts()
+    /// Connections taken, per balancer, listener, node and result.
+    public let outcomes = BalancerOutcomes()
+
+    private let node: MeshNode
+    private let group: EventLoopGroup
+    private let logger: Logger
+    private let sessions: WriteSessions
+    private let exchange: ReportExchange
+    private let probes: LocalProbes
+    private let listeners = NIOLockedValueBox<[ListenerKey: Channel]>([:])
+
+    private struct ListenerKey: Hashable, Sendable {
+        var balancer: String
+        var kind: ListenerKind
+        var endpoint: Endpoint
+    }
+
+    public init(node: MeshNode, group: EventLoopGroup, logger: Logger) {
+        self.node = node
+        self.group = group
+        self.logger = logger
+        let registry = BackendRegistry(config: node.config)
+        let sessions = WriteSessions()
+        let demotion = DemotionGuard(node: node, registry: registry, sessions: sessions, logger: logger)
+        let exchange = ReportExchange(registry: registry, node: node, logger: logger) { demotion.check(after: $0) }
+        self.registry = registry
+        self.sessions = sessions
+        self.exchange = exchange
+        self.probes = LocalProbes(node: node.name, group: group, logger: logger) { exchange.publish($0) }
+    }
+
+    /// Starts the probes and the exchange and opens every balancer listener of this node. Throws,
+    /// naming the listener and address, when one cannot be opened (nothing stays open then).
+    public func start() async throws {
+        self.exchange.start()
+        do {
+            try await self.openListeners(Self.listenerKeys(self.node.config, node: self.node.name))
+        } catch {
+            await self.stop()
+            throw error
+        }
+        self.probes.apply(self.node.config)
+    }
+
+    /// Follows a reloaded config (already in force in the `MeshNode`): probes, registry and
+    /// listeners. A listener that cannot be opened is logged and left out.
+    public func reload() async {
+        let config = self.node.config
+        self.registry.update(config: config)
+        self.probes.apply(config)
+        let wanted = Self.listenerKeys(config, node: self.node.name)
+        let removed = self.listeners.withLockedValue { listeners in
+            let gone = listeners.filter { !wanted.contains($0.key) }
+            for key in gone.keys { listeners.removeValue(forKey: key) }
+            return Array(gone.values)
+        }
+        for channel in removed { try? await channel.close() }
+        let current = self.listeners.withLockedValue { Set($0.keys) }
+        for key in wanted.subtracting(current).sorted(by: { "\($0)" < "\($1)" }) {
+            do {
+                try await self.openListeners([key])
+            } catch {
+                self.logger.error("reload: \(error)")
+            }
+        }
+    }
+
+    /// Closes the listeners (open sessions go on until the node drains) and stops the probes.
+    public func stop() async {
+        let channels = self.listeners.withLockedValue { listeners in
+            defer { listeners.removeAll() }
+            return Array(listeners.values)
+        }
+        for channel in channels { try? await channel.close() }
+        await self.probes.stop()
+    }
+
+    /// `rw->db1, ro: db2 db3` per balancer on this node, for systemd's STATUS line; nil when none.
+    public func routeSummary() -> String? {
+        let config = self.node.config
+        let parts = config.balancers(on: self.node.name).compactMap { balancer -> String? in
+            guard let service = config.services[balancer.service] else { return nil }
+            let backends = self.registry.backends(service: service.name, nodes: service.on.keys.sorted())
+            let router = Router(settings: balancer)
+            let rw = (try? router.choose(.rw, backends: backends, connections: [:]).get()) ?? "none"
+            let readers = backends.filter { router.isReadable($0) }.map(\.node)
+            let prefix = config.balancers(on: self.node.name).count > 1 ? "\(balancer.name): " : ""
+            return "\(prefix)rw->\(rw), ro: \(readers.isEmpty ? "none" : readers.joined(separator: " "))"
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
+    }
+
+    // MARK: Sessions (called by BalancerListener's front doors)
+
+    struct Chosen {
+        var service: String
+        var lease: ConnectionCounts.Lease
+    }
+
+    func route(balancer name: String, listener: ListenerKind) -> Result<Chosen, ErrorResponse> {
+        let config = self.node.config
+        guard let balancer = config.balancers[name], let service = config.services[balancer.service] else {
+            self.outcomes.count(.init(balancer: name, listener: listener, node: BalancerOutcomes.noNode, result: .refused))
+            return .failure(ErrorResponse(code: .cannotConnectNow, message: "tunnelmesh: balancer \"\(name)\" is no longer configured"))
+        }
+        let backends = self.registry.backends(service: service.name, nodes: service.on.keys.sorted())
+        let router = Router(settings: balancer)
+        let chosen = self.counts.open(balancer: name, listener: listener) { connections in
+            router.choose(listener, backends: backends, connections: connections)
+        }
+        switch chosen {
+        case .success(let lease):
+            return .success(Chosen(service: service.name, lease: lease))
+        case .failure(let refusal):
+            self.outcomes.count(.init(balancer: name, listener: listener, node: BalancerOutcomes.noNode, result: .refused))
+            return .failure(refusal)
+        }
+    }
+
+    func bridge(_ channel: Channel, balancer: String, listener: ListenerKind, service: String, node: String) throws {
+        let outcomes = self.outcomes
+        let sessions = self.sessions
+        do {
+            try self.node.bridge(channel, toService: service, on: node) { channel, result in
+                switch result {
+                case .success:
+                    outcomes.count(.init(balancer: balancer, listener: listener, node: node, result: .routed))
+                case .failure(let error):
+                    outcomes.count(.init(balancer: balancer, listener: listener, node: node, result: .failed))
+                    let response = ErrorResponse(
+                        code: .connectionFailure, message: "tunnelmesh: cannot reach \"\(service)\" on \(node): \(error)")
+                    channel.writeAndFlush(response.buffer(allocator: channel.allocator)).whenComplete { _ in
+                        channel.close(promise: nil)
+                    }
+                }
+            }
+        } catch {
+            outcomes.count(.init(balancer: balancer, listener: listener, node: node, result: .failed))
+            throw error
+        }
+        if listener == .rw { sessions.add(channel, balancer: balancer, node: node) }
+    }
+
+    /// Delivers a client's CancelRequest to the node whose backend issued the key; PostgreSQL
+    /// ignores a cancel it cannot match, and so do we (logged at debug level).
+    func cancel(_ key: BackendKeyData) {
+        guard let route = Optional<(service: String, node: String)>.none else {
+            self.logger.debug("CancelRequest for \(key): no live session has that key; ignored")
+            return
+        }
+        var bytes = ByteBuffer()
+        key.writeCancelRequest(to: &bytes)
+        self.node.deliver(bytes, toService: route.service, on: route.node).whenFailure { error in
+            self.logger.info("CancelRequest for \(key) to \(route.service)@\(route.node) failed: \(error)")
+        }
+    }
+
+    // MARK: Listeners
+
+    private static func listenerKeys(_ config: MeshConfiguration, node: String) -> Set<ListenerKey> {
+        var keys = Set<ListenerKey>()
+        for balancer in config.balancers(on: node) {
+            let on = balancer.on[node]!
+            if let rw = on.rw { keys.insert(ListenerKey(balancer: balancer.name, kind: .rw, endpoint: rw)) }
+            if let ro = on.ro { keys.insert(ListenerKey(balancer: balancer.name, kind: .ro, endpoint: ro)) }
+        }
+        return keys
+    }
+
+    private func openListeners(_ keys: some Collection<ListenerKey>) async throws {
+        for key in keys.sorted(by: { "\($0)" < "\($1)" }) {
+            let listener = BalancerListener(
+                balancer: key.balancer, kind: key.kind, endpoint: key.endpoint, host: self, logger: self.logger)
+            let socket = self.node.listenSocket(name: listener.name, endpoint: key.endpoint)
+            do {
+                let channel = try await listener.bind(socket: socket, group: self.group).get()
+                self.listeners.withLockedValue { $0[key] = channel }
+                self.logger.info("balancer listener \(listener.name) on \(socket)")
+            } catch {
+                throw ListenError(what: "balancer listener \(listener.name)", endpoint: key.endpoint, underlying: error)
+            }
+        }
+    }
+}
