@@ -1,0 +1,269 @@
+import Foundation
+import MeshTestSupport
+import XCTest
+
+/// The PostgreSQL balancer end to end: real PostgreSQL primaries and standbys behind db nodes,
+/// real meshd processes, psql and pgbench as the clients, app1's `pg` balancer in between.
+final class BalancerTests: MeshTestCase {
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        do {
+            _ = try PostgresCluster.binDirectory()
+        } catch {
+            throw XCTSkip("\(error)")
+        }
+    }
+
+    func testRWReachesThePrimaryAndROTheStandby() throws {
+        let fixture = try BalancerFixture(test: self, range: 70)
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+        XCTAssertEqual(try fixture.psql(.rw, "SELECT pg_is_in_recovery()").stdout, "f\n")
+        XCTAssertEqual(try fixture.psql(.ro, "SELECT pg_is_in_recovery()").stdout, "t\n")
+        let write = try fixture.psql(.rw, "CREATE TABLE t (x int); INSERT INTO t VALUES (42);")
+        XCTAssertEqual(write.status, 0, write.output)
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { (try? fixture.psql(.ro, "SELECT x FROM t"))?.stdout == "42\n" })
+        let readOnly = try fixture.psql(.ro, "INSERT INTO t VALUES (1)")
+        XCTAssertNotEqual(readOnly.status, 0)
+        XCTAssertTrue(readOnly.stderr.contains("read-only transaction"), readOnly.stderr)
+    }
+
+    /// 1,000 short ro sessions (pgbench -C) over two standbys split within +-20%, counted by
+    /// each standby's own pg_stat_database.sessions.
+    func testReadsSplitBetweenTwoStandbys() throws {
+        let fixture = try BalancerFixture(test: self, range: 71, databases: 3)
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2", "db3"]), fixture.logs())
+        let initialize = try Command.run(
+            fixture.pgbenchPath, ["-i", "-s", "1", "-q", "-h", fixture.rw.host, "-p", "\(fixture.rw.port)", "-U", "postgres", "postgres"],
+            timeout: .seconds(120))
+        XCTAssertEqual(initialize.status, 0, initialize.output)
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
+            (try? fixture.cluster("db3").sql("SELECT count(*) FROM pgbench_branches")) == "1"
+        })
+        let sessions = { (node: String) -> Int in
+            Int((try? fixture.cluster(node).sql("SELECT sessions FROM pg_stat_database WHERE datname = 'postgres'")) ?? "") ?? -1
+        }
+        let before = (sessions("db2"), sessions("db3"))
+        let bench = try Command.run(
+            fixture.pgbenchPath,
+            ["-n", "-C", "-S", "-c", "4", "-j", "2", "-t", "250", "-h", fixture.ro.host, "-p", "\(fixture.ro.port)", "-U", "postgres", "postgres"],
+            timeout: .seconds(300))
+        XCTAssertEqual(bench.status, 0, bench.output)
+        XCTAssertTrue(bench.stdout.contains("number of failed transactions: 0") || !bench.stdout.contains("failed"), bench.stdout)
+        Thread.sleep(forTimeInterval: 1.5)  // session counts reach pg_stat_database within a second
+        let db2 = sessions("db2") - before.0
+        let db3 = sessions("db3") - before.1
+        print("1,000 ro sessions: db2 \(db2), db3 \(db3)")
+        XCTAssertGreaterThanOrEqual(db2 + db3, 1000)
+        XCTAssertLessThanOrEqual(db2 + db3, 1020, "only the probes' and a few checks' sessions on top")
+        XCTAssertTrue((400...600).contains(db2), "db2 got \(db2) of 1,000")
+        XCTAssertTrue((400...600).contains(db3), "db3 got \(db3) of 1,000")
+    }
+
+    /// A standby whose replay is paused gets no new reads; resumed, it gets them again. Existing
+    /// sessions on it stay.
+    func testPausedStandbyIsAvoidedUntilResumed() throws {
+        let fixture = try BalancerFixture(test: self, range: 72, databases: 3, maxLag: "1s")
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2", "db3"]), fixture.logs())
+        try fixture.cluster("db2").sql("SELECT pg_wal_replay_pause()")
+        try fixture.cluster("db1").sql("CREATE TABLE moving (x int); INSERT INTO moving VALUES (1)")
+        // Reports every 500 ms: after 1.5 s every fresh report says paused.
+        Thread.sleep(forTimeInterval: 1.5)
+        let served = (0..<20).compactMap { _ in fixture.servedBy(.ro) }
+        XCTAssertEqual(served.count, 20)
+        XCTAssertEqual(Set(served), ["db3"], "reads avoid the paused standby: \(served)")
+
+        try fixture.cluster("db2").sql("SELECT pg_wal_replay_resume()")
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
+            (0..<10).compactMap { _ in fixture.servedBy(.ro) }.contains("db2")
+        }, "db2 takes reads again after resuming\n\(fixture.logs())")
+    }
+
+    /// With ro_fallback "none" and the only standby paused, reads are refused with 57P03 naming why.
+    func testReadsRefusedWhenNoStandbyQualifies() throws {
+        let fixture = try BalancerFixture(test: self, range: 73, roFallback: "none")
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+        try fixture.cluster("db2").sql("SELECT pg_wal_replay_pause()")
+        var refusal: CommandResult?
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
+            refusal = try? fixture.psql(.ro, "SELECT 1")
+            return refusal?.status != 0
+        })
+        let text = refusal?.stderr ?? ""
+        XCTAssertTrue(text.contains("tunnelmesh: no standby available for \"pg\""), text)
+        XCTAssertTrue(text.contains("db2: standby, replay paused"), text)
+        XCTAssertEqual(try fixture.psql(.rw, "SELECT 1").stdout, "1\n", "rw is unaffected")
+    }
+
+    /// Promote the standby while the old primary still runs (on timeline 1): rw follows the new
+    /// primary on timeline 2 within a few probe intervals, the old primary's rw sessions are cut at
+    /// once, and the node still claiming primary on the lower timeline is never chosen again.
+    func testFailoverFollowsThePromotedStandbyAndCutsOldSessions() throws {
+        let fixture = try BalancerFixture(test: self, range: 74)
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+
+        // A session held open on db1 through rw: psql reads statements from a slow pipe.
+        let held = try HeldPsql(psql: fixture.psqlPath, host: fixture.rw.host, port: fixture.rw.port)
+        defer { held.stop() }
+        XCTAssertEqual(held.run("SELECT current_setting('port')"), "\(fixture.cluster("db1").port)")
+
+        try fixture.cluster("db2").promote()
+        let start = ContinuousClock.now
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { fixture.servedBy(.rw) == "db2" }, fixture.logs())
+        print("rw followed the promotion in \(ContinuousClock.now - start)")
+        let write = try fixture.psql(.rw, "CREATE TABLE after_failover (x int); SELECT pg_is_in_recovery()")
+        XCTAssertEqual(write.stdout, "f\n", write.output)
+        XCTAssertNil(held.run("SELECT 1", timeout: 5), "the rw session on the demoted db1 was cut")
+        XCTAssertTrue(fixture.app1!.log().contains("cut 1 rw session(s) on db1"), fixture.app1!.logTail())
+        // db1 still runs and still says primary, on timeline 1: never chosen.
+        XCTAssertEqual(try fixture.cluster("db1").sql("SELECT pg_is_in_recovery()"), "f")
+        let served = (0..<10).compactMap { _ in fixture.servedBy(.rw) }
+        XCTAssertEqual(Set(served), ["db2"], "\(served)")
+    }
+
+    /// Stop the primary, then promote: rw refuses with the documented message while there is no
+    /// primary, then works on the new one within 3 probe intervals of the promotion.
+    func testPrimaryDownThenPromotion() throws {
+        let fixture = try BalancerFixture(test: self, range: 75)
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+        fixture.cluster("db1").stop()
+        var refusal = ""
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
+            refusal = (try? fixture.psql(.rw, "SELECT 1"))?.stderr ?? ""
+            return refusal.contains("tunnelmesh: no primary available for \"pg\"")
+        }, refusal)
+        XCTAssertTrue(refusal.contains("db1: down since"), refusal)
+        XCTAssertTrue(refusal.contains("db2: standby"), refusal)
+
+        try fixture.cluster("db2").promote()
+        let promoted = ContinuousClock.now
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { fixture.servedBy(.rw) == "db2" }, fixture.logs())
+        let took = ContinuousClock.now - promoted
+        print("rw works on the promoted standby \(took) after pg_ctl promote returned")
+        XCTAssertEqual(try fixture.psql(.rw, "CREATE TABLE t (x int); SELECT pg_is_in_recovery()").stdout, "f\n")
+    }
+
+    /// Two independent clusters both claiming primary on timeline 1: rw is refused as a split brain.
+    func testSplitBrainRefusesWrites() throws {
+        let fixture = try BalancerFixture(test: self, range: 76, independent: true)
+        try fixture.start()
+        var refusal = ""
+        XCTAssertTrue(fixture.wait(timeout: .seconds(15)) {
+            refusal = (try? fixture.psql(.rw, "SELECT 1"))?.stderr ?? ""
+            return refusal.contains("split brain")
+        }, "\(refusal)\n\(fixture.logs())")
+        XCTAssertTrue(
+            refusal.contains("tunnelmesh: no primary available for \"pg\" (db1: primary on timeline 1, db2: primary on timeline 1: split brain)"),
+            refusal)
+    }
+
+    /// psql's cancel (SIGINT sends a CancelRequest on a new connection) reaches the PostgreSQL that
+    /// runs the query: the front door routes the key to the node whose backend issued it.
+    func testCancelReachesTheBackendThroughTheBalancer() throws {
+        let fixture = try BalancerFixture(test: self, range: 81)
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+        for listener in [BalancerFixture.Listener.rw, .ro] {
+            let target = listener == .rw ? fixture.rw : fixture.ro
+            let psql = Process()
+            psql.executableURL = URL(fileURLWithPath: fixture.psqlPath)
+            psql.arguments = ["-X", "-d", "host=\(target.host) port=\(target.port) user=postgres dbname=postgres sslmode=disable", "-c", "SELECT pg_sleep(30)"]
+            let errors = Pipe()
+            psql.standardError = errors
+            psql.standardOutput = FileHandle.nullDevice
+            try psql.run()
+            Thread.sleep(forTimeInterval: 1.5)  // connected and sleeping
+            let interrupted = ContinuousClock.now
+            psql.interrupt()
+            let deadline = Date().addingTimeInterval(20)
+            while psql.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+            let took = ContinuousClock.now - interrupted
+            if psql.isRunning { psql.terminate() }
+            psql.waitUntilExit()
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            print("\(listener) query cancelled \(took) after SIGINT")
+            XCTAssertTrue(text.contains("canceling statement due to user request"), "\(listener): \(text)\n\(fixture.logs())")
+            XCTAssertLessThan(took, .seconds(15), "\(listener): the query was cancelled, not run to its end")
+        }
+    }
+
+    /// SCRAM stays between psql and PostgreSQL: the right password logs in, a wrong one gets
+    /// PostgreSQL's own error.
+    func testSCRAMAuthenticationThroughTheBalancer() throws {
+        let fixture = try BalancerFixture(
+            test: self, range: 77, hba: ["host all app 127.0.0.1/32 scram-sha-256"])
+        try fixture.cluster("db1").sql("SET password_encryption = 'scram-sha-256'; CREATE ROLE app LOGIN PASSWORD 's3cret-pw';")
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+        let good = try fixture.psql(.rw, "SELECT current_user", user: "app", password: "s3cret-pw")
+        XCTAssertEqual(good.stdout, "app\n", good.output)
+        let bad = try fixture.psql(.rw, "SELECT 1", user: "app", password: "wrong")
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("password authentication failed for user \"app\""), bad.stderr)
+        let standby = try fixture.psql(.ro, "SELECT current_user", user: "app", password: "s3cret-pw")
+        XCTAssertEqual(standby.stdout, "app\n", "the role replicated to the standby: \(standby.output)")
+    }
+
+    /// sslmode=prefer falls back to plaintext on our 'N'; sslmode=require is refused by libpq itself.
+    func testSSLModesWithoutBalancerTLS() throws {
+        let fixture = try BalancerFixture(test: self, range: 78)
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+        XCTAssertEqual(try fixture.psql(.rw, "SELECT 1", sslmode: "prefer").stdout, "1\n")
+        let require = try fixture.psql(.rw, "SELECT 1", sslmode: "require")
+        XCTAssertNotEqual(require.status, 0)
+        XCTAssertTrue(require.stderr.contains("server does not support SSL, but SSL was required"), require.stderr)
+    }
+
+    /// pgbench's default TPC-B and -S run through rw for 10 s each without an error.
+    func testPgbenchThroughRW() throws {
+        let fixture = try BalancerFixture(test: self, range: 79)
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+        let target = ["-h", fixture.rw.host, "-p", "\(fixture.rw.port)", "-U", "postgres", "postgres"]
+        let initialize = try Command.run(fixture.pgbenchPath, ["-i", "-s", "2", "-q"] + target, timeout: .seconds(120))
+        XCTAssertEqual(initialize.status, 0, initialize.output)
+        for mode in [["-S"], []] {
+            let run = try Command.run(fixture.pgbenchPath, ["-n", "-c", "4", "-j", "2", "-T", "10"] + mode + target, timeout: .seconds(60))
+            XCTAssertEqual(run.status, 0, run.output)
+            XCTAssertTrue(run.stdout.contains("number of failed transactions: 0"), run.stdout)
+            print("pgbench \(mode.isEmpty ? "TPC-B" : "-S") through rw:\n\(run.stdout)")
+        }
+    }
+
+    /// Garbage, a truncated startup packet, a 1 GiB length prefix and an unknown protocol version
+    /// each get an ErrorResponse or a close; the balancer serves a real client right after.
+    func testBadInputAtTheFrontDoor() throws {
+        let fixture = try BalancerFixture(test: self, range: 80)
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+        let cases: [(String, [UInt8], String?)] = [
+            ("garbage", Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), "08P01"),
+            ("1 GiB length", [0x40, 0, 0, 0, 0, 3, 0, 0], "08P01"),
+            ("unknown version", [0, 0, 0, 8, 0, 9, 0, 0], "0A000"),
+            ("truncated", [0, 0, 0, 40, 0, 3, 0, 0, 0x75], nil),
+        ]
+        for (name, bytes, code) in cases {
+            let socket = try RawSocket.connect(host: fixture.rw.host, port: fixture.rw.port)
+            defer { socket.close() }
+            try socket.send(bytes)
+            if code == nil { socket.shutdownWrite() }
+            let reply = socket.readAll(timeout: .seconds(5))
+            let text = String(decoding: reply.data, as: UTF8.self)
+            if let code {
+                XCTAssertEqual(reply.data.first, UInt8(ascii: "E"), "\(name): \(text)")
+                XCTAssertTrue(text.contains(code), "\(name): \(text)")
+            } else {
+                XCTAssertTrue(reply.data.isEmpty || reply.data.first == UInt8(ascii: "E"), "\(name): \(text)")
+            }
+            XCTAssertNotEqual(reply.end, .timedOut, "\(name): the balancer closed the connection")
+        }
+        XCTAssertEqual(try fixture.psql(.rw, "SELECT 1").stdout, "1\n", "still serving")
+        XCTAssertNotNil(fixture.app1?.isRunning == true ? fixture.app1 : nil)
+    }
+}
