@@ -26,19 +26,57 @@ public struct BalancerSettings: Sendable, Equatable {
     /// Standbys lagging more than this are not used for reads. Default 10s.
     public var maxLag: Duration
     public var roFallback: ReadFallback
+    /// The balancer's own certificate for clients that ask for TLS; nil answers every SSLRequest with 'N'.
+    public var tls: BalancerTLSSettings?
 
     public init(
         name: String, service: String, on: [String: BalancerListeners], maxLag: Duration = .seconds(10),
-        roFallback: ReadFallback = .primary
+        roFallback: ReadFallback = .primary, tls: BalancerTLSSettings? = nil
     ) {
         self.name = name
         self.service = service
         self.on = on
         self.maxLag = maxLag
         self.roFallback = roFallback
+        self.tls = tls
     }
 
     /// Socket-activation names of the listeners: "<balancer>-rw" and "<balancer>-ro".
     public var rwListenerName: String { "\(name)-rw" }
     public var roListenerName: String { "\(name)-ro" }
+}
+
+/// A balancer's `tls` block as written: its server certificate and key, paths that may contain
+/// `{node}`, relative to the config directory. Clients are not asked for a certificate: PostgreSQL
+/// authenticates them end to end, through the balancer.
+public struct BalancerTLSSettings: Sendable, Equatable {
+    public var cert: String
+    public var key: String
+
+    public init(cert: String, key: String) {
+        self.cert = cert
+        self.key = key
+    }
+}
+
+/// The certificate and key one node's balancer presents: `{node}` substituted and both paths absolute.
+public struct BalancerTLSFiles: Sendable, Equatable {
+    public var cert: String
+    public var key: String
+
+    public init(cert: String, key: String) {
+        self.cert = cert
+        self.key = key
+    }
+}
+
+extension MeshConfiguration {
+    /// The files `balancer` presents to TLS clients on `node`, or nil when it has no `tls` block.
+    public func tlsFiles(of balancer: BalancerSettings, on node: String) -> BalancerTLSFiles? {
+        guard let tls = balancer.tls else { return nil }
+        func resolve(_ template: String) -> String {
+            FilePaths.absolute(template.replacingOccurrences(of: "{node}", with: node), against: directory)
+        }
+        return BalancerTLSFiles(cert: resolve(tls.cert), key: resolve(tls.key))
+    }
 }

@@ -258,7 +258,7 @@ struct ConfigDecoder {
         var balancers: [String: BalancerSettings] = [:]
         for (name, entry) in try value.freeObject().sortedMembers {
             try checkName(name, kind: "balancer", at: entry)
-            let object = try entry.object(knownKeys: ["service", "on", "max_lag", "ro_fallback"])
+            let object = try entry.object(knownKeys: ["service", "on", "max_lag", "ro_fallback", "tls"])
 
             let serviceValue = try object.required("service")
             let serviceName = try serviceValue.string()
@@ -297,8 +297,24 @@ struct ConfigDecoder {
                 }
                 balancer.roFallback = fallback
             }
+            if let value = object.optional("tls") { balancer.tls = try decodeBalancerTLS(value) }
             balancers[name] = balancer
         }
         return balancers
+    }
+
+    /// A balancer's server certificate and key. `ca` and `crl` get their own answer rather than a
+    /// spelling suggestion: they are meaningful in the top-level block, and someone copying it over
+    /// may expect client certificates to be checked here, which they are not.
+    private func decodeBalancerTLS(_ value: ConfigValue) throws(ConfigError) -> BalancerTLSSettings {
+        let fields = try value.freeObject()
+        for key in ["ca", "crl"] where fields.fields[key] != nil {
+            throw ConfigError(
+                file: file, path: fields.path.key(key).text,
+                message: "a balancer does not verify client certificates (PostgreSQL authenticates clients end to "
+                    + "end, through the balancer), so its tls block takes only \"cert\" and \"key\"; remove \"\(key)\"")
+        }
+        let object = try value.object(knownKeys: ["cert", "key"])
+        return BalancerTLSSettings(cert: try tlsPath(object.required("cert")), key: try tlsPath(object.required("key")))
     }
 }
