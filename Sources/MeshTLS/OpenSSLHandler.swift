@@ -26,6 +26,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         /// Writes already flow in this state.
         case awaitingServerAcceptance(handshakeTimer: Scheduled<Void>)
         case active
+        /// `.anyClient` only: the peer sent close_notify, so its input is over, but we may still write
+        /// (a PostgreSQL server may be finishing its answer). The next handler was told `inputClosed`.
+        case inputClosed
         /// We sent close_notify and wait for the peer's, at most until the timer fires.
         case closing(closeNotifyTimer: Scheduled<Void>, closePromise: EventLoopPromise<Void>?)
         /// The channel is closed or being closed; nothing more is read or written.
@@ -52,16 +55,41 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Set while `encryptFlushedWrites` runs; guards it against re-entry.
     private var isEncrypting = false
 
-    /// Set when the handshake has completed: who the peer is.
+    /// Whether TLS ends each direction on its own (`.anyClient`): the peer's close_notify becomes
+    /// `inputClosed` and `close(mode: .output)` sends ours. Between mesh peers either one closes the channel.
+    private let halfCloses: Bool
+
+    /// Set when the handshake has completed: who the peer is. Stays nil for `.anyClient` contexts.
     public private(set) var handshakeResult: TLSHandshakeCompleted?
 
+    /// A handler between mesh peers: `context` must be a `.meshPeers` context.
     public init(
         context: TLSContext, policy: PeerPolicy, handshakeTimeout: TimeAmount = .seconds(5),
         closeNotifyTimeout: TimeAmount = .seconds(3)
     ) {
-        self.connection = TLSConnection(context: context, policy: policy)
+        precondition(context.audience == .meshPeers, "a mesh TLS handler needs a .meshPeers context")
+        self.connection = TLSConnection(context: context, policy: policy, requiresALPN: true)
         self.handshakeTimeout = handshakeTimeout
         self.closeNotifyTimeout = closeNotifyTimeout
+        self.halfCloses = false
+    }
+
+    /// A server handler for a client outside the mesh: `context` must be an `.anyClient` context. No
+    /// certificate is asked for and no `TLSHandshakeCompleted` is fired. `requireALPN` refuses a client
+    /// that offers no ALPN at all (PostgreSQL's direct TLS requires it). The peer's close_notify is
+    /// passed on as `ChannelEvent.inputClosed` when the channel allows remote half-closure, and
+    /// `close(mode: .output)` sends our close_notify and keeps reading until the peer's.
+    public init(
+        anyClientContext context: TLSContext, requireALPN: Bool = false, handshakeTimeout: TimeAmount = .seconds(5),
+        closeNotifyTimeout: TimeAmount = .seconds(3)
+    ) {
+        guard case .anyClient = context.audience, context.role == .server else {
+            preconditionFailure("a handler for clients outside the mesh needs an .anyClient server context")
+        }
+        self.connection = TLSConnection(context: context, policy: nil, requiresALPN: requireALPN)
+        self.handshakeTimeout = handshakeTimeout
+        self.closeNotifyTimeout = closeNotifyTimeout
+        self.halfCloses = true
     }
 
     // MARK: The state machine
@@ -75,7 +103,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         let previous = state
         switch (previous, next) {
         case (.idle, .handshaking), (.handshaking, .awaitingServerAcceptance), (.handshaking, .active),
-            (.awaitingServerAcceptance, .active), (.active, .closing), (.closing, .closing), (_, .closed):
+            (.awaitingServerAcceptance, .active), (.active, .inputClosed), (.active, .closing), (.closing, .closing),
+            (_, .closed):
             break
         default:
             preconditionFailure("OpenSSLHandler: no transition from \(previous) to \(next)")
@@ -132,6 +161,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .active:
             _ = move(to: .closed, failingWritesWith: TLSConnectionError.uncleanShutdown)
             context.fireErrorCaught(TLSConnectionError.uncleanShutdown)
+        case .inputClosed:
+            // The peer ended cleanly with close_notify; only our unsent writes are lost.
+            _ = move(to: .closed)
         case .closing:
             // We asked to close and the channel is closed, so the close promise succeeds; the missing
             // close_notify is still reported, since the peer's last bytes may be cut.
@@ -147,8 +179,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             startHandshake(context: context)
         }
         switch state {
-        case .idle, .closed:
-            return  // nothing reads ciphertext after close
+        case .idle, .closed, .inputClosed:
+            return  // nothing reads ciphertext after close, nor after the peer's close_notify
         case .handshaking:
             if let notTLS = notTLSProblem(buffer) {
                 failHandshake(context: context, error: notTLS)
@@ -185,6 +217,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             let promise = move(to: .closed, failingWritesWith: TLSConnectionError.uncleanShutdown)
             context.fireErrorCaught(TLSConnectionError.uncleanShutdown)
             context.close(promise: promise)
+        case .inputClosed:
+            break  // the next handler already heard of the end of input, at the close_notify
         case .idle, .closed:
             context.fireUserInboundEventTriggered(event)
         }
@@ -196,7 +230,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             promise?.fail(ChannelError.ioOnClosedChannel)
         case .closing:
             promise?.fail(ChannelError.outputClosed)
-        case .idle, .handshaking, .awaitingServerAcceptance, .active:
+        case .idle, .handshaking, .awaitingServerAcceptance, .active, .inputClosed:
             pendingWrites.append((unwrapOutboundIn(data), promise))
         }
     }
@@ -204,7 +238,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     public func flush(context: ChannelHandlerContext) {
         pendingWrites.mark()
         switch state {
-        case .awaitingServerAcceptance, .active:
+        case .awaitingServerAcceptance, .active, .inputClosed:
             encryptFlushedWrites(context: context)
         case .idle, .handshaking, .closing, .closed:
             break  // held until the handshake completes, or already failed
@@ -212,8 +246,10 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard mode == .all else {
-            // TLS half-close is not offered: the mesh runs HTTP/2 over this, which never needs it.
+        guard mode == .all || (mode == .output && halfCloses) else {
+            // Between mesh peers TLS half-close is not offered: HTTP/2 runs over this and never needs it.
+            // For other clients ending our output is what a full close does first: send close_notify,
+            // then read on until the peer's.
             promise?.fail(ChannelError.operationUnsupported)
             return
         }
@@ -235,6 +271,12 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 _ = move(to: .closed)
                 context.close(promise: promise)
             }
+        case .inputClosed:
+            // Both close_notify alerts are exchanged once ours is out: nothing is left to wait for.
+            _ = connection.shutdown()
+            sendCiphertext(context: context)
+            _ = move(to: .closed)
+            context.close(promise: promise)
         case .closing(let timer, let existing):
             if let promise {
                 if let existing {
@@ -273,7 +315,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// OpenSSL is done: the peer passed chain, dates, CRL and identity checks in the verify callback.
     private func openSSLHandshakeFinished(context: ChannelHandlerContext) {
         guard case .handshaking(let timer) = state else { return }
-        guard connection.verifiedPeer != nil else {
+        guard connection.verifiedPeer != nil || connection.policy == nil else {
             // Unreachable with SSL_VERIFY_FAIL_IF_NO_PEER_CERT; refuse rather than trust blindly.
             failHandshake(context: context, error: TLSHandshakeError(.noCertificate, "peer was never verified"))
             return
@@ -297,20 +339,22 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func becomeActive(context: ChannelHandlerContext) {
-        guard let peer = connection.verifiedPeer else { return }
         _ = move(to: .active)
-        let result = TLSHandshakeCompleted(
-            peer: peer.identity, peerCertificateNotAfter: peer.notAfter, peerCertificateSerial: peer.serial,
-            alpn: connection.alpn)
-        handshakeResult = result
-        context.fireUserInboundEventTriggered(result)
+        // A mesh peer always has a verified identity here (checked in openSSLHandshakeFinished).
+        if let peer = connection.verifiedPeer {
+            let result = TLSHandshakeCompleted(
+                peer: peer.identity, peerCertificateNotAfter: peer.notAfter, peerCertificateSerial: peer.serial,
+                alpn: connection.alpn)
+            handshakeResult = result
+            context.fireUserInboundEventTriggered(result)
+        }
         encryptFlushedWrites(context: context)
     }
 
     private func failHandshake(context: ChannelHandlerContext, error: TLSHandshakeError) {
         switch state {
         case .idle, .handshaking, .awaitingServerAcceptance: break
-        case .active, .closing, .closed: return
+        case .active, .inputClosed, .closing, .closed: return
         }
         sendCiphertext(context: context)  // the alert OpenSSL queued, if any
         _ = move(to: .closed, failingWritesWith: error)
@@ -394,14 +438,22 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         deliverPlaintext(context: context)
         // Delivery ran user code, which may have closed us already.
         switch state {
+        case .active where halfCloses && allowsRemoteHalfClosure(context):
+            _ = move(to: .inputClosed)
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         case .active, .closing:
             _ = connection.shutdown()
             sendCiphertext(context: context)
             let promise = move(to: .closed)
             context.close(promise: promise)
-        case .idle, .handshaking, .awaitingServerAcceptance, .closed:
+        case .idle, .handshaking, .awaitingServerAcceptance, .inputClosed, .closed:
             break
         }
+    }
+
+    /// Whether the next handlers take an end of input without a close, as with a plain TCP socket.
+    private func allowsRemoteHalfClosure(_ context: ChannelHandlerContext) -> Bool {
+        (try? context.channel.syncOptions?.getOption(ChannelOptions.allowRemoteHalfClosure)) ?? false
     }
 
     /// A broken record after the handshake: send OpenSSL's alert, report, close.
@@ -441,7 +493,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private var canEncrypt: Bool {
         switch state {
-        case .awaitingServerAcceptance, .active: return true
+        case .awaitingServerAcceptance, .active, .inputClosed: return true
         case .idle, .handshaking, .closing, .closed: return false
         }
     }

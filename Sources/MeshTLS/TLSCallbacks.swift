@@ -12,10 +12,10 @@ enum TLSCallbacks {
         return connection.verify(preverifyOK: preverifyOK == 1, store: store) ? 1 : 0
     }
 
-    /// Server: a client that offers no ALPN at all is refused here, with a no_application_protocol alert.
-    /// (OpenSSL skips the ALPN select callback when the extension is absent, so this is the only
-    /// place that can insist on it. The mesh carries HTTP/2 only; a client that does not say so is
-    /// not a mesh node.)
+    /// Server: a client that offers no ALPN at all is refused here, with a no_application_protocol alert,
+    /// when its connection requires ALPN (always between mesh peers: the mesh carries HTTP/2 only, and
+    /// a client that does not say so is not a mesh node). OpenSSL skips the ALPN select callback when
+    /// the extension is absent, so this is the only place that can insist on it.
     static let clientHello: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?) -> Int32 = {
         ssl, alert, _ in
         var data: UnsafePointer<UInt8>?
@@ -23,18 +23,24 @@ enum TLSCallbacks {
         if SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_application_layer_protocol_negotiation), &data, &length) == 1 {
             return SSL_CLIENT_HELLO_SUCCESS
         }
-        TLSConnection.from(ssl: ssl)?.callbackRejection = TLSHandshakeError(
-            .other, "client offered no ALPN protocol; mesh peers must offer \"h2\"")
+        guard let connection = TLSConnection.from(ssl: ssl) else { return SSL_CLIENT_HELLO_ERROR }
+        if !connection.requiresALPN { return SSL_CLIENT_HELLO_SUCCESS }
+        let wanted = connection.context.serverALPN
+        let who = connection.context.audience == .meshPeers ? "mesh peers must offer" : "this connection requires"
+        connection.callbackRejection = TLSHandshakeError(.other, "client offered no ALPN protocol; \(who) \"\(wanted)\"")
         alert?.pointee = SSL_AD_NO_APPLICATION_PROTOCOL
         return SSL_CLIENT_HELLO_ERROR
     }
 
-    /// Server: select "h2" or refuse the connection with no_application_protocol.
+    /// Server: select the context's protocol ("h2" between mesh peers) or refuse the connection with
+    /// no_application_protocol.
     static let selectALPN:
         @convention(c) (
             OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?, UnsafeMutablePointer<UInt8>?,
             UnsafePointer<UInt8>?, UInt32, UnsafeMutableRawPointer?
         ) -> Int32 = { ssl, out, outLength, offered, offeredLength, _ in
+            guard let connection = TLSConnection.from(ssl: ssl) else { return SSL_TLSEXT_ERR_ALERT_FATAL }
+            let wanted = Array(connection.context.serverALPN.utf8)
             // The offer is a list of length-prefixed names.
             var index = 0
             let total = Int(offeredLength)
@@ -43,16 +49,17 @@ enum TLSCallbacks {
                 let length = Int(offered[index])
                 guard index + 1 + length <= total else { break }
                 let name = UnsafeBufferPointer(start: offered + index + 1, count: length)
-                if length == 2, name[0] == UInt8(ascii: "h"), name[1] == UInt8(ascii: "2") {
+                if name.elementsEqual(wanted) {
                     out?.pointee = offered + index + 1
-                    outLength?.pointee = 2
+                    outLength?.pointee = UInt8(length)
                     return SSL_TLSEXT_ERR_OK
                 }
                 names.append(String(decoding: name, as: UTF8.self))
                 index += 1 + length
             }
-            TLSConnection.from(ssl: ssl)?.callbackRejection = TLSHandshakeError(
-                .other, "client offered ALPN \(names) but mesh peers speak only \"h2\"")
+            let who = connection.context.audience == .meshPeers ? "mesh peers speak" : "this server speaks"
+            connection.callbackRejection = TLSHandshakeError(
+                .other, "client offered ALPN \(names) but \(who) only \"\(connection.context.serverALPN)\"")
             return SSL_TLSEXT_ERR_ALERT_FATAL
         }
 

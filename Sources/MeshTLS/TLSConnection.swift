@@ -38,10 +38,13 @@ final class TLSConnection {
 
     let ssl: OpaquePointer
     private let transport: TLSByteBufferBIO
-    let policy: PeerPolicy
+    /// Who may be on the other end; nil for an `.anyClient` context, which verifies no certificate.
+    let policy: PeerPolicy?
     let role: TLSContext.Role
-    /// Keeps the shared `SSL_CTX` alive for as long as this `SSL` uses it.
-    private let context: TLSContext
+    /// Server only: a ClientHello without ALPN is refused (see `TLSCallbacks.clientHello`).
+    let requiresALPN: Bool
+    /// Keeps the shared `SSL_CTX` alive for as long as this `SSL` uses it; the callbacks read its audience.
+    let context: TLSContext
 
     /// Set by our callbacks when they refuse the peer, so the failure names the precise reason
     /// instead of OpenSSL's generic "certificate verify failed".
@@ -52,7 +55,7 @@ final class TLSConnection {
     /// certificate (TLS 1.3 lets a client finish before the server has verified it).
     var serverSentTicket = false
 
-    init(context: TLSContext, policy: PeerPolicy) {
+    init(context: TLSContext, policy: PeerPolicy?, requiresALPN: Bool) {
         guard let ssl = SSL_new(context.ctx) else { fatalError("OpenSSL could not allocate a connection (out of memory)") }
         let transport = TLSByteBufferBIO(allocator: ByteBufferAllocator())
         SSL_set_bio(ssl, transport.bio, transport.bio)  // one BIO both ways; the SSL now owns it
@@ -60,6 +63,7 @@ final class TLSConnection {
         self.transport = transport
         self.policy = policy
         self.role = context.role
+        self.requiresALPN = requiresALPN
         self.context = context
         switch context.role {
         case .server: SSL_set_accept_state(ssl)
@@ -188,6 +192,7 @@ final class TLSConnection {
         }
         guard depth == 0 else { return true }
         let verdict = X509Fields.meshIdentity(cert).flatMap { identity -> Result<MeshIdentity, TLSHandshakeError> in
+            guard let policy else { return .failure(TLSHandshakeError(.other, "no peer policy to check \(identity.uri) against")) }
             if let rejection = policy.rejection(of: identity) { return .failure(rejection) }
             return .success(identity)
         }

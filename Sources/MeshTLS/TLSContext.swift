@@ -2,18 +2,34 @@ import COpenSSL
 import Foundation
 import MeshConfig
 
-/// One OpenSSL SSL_CTX per role, shared by every connection of that role.
+/// One OpenSSL SSL_CTX per role and audience, shared by every connection it serves.
 ///
-/// Fixed policy, no knobs: TLS 1.3 only, ALPN "h2" required, peer certificates required on both
-/// sides and verified against `files.ca` (and `files.crl` when set), no session resumption.
+/// Mesh peers (`init(role:files:)`): fixed policy, no knobs: TLS 1.3 only, ALPN "h2" required, peer
+/// certificates required on both sides and verified against `files.ca` (and `files.crl` when set), no
+/// session resumption.
+///
+/// Any client (`init(anyClientCertificate:...)`), server side only: for clients that are not mesh nodes,
+/// such as PostgreSQL clients at a balancer with its own `tls` block. It presents a certificate and asks
+/// for none: those clients authenticate to PostgreSQL itself, end to end.
 public final class TLSContext: @unchecked Sendable {
     // @unchecked: the SSL_CTX is configured once in init and afterwards only read by SSL_new,
     // which OpenSSL documents as thread-safe.
 
     public enum Role: Sendable { case server, client }
 
+    /// Who is on the other end, which decides what the handshake checks.
+    public enum Audience: Sendable, Equatable {
+        /// Mesh nodes: mutual certificates verified against the mesh CA, ALPN "h2".
+        case meshPeers
+        /// Any client, asked for no certificate. `alpn` is selected when the client offers it; a client
+        /// that offers only other protocols is refused, as PostgreSQL 17 does for "postgresql".
+        case anyClient(alpn: String)
+    }
+
     public let role: Role
-    public let files: TLSFiles
+    public let audience: Audience
+    /// The mesh TLS files; nil for an `.anyClient` context, which reads only a certificate and key.
+    public let files: TLSFiles?
     /// This node's own certificate expiry.
     public let certificateNotAfter: Date
     /// From our own certificate's URI SAN; nil when it has no valid `spiffe://<mesh>/node/<name>`.
@@ -23,6 +39,18 @@ public final class TLSContext: @unchecked Sendable {
 
     /// AES-128-GCM first: as safe as AES-256 here and measurably faster for bulk tunnel traffic.
     static let cipherSuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+    /// TLS 1.2 suites an `.anyClient` context accepts: forward secret and AEAD only.
+    static let tls12Ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+    /// A certificate and key to present, with the words errors use for them.
+    struct Identity {
+        var cert: String
+        var key: String
+        /// The config block naming them, e.g. "tls" or "balancers.pg.tls".
+        var setting: String
+        /// Whose certificate it is, e.g. "this node" or "the balancer".
+        var owner: String
+    }
 
     public init(role: Role, files: TLSFiles) throws(TLSSetupError) {
         for (path, what) in [(files.ca, "CA certificate (tls.ca)"), (files.cert, "certificate (tls.cert)"),
@@ -36,7 +64,36 @@ public final class TLSContext: @unchecked Sendable {
             let own = try Self.configure(ctx, role: role, files: files)
             self.ctx = ctx
             self.role = role
+            self.audience = .meshPeers
             self.files = files
+            self.certificateNotAfter = X509Fields.notAfter(own) ?? .distantPast
+            self.localIdentity = try? X509Fields.meshIdentity(own).get()
+        } catch {
+            SSL_CTX_free(ctx)
+            throw error
+        }
+    }
+
+    /// A server context for clients outside the mesh: presents `certificate` (optionally followed by
+    /// intermediates) and `key`, requests no client certificate, takes TLS 1.3 or 1.2 (PostgreSQL's own
+    /// default floor; 1.2 only with forward-secret AEAD suites), never resumes sessions. `setting` names
+    /// the config block in errors, e.g. "balancers.pg.tls".
+    public init(anyClientCertificate certificate: String, key: String, alpn: String, setting: String)
+        throws(TLSSetupError)
+    {
+        precondition(!alpn.isEmpty && alpn.utf8.count < 256, "an ALPN protocol name is 1 to 255 bytes")
+        try Self.requireReadable(certificate, "certificate (\(setting).cert)")
+        try Self.requireReadable(key, "private key (\(setting).key)")
+        guard let ctx = SSL_CTX_new(TLS_method()) else {
+            throw TLSSetupError(file: certificate, message: "OpenSSL could not create a TLS context: \(Self.queued())")
+        }
+        do {
+            let identity = Identity(cert: certificate, key: key, setting: setting, owner: "the server")
+            let own = try Self.configureAnyClient(ctx, identity: identity)
+            self.ctx = ctx
+            self.role = .server
+            self.audience = .anyClient(alpn: alpn)
+            self.files = nil
             self.certificateNotAfter = X509Fields.notAfter(own) ?? .distantPast
             self.localIdentity = try? X509Fields.meshIdentity(own).get()
         } catch {
@@ -47,6 +104,14 @@ public final class TLSContext: @unchecked Sendable {
 
     deinit {
         SSL_CTX_free(ctx)
+    }
+
+    /// The ALPN protocol this context's server selects: "h2" between mesh peers.
+    var serverALPN: String {
+        switch audience {
+        case .meshPeers: "h2"
+        case .anyClient(let alpn): alpn
+        }
     }
 
     /// Applies the whole policy to `ctx`; returns our own leaf certificate (borrowed from the ctx).
@@ -66,7 +131,8 @@ public final class TLSContext: @unchecked Sendable {
         SSL_CTX_set_default_passwd_cb(ctx, TLSCallbacks.noPassphrase)
 
         try loadTrust(ctx, files: files)
-        let own = try loadIdentity(ctx, files: files)
+        let own = try loadIdentity(
+            ctx, Identity(cert: files.cert, key: files.key, setting: "tls", owner: "this node"))
 
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, TLSCallbacks.verify)
         SSL_CTX_set_verify_depth(ctx, 8)
@@ -90,6 +156,32 @@ public final class TLSContext: @unchecked Sendable {
             _ = tm_SSL_CTX_set_session_cache_mode(ctx, Int(SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE))
             SSL_CTX_sess_set_new_cb(ctx, TLSCallbacks.newSession)
         }
+        return own
+    }
+
+    /// The policy of an `.anyClient` server context; returns our own leaf certificate (borrowed from the ctx).
+    private static func configureAnyClient(_ ctx: OpaquePointer, identity: Identity) throws(TLSSetupError)
+        -> OpaquePointer
+    {
+        ERR_clear_error()
+        guard tm_SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1,
+            tm_SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1,
+            SSL_CTX_set_ciphersuites(ctx, cipherSuites) == 1, SSL_CTX_set_cipher_list(ctx, tls12Ciphers) == 1
+        else {
+            throw TLSSetupError(file: identity.cert, message: "this OpenSSL does not support TLS 1.2 and 1.3: \(queued())")
+        }
+        _ = SSL_CTX_set_options(
+            ctx, tm_SSL_OP_NO_COMPRESSION() | tm_SSL_OP_NO_RENEGOTIATION() | tm_SSL_OP_NO_TICKET())
+        _ = tm_SSL_CTX_set_read_ahead(ctx, 1)
+        SSL_CTX_set_default_passwd_cb(ctx, TLSCallbacks.noPassphrase)
+        let own = try loadIdentity(ctx, identity)
+        // No client certificate is requested: the client proves who it is to PostgreSQL, not to us.
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
+        SSL_CTX_set_client_hello_cb(ctx, TLSCallbacks.clientHello, nil)
+        SSL_CTX_set_alpn_select_cb(ctx, TLSCallbacks.selectALPN, nil)
+        // No resumption, as between mesh peers: every connection does a full handshake.
+        _ = tm_SSL_CTX_set_session_cache_mode(ctx, Int(SSL_SESS_CACHE_OFF))
+        _ = SSL_CTX_set_num_tickets(ctx, 0)
         return own
     }
 
@@ -136,41 +228,42 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     /// Our certificate chain and key; the key must match the certificate.
-    private static func loadIdentity(_ ctx: OpaquePointer, files: TLSFiles) throws(TLSSetupError) -> OpaquePointer {
+    private static func loadIdentity(_ ctx: OpaquePointer, _ identity: Identity) throws(TLSSetupError) -> OpaquePointer {
         ERR_clear_error()
-        guard SSL_CTX_use_certificate_chain_file(ctx, files.cert) == 1, let own = SSL_CTX_get0_certificate(ctx) else {
+        guard SSL_CTX_use_certificate_chain_file(ctx, identity.cert) == 1, let own = SSL_CTX_get0_certificate(ctx) else {
             throw TLSSetupError(
-                file: files.cert,
-                message: "not a PEM certificate (\(queued())); tls.cert must hold this node's certificate, "
-                    + "optionally followed by intermediates")
+                file: identity.cert,
+                message: "not a PEM certificate (\(queued())); \(identity.setting).cert must hold \(identity.owner)'s "
+                    + "certificate, optionally followed by intermediates")
         }
-        let keyText = (try? String(contentsOfFile: files.key, encoding: .utf8)) ?? ""
+        let keyText = (try? String(contentsOfFile: identity.key, encoding: .utf8)) ?? ""
         if keyText.contains("ENCRYPTED") {
             throw TLSSetupError(
-                file: files.key,
+                file: identity.key,
                 message: "the private key is encrypted with a passphrase; meshd runs unattended and needs an "
                     + "unencrypted key (e.g. `openssl pkey -in KEY -out KEY.plain`), kept readable only by its user")
         }
         ERR_clear_error()
-        guard SSL_CTX_use_PrivateKey_file(ctx, files.key, SSL_FILETYPE_PEM) == 1 else {
+        guard SSL_CTX_use_PrivateKey_file(ctx, identity.key, SSL_FILETYPE_PEM) == 1 else {
             let errors = TLSErrorQueue.drain()
             if errors.contains(where: { $0.library == ERR_LIB_X509 && $0.reason == X509_R_KEY_VALUES_MISMATCH }) {
-                throw mismatch(files)
+                throw mismatch(identity)
             }
             throw TLSSetupError(
-                file: files.key, message: "not a PEM private key (\(TLSErrorQueue.describe(errors))); tls.key must hold "
-                    + "the key of \(files.cert)")
+                file: identity.key,
+                message: "not a PEM private key (\(TLSErrorQueue.describe(errors))); \(identity.setting).key must hold "
+                    + "the key of \(identity.cert)")
         }
         ERR_clear_error()
-        guard SSL_CTX_check_private_key(ctx) == 1 else { throw mismatch(files) }
+        guard SSL_CTX_check_private_key(ctx) == 1 else { throw mismatch(identity) }
         return own
     }
 
-    private static func mismatch(_ files: TLSFiles) -> TLSSetupError {
+    private static func mismatch(_ identity: Identity) -> TLSSetupError {
         TLSSetupError(
-            file: "\(files.key) and \(files.cert)",
-            message: "the private key does not match the certificate; pair each node's certificate with the key it "
-                + "was issued for (compare `openssl pkey -in KEY -pubout` with `openssl x509 -in CERT -noout -pubkey`)")
+            file: "\(identity.key) and \(identity.cert)",
+            message: "the private key does not match the certificate; pair each certificate with the key it was "
+                + "issued for (compare `openssl pkey -in KEY -pubout` with `openssl x509 -in CERT -noout -pubkey`)")
     }
 
     private static func requireReadable(_ path: String, _ what: String) throws(TLSSetupError) {
