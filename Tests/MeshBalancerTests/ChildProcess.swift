@@ -15,17 +15,74 @@ struct ChildProcess {
     }
 
     static func run(
-        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: TimeInterval = 30
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil,
+        timeout: TimeInterval = 30
     ) throws -> Result {
+        try self.start(executable, arguments, environment: environment, stdin: stdin).wait(timeout: timeout)
+    }
+
+    /// A started child: signal it, then `wait` for it (which every caller must do, to reap it).
+    final class Running {
+        let pid: pid_t
+        let command: String
+        private let directory: String
+        private var reaped = false
+
+        fileprivate init(pid: pid_t, command: String, directory: String) {
+            self.pid = pid
+            self.command = command
+            self.directory = directory
+        }
+
+        deinit {
+            if !self.reaped { _ = try? self.wait(timeout: 0) }
+        }
+
+        func signal(_ number: Int32) {
+            if !self.reaped { kill(self.pid, number) }
+        }
+
+        /// Waits at most `timeout` for the exit, then kills the child and throws `TimedOut`.
+        func wait(timeout: TimeInterval) throws -> Result {
+            defer { try? FileManager.default.removeItem(atPath: self.directory) }
+            var status: Int32 = 0
+            let deadline = Date().addingTimeInterval(timeout)
+            while !self.reaped {
+                let result = waitpid(self.pid, &status, WNOHANG)
+                if result == self.pid || (result < 0 && errno != EINTR) {
+                    self.reaped = true
+                    break
+                }
+                if Date() >= deadline { break }
+                usleep(5_000)
+            }
+            if !self.reaped {
+                kill(self.pid, SIGKILL)
+                _ = waitpid(self.pid, &status, 0)
+                self.reaped = true
+                throw TimedOut(command: self.command, seconds: timeout)
+            }
+            // WIFEXITED / WEXITSTATUS, which Swift does not import as functions.
+            let exitStatus = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+            return Result(
+                status: exitStatus,
+                stdout: (try? String(contentsOfFile: self.directory + "/stdout", encoding: .utf8)) ?? "",
+                stderr: (try? String(contentsOfFile: self.directory + "/stderr", encoding: .utf8)) ?? "")
+        }
+    }
+
+    /// Starts a program with its output going to files and its input from `stdin` (a path) or /dev/null.
+    static func start(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil
+    ) throws -> Running {
         let directory = NSTemporaryDirectory() + "meshbalancer-child-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let outPath = directory + "/stdout", errPath = directory + "/stderr"
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, stdin ?? "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         // Servers started through pg_ctl must not inherit the test's sockets.
@@ -39,30 +96,11 @@ struct ChildProcess {
         }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, executable, &actions, nil, argv, env)
-        guard spawned == 0 else { throw SpawnFailed(command: executable, errno: spawned) }
-
-        var status: Int32 = 0
-        let deadline = Date().addingTimeInterval(timeout)
-        var reaped = false
-        while Date() < deadline {
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid || (result < 0 && errno != EINTR) {
-                reaped = true
-                break
-            }
-            usleep(5_000)
+        guard spawned == 0 else {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw SpawnFailed(command: executable, errno: spawned)
         }
-        if !reaped {
-            kill(pid, SIGKILL)
-            _ = waitpid(pid, &status, 0)
-            throw TimedOut(command: ([executable] + arguments).joined(separator: " "), seconds: timeout)
-        }
-        // WIFEXITED / WEXITSTATUS, which Swift does not import as functions.
-        let exitStatus = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-        return Result(
-            status: exitStatus,
-            stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+        return Running(pid: pid, command: ([executable] + arguments).joined(separator: " "), directory: directory)
     }
 
     /// Sets FD_CLOEXEC on every descriptor above stderr (harmless to this process, which never execs).
