@@ -20,6 +20,7 @@ public final class BalancerHost: Sendable {
     private let group: EventLoopGroup
     private let logger: Logger
     private let sessions: WriteSessions
+    private let cancelRoutes: CancelRoutes
     private let exchange: ReportExchange
     private let probes: LocalProbes
     private let listeners = NIOLockedValueBox<[ListenerKey: Channel]>([:])
@@ -40,6 +41,7 @@ public final class BalancerHost: Sendable {
         let exchange = ReportExchange(registry: registry, node: node, logger: logger) { demotion.check(after: $0) }
         self.registry = registry
         self.sessions = sessions
+        self.cancelRoutes = CancelRoutes(logger: logger)
         self.exchange = exchange
         self.probes = LocalProbes(node: node.name, group: group, logger: logger) { exchange.publish($0) }
     }
@@ -135,6 +137,8 @@ public final class BalancerHost: Sendable {
     func bridge(_ channel: Channel, balancer: String, listener: ListenerKind, service: String, node: String) throws {
         let outcomes = self.outcomes
         let sessions = self.sessions
+        // Before the splice, so it sees the server's bytes on their way to the client.
+        try channel.pipeline.syncOperations.addHandler(self.cancelRoutes.watcher(for: channel, route: (service, node)))
         do {
             try self.node.bridge(channel, toService: service, on: node) { channel, result in
                 switch result {
@@ -159,7 +163,7 @@ public final class BalancerHost: Sendable {
     /// Delivers a client's CancelRequest to the node whose backend issued the key; PostgreSQL
     /// ignores a cancel it cannot match, and so do we (logged at debug level).
     func cancel(_ key: BackendKeyData) {
-        guard let route = Optional<(service: String, node: String)>.none else {
+        guard let route = self.cancelRoutes.route(for: key) else {
             self.logger.debug("CancelRequest for \(key): no live session has that key; ignored")
             return
         }

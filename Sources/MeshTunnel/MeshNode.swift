@@ -255,6 +255,9 @@ public final class MeshNode: Sendable {
         _ channel: Channel, toService service: String, on node: String,
         opened: (@Sendable (Channel, Result<Void, Error>) -> Void)? = nil
     ) throws {
+        if node == self.name {
+            return try self.bridgeLocally(channel, toService: service, opened: opened)
+        }
         guard let link = self.links.withLockedValue({ $0[node] }), let tunnel = link.connection else {
             self.events.stream(peer: node, service: service, result: .failed)
             throw PeerUnavailableError(peer: node)
@@ -263,9 +266,37 @@ public final class MeshNode: Sendable {
             channel, to: service, over: tunnel, link: link, events: self.events, logger: self.logger, opened: opened)
     }
 
+    /// A balancer on a database node routing to that node's own PostgreSQL: straight to the
+    /// service's local target, no tunnel (and no allow list: it is this node's own agent).
+    private func bridgeLocally(
+        _ channel: Channel, toService service: String, opened: (@Sendable (Channel, Result<Void, Error>) -> Void)?
+    ) throws {
+        guard let target = self.config.services[service]?.on[self.name] else {
+            throw PeerUnavailableError(peer: self.name)
+        }
+        let pair = Splice.makeLocalPair(clientLoop: channel.eventLoop, serviceLoop: channel.eventLoop)
+        try channel.pipeline.syncOperations.addHandler(pair.client)
+        let serviceSide = pair.service
+        let logger = self.logger
+        LocalConnector.connect(to: target, on: channel.eventLoop) { local in
+            try local.pipeline.syncOperations.addHandler(serviceSide)
+        }.whenComplete { result in
+            switch result {
+            case .success:
+                opened?(channel, .success(()))
+            case .failure(let error):
+                logger.warning("local service \(service) at \(target) unreachable: \(error)")
+                if let opened { opened(channel, .failure(error)) } else { TCPReset.reset(channel) }
+            }
+        }
+    }
+
     /// Sends `bytes` to `service` on `node` on a stream of its own, ends it, and completes once the
     /// service has closed it (a PostgreSQL CancelRequest is such a one-shot exchange).
     public func deliver(_ bytes: ByteBuffer, toService service: String, on node: String) -> EventLoopFuture<Void> {
+        if node == self.name, let target = self.config.services[service]?.on[self.name] {
+            return OneShotDelivery.deliver(bytes, toLocal: target, on: self.group.any())
+        }
         guard let link = self.links.withLockedValue({ $0[node] }), let tunnel = link.connection else {
             return self.group.any().makeFailedFuture(PeerUnavailableError(peer: node))
         }

@@ -1,3 +1,4 @@
+import MeshConfig
 import NIOCore
 import NIOHTTP2
 
@@ -32,6 +33,15 @@ enum OneShotDelivery {
             // the service's end, which completes the stream, and bound the wait.
             let deadline = stream.eventLoop.scheduleTask(in: Self.timeout) { stream.close(promise: nil) }
             return stream.closeFuture.always { _ in deadline.cancel() }
+        }
+    }
+
+    /// The same to a service on this node: write, half-close, wait for the service's close.
+    static func deliver(_ bytes: ByteBuffer, toLocal target: Endpoint, on loop: EventLoop) -> EventLoopFuture<Void> {
+        LocalConnector.connect(to: target, on: loop) { _ in }.flatMap { channel in
+            channel.writeAndFlush(bytes).flatMap { channel.close(mode: .output) }.whenComplete { _ in }
+            let deadline = channel.eventLoop.scheduleTask(in: Self.timeout) { channel.close(promise: nil) }
+            return channel.closeFuture.always { _ in deadline.cancel() }
         }
     }
 }

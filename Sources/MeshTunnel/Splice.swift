@@ -30,6 +30,18 @@ enum Splice {
     }
 }
 
+extension Splice {
+    /// Two TCP sides, for a connection to a service this node serves itself (no tunnel between):
+    /// the accepted client's side reads once the service's side is added, and vice versa.
+    static func makeLocalPair(clientLoop: EventLoop, serviceLoop: EventLoop) -> (client: SpliceHandler<TCPWire>, service: SpliceHandler<TCPWire>) {
+        let client = SpliceHandler<TCPWire>(loop: clientLoop, counters: nil, announceOnAdd: true)
+        let service = SpliceHandler<TCPWire>(loop: serviceLoop, counters: nil, announceOnAdd: true)
+        client.partner = SplicePartner(service)
+        service.partner = SplicePartner(client)
+        return (client, service)
+    }
+}
+
 /// A message from one side of a splice to the other.
 enum SpliceSignal {
     /// Bytes the partner read, to be written and flushed here.

@@ -192,6 +192,28 @@ final class BalancerTests: MeshTestCase {
         }
     }
 
+    /// A balancer on a database node itself: rw reaches its own PostgreSQL without a tunnel, ro the
+    /// standby's through one; cancel works on the local route too.
+    func testBalancerOnADatabaseNode() throws {
+        let fixture = try BalancerFixture(test: self, range: 82)
+        let host = fixture.mesh.host("db1")
+        let rw = try fixture.mesh.freePort(host)
+        let ro = try fixture.mesh.freePort(host)
+        fixture.mesh.file.balancers?["pg"]?.on["db1"] = .init(rw: "\(host):\(rw)", ro: "\(host):\(ro)")
+        fixture.mesh.file.services["postgres"]?.allow = ["app1", "db1"]
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+        let port = { (listener: Int) -> String? in
+            let result = try? Command.run(
+                fixture.psqlPath,
+                ["-X", "-A", "-t", "-d", "host=\(host) port=\(listener) user=postgres dbname=postgres sslmode=disable", "-c",
+                 "SELECT current_setting('port')"], timeout: .seconds(10))
+            return result?.status == 0 ? result?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : nil
+        }
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { port(rw) == "\(fixture.cluster("db1").port)" }, fixture.logs())
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { port(ro) == "\(fixture.cluster("db2").port)" }, fixture.logs())
+    }
+
     /// SCRAM stays between psql and PostgreSQL: the right password logs in, a wrong one gets
     /// PostgreSQL's own error.
     func testSCRAMAuthenticationThroughTheBalancer() throws {
