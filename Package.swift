@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "MeshBalancer",
             dependencies: [
-                "MeshTunnel", "MeshConfig",
+                "MeshTunnel", "MeshTLS", "MeshConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -168,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "MeshBalancerTests",
             dependencies: [
-                "MeshBalancer", "MeshConfig",
+                "MeshBalancer", "MeshTLS", "MeshConfig", "MeshTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshConfig
+import MeshTLS
 import MeshTunnel
 import NIOConcurrencyHelpers
 import NIOCore
@@ -24,6 +25,8 @@ public final class BalancerHost: Sendable {
     private let exchange: ReportExchange
     private let probes: LocalProbes
     private let listeners = NIOLockedValueBox<[ListenerKey: Channel]>([:])
+    /// Each balancer's front-door TLS, replaced on reload; read for every new connection.
+    private let tls: NIOLockedValueBox<[String: TLSContext]>
 
     private struct ListenerKey: Hashable, Sendable {
         var balancer: String
@@ -31,7 +34,9 @@ public final class BalancerHost: Sendable {
         var endpoint: Endpoint
     }
 
-    public init(node: MeshNode, group: EventLoopGroup, logger: Logger) {
+    /// `tls`: the front-door TLS of each balancer that has a `tls` block (`FrontDoorTLS.context`).
+    public init(node: MeshNode, group: EventLoopGroup, logger: Logger, tls: [String: TLSContext] = [:]) {
+        self.tls = NIOLockedValueBox(tls)
         self.node = node
         self.group = group
         self.logger = logger
@@ -61,7 +66,8 @@ public final class BalancerHost: Sendable {
 
     /// Follows a reloaded config (already in force in the `MeshNode`): probes, registry and
     /// listeners. A listener that cannot be opened is logged and left out.
-    public func reload() async {
+    public func reload(tls: [String: TLSContext]) async {
+        self.tls.withLockedValue { $0 = tls }
         let config = self.node.config
         self.registry.update(config: config)
         self.probes.apply(config)
@@ -108,6 +114,11 @@ public final class BalancerHost: Sendable {
     }
 
     // MARK: Sessions (called by BalancerListener's front doors)
+
+    /// The TLS context the front door of `balancer` offers, if it has one.
+    func tlsContext(balancer: String) -> TLSContext? {
+        self.tls.withLockedValue { $0[balancer] }
+    }
 
     struct Chosen {
         var service: String

@@ -54,6 +54,7 @@ struct BalancerListener: Sendable {
                 try host.bridge(channel, balancer: balancer, listener: kind, service: route.service, node: route.node)
             },
             cancel: { key in host.cancel(key) },
+            tls: host.tlsContext(balancer: balancer),
             logger: self.logger)
     }
 }

@@ -72,7 +72,7 @@ struct Meshd: AsyncParsableCommand {
         let mesh = MeshNode(
             config: startup.config, node: startup.node, group: group,
             serverTLS: startup.serverTLS, clientTLS: startup.clientTLS, logger: logger, inheritedListeners: passed)
-        let balancers = BalancerHost(node: mesh, group: group, logger: logger)
+        let balancers = BalancerHost(node: mesh, group: group, logger: logger, tls: startup.balancerTLS)
         let systemd = SystemdIntegration(
             mesh: mesh, group: group, statusLine: StatusLine(parts: [{ balancers.routeSummary() }]),
             stallAfter: self.debugStallEventLoopAfter.map { .milliseconds(Int64($0 * 1000)) }, logger: logger)

@@ -34,7 +34,7 @@ actor Reloader {
             let summary = try await self.mesh.reload(
                 config: startup.config, serverTLS: startup.serverTLS, clientTLS: startup.clientTLS,
                 revokedSerials: startup.revokedSerials)
-            await self.balancers.reload()
+            await self.balancers.reload(tls: startup.balancerTLS)
             let digest = try ControlService.sha256(ofFile: self.configPath)
             outcome = ReloadOutcome(ok: true, at: at, summary: "\(summary)")
             let facts = AgentFacts(

@@ -1,4 +1,5 @@
 import Foundation
+import MeshBalancer
 import MeshConfig
 import MeshTLS
 
@@ -17,6 +18,8 @@ struct Startup {
     var clientTLS: TLSContext
     /// Serials the CRL revokes (uppercase hex), to cut live tunnels on reload.
     var revokedSerials: Set<String>
+    /// The front-door TLS of each balancer on this node that has a `tls` block.
+    var balancerTLS: [String: TLSContext]
 
     static func load(configPath: String, node requested: String?) throws -> Startup {
         let config: MeshConfiguration
@@ -43,7 +46,13 @@ struct Startup {
                     throw StartupError(code: 2, message: "\(crl): \(error)")
                 }
             }
-            return Startup(config: config, node: node, serverTLS: server, clientTLS: client, revokedSerials: revoked)
+            var balancerTLS: [String: TLSContext] = [:]
+            for balancer in config.balancers(on: node) {
+                balancerTLS[balancer.name] = try FrontDoorTLS.context(for: balancer, in: config, node: node)
+            }
+            return Startup(
+                config: config, node: node, serverTLS: server, clientTLS: client, revokedSerials: revoked,
+                balancerTLS: balancerTLS)
         } catch let error as TLSSetupError {
             throw StartupError(code: 2, message: "\(error)")
         }

@@ -53,4 +53,17 @@ final class BadConfigTests: MeshTestCase {
         try self.expectStartupFailure(
             mesh, config: config, mentions: [mesh.pki.key("db1").path, mesh.pki.cert("app1").path, "does not match"])
     }
+
+    func testMissingBalancerCertificateExits2NamingTheFileAndKey() throws {
+        let mesh = try self.makeMesh(range: 19, nodes: ["app1", "db1"])
+        mesh.file.services["postgres"] = .init(on: ["db1": "127.0.0.1:5432"], allow: ["app1"], postgres: .init())
+        let host = mesh.host("app1")
+        mesh.file.balancers = [
+            "pg": .init(
+                service: "postgres", on: ["app1": .init(rw: "\(host):\(try mesh.freePort(host))")],
+                tls: .init(cert: "pki/missing-balancer.pem", key: "pki/app1.key"))
+        ]
+        let config = try mesh.writeConfig()
+        try self.expectStartupFailure(mesh, config: config, mentions: ["missing-balancer.pem", "balancers.pg.tls"])
+    }
 }

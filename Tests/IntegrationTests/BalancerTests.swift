@@ -242,6 +242,29 @@ final class BalancerTests: MeshTestCase {
         XCTAssertTrue(require.stderr.contains("server does not support SSL, but SSL was required"), require.stderr)
     }
 
+    /// With `balancers.pg.tls`, sslmode=require is served over TLS at the front door (and the
+    /// session is still PostgreSQL's, end to end), and sslmode=disable still works.
+    func testSSLRequireWithBalancerTLS() throws {
+        let fixture = try BalancerFixture(test: self, range: 83, tls: .init(cert: "balancer.pem", key: "balancer.key"))
+        let made = try Command.run(
+            "/usr/bin/openssl",
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+             "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:\(fixture.rw.host)",
+             "-keyout", fixture.mesh.root.appendingPathComponent("balancer.key").path,
+             "-out", fixture.mesh.root.appendingPathComponent("balancer.pem").path])
+        XCTAssertEqual(made.status, 0, made.output)
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+        let require = try fixture.psql(.rw, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", sslmode: "require")
+        XCTAssertEqual(require.status, 0, require.output)
+        XCTAssertEqual(require.stdout, "f\n", "TLS ends at the balancer; the hop to PostgreSQL is the tunnel")
+        let verified = try fixture.psql(
+            .ro, "SELECT pg_is_in_recovery()",
+            sslmode: "verify-ca sslrootcert=\(fixture.mesh.root.appendingPathComponent("balancer.pem").path)")
+        XCTAssertEqual(verified.stdout, "t\n", verified.output)
+        XCTAssertEqual(try fixture.psql(.rw, "SELECT 1", sslmode: "disable").stdout, "1\n")
+    }
+
     /// pgbench's default TPC-B and -S run through rw for 10 s each without an error.
     func testPgbenchThroughRW() throws {
         let fixture = try BalancerFixture(test: self, range: 79)

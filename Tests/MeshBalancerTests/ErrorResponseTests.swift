@@ -3,6 +3,7 @@ import MeshBalancer
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import MeshTestSupport
 import XCTest
 
 /// The ErrorResponse the front door sends: exact bytes, parsing back, and what real psql shows.

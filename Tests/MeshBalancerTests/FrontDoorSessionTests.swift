@@ -4,6 +4,7 @@ import MeshBalancer
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import MeshTestSupport
 import XCTest
 
 /// Whole sessions through a TLS front door to a real PostgreSQL 15, with real psql: SCRAM end to

@@ -6,6 +6,7 @@ import MeshTLS
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
+import MeshTestSupport
 import XCTest
 
 /// TLS at the front door (`balancers.<name>.tls`): 'S' or 'N' to SSLRequest, the StartupMessage read

@@ -3,6 +3,7 @@ import Logging
 import MeshBalancer
 import MeshConfig
 import MeshTLS
+import MeshTestSupport
 import NIOCore
 import NIOPosix
 

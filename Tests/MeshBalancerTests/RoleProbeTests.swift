@@ -5,6 +5,7 @@ import MeshConfig
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import MeshTestSupport
 import XCTest
 
 /// The role probe against real PostgreSQL: a primary and a streaming standby made by the test.

@@ -7,14 +7,14 @@ import Glibc
 /// Runs a program to completion with a time limit, its output captured in files (no pipe can fill
 /// up and stall it), and kills it if it overruns. Spawned with posix_spawn and reaped with waitpid
 /// here: Foundation's Process left `runuser` unreaped (a zombie) when waited on from async tests.
-struct ChildProcess {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
+public struct ChildProcess {
+    public struct Result {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
     }
 
-    static func run(
+    public static func run(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil,
         timeout: TimeInterval = 30
     ) throws -> Result {
@@ -22,9 +22,9 @@ struct ChildProcess {
     }
 
     /// A started child: signal it, then `wait` for it (which every caller must do, to reap it).
-    final class Running {
-        let pid: pid_t
-        let command: String
+    public final class Running {
+        public let pid: pid_t
+        public let command: String
         private let directory: String
         private var reaped = false
 
@@ -38,12 +38,12 @@ struct ChildProcess {
             if !self.reaped { _ = try? self.wait(timeout: 0) }
         }
 
-        func signal(_ number: Int32) {
+        public func signal(_ number: Int32) {
             if !self.reaped { kill(self.pid, number) }
         }
 
         /// Waits at most `timeout` for the exit, then kills the child and throws `TimedOut`.
-        func wait(timeout: TimeInterval) throws -> Result {
+        public func wait(timeout: TimeInterval) throws -> Result {
             defer { try? FileManager.default.removeItem(atPath: self.directory) }
             var status: Int32 = 0
             let deadline = Date().addingTimeInterval(timeout)
@@ -72,7 +72,7 @@ struct ChildProcess {
     }
 
     /// Starts a program with its output going to files and its input from `stdin` (a path) or /dev/null.
-    static func start(
+    public static func start(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil
     ) throws -> Running {
         let directory = NSTemporaryDirectory() + "meshbalancer-child-" + UUID().uuidString
@@ -114,7 +114,7 @@ struct ChildProcess {
 
     /// Runs a setup command and throws with its output if it fails.
     @discardableResult
-    static func check(
+    public static func check(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: TimeInterval = 30
     ) throws -> String {
         let result = try self.run(executable, arguments, environment: environment, timeout: timeout)
@@ -124,21 +124,21 @@ struct ChildProcess {
         return result.stdout
     }
 
-    struct SpawnFailed: Error, CustomStringConvertible {
-        var command: String
-        var errno: Int32
-        var description: String { "cannot start \(command): \(String(cString: strerror(errno)))" }
+    public struct SpawnFailed: Error, CustomStringConvertible {
+        public var command: String
+        public var errno: Int32
+        public var description: String { "cannot start \(command): \(String(cString: strerror(errno)))" }
     }
 
-    struct TimedOut: Error, CustomStringConvertible {
-        var command: String
-        var seconds: TimeInterval
-        var description: String { "\(command) did not finish within \(seconds)s" }
+    public struct TimedOut: Error, CustomStringConvertible {
+        public var command: String
+        public var seconds: TimeInterval
+        public var description: String { "\(command) did not finish within \(seconds)s" }
     }
 
-    struct Failed: Error, CustomStringConvertible {
-        var command: String
-        var result: Result
-        var description: String { "\(command) exited \(result.status): \(result.stderr) \(result.stdout)" }
+    public struct Failed: Error, CustomStringConvertible {
+        public var command: String
+        public var result: Result
+        public var description: String { "\(command) exited \(result.status): \(result.stderr) \(result.stdout)" }
     }
 }
