@@ -214,6 +214,32 @@ final class BalancerTests: MeshTestCase {
         XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { port(ro) == "\(fixture.cluster("db2").port)" }, fixture.logs())
     }
 
+    /// `meshctl reload` moves the ro listener and switches ro_fallback to none: the old address is
+    /// closed, the new one serves, and the new fallback applies to the next connection.
+    func testReloadMovesAListenerAndAppliesSettings() throws {
+        let fixture = try BalancerFixture(test: self, range: 84)
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
+        let host = fixture.mesh.host("app1")
+        let moved = try fixture.mesh.freePort(host)
+        fixture.mesh.file.balancers?["pg"]?.on["app1"]?.ro = "\(host):\(moved)"
+        fixture.mesh.file.balancers?["pg"]?.roFallback = "none"
+        try fixture.mesh.writeConfig()
+        let reload = try fixture.mesh.meshctl("app1", ["reload"])
+        XCTAssertEqual(reload.status, 0, reload.output)
+        XCTAssertThrowsError(try RawSocket.connect(host: host, port: fixture.ro.port, timeout: .seconds(1)), "the old ro address is closed")
+        try fixture.cluster("db2").sql("SELECT pg_wal_replay_pause()")
+        var refusal = ""
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
+            let result = try? Command.run(
+                fixture.psqlPath, ["-X", "-A", "-t", "-d", "host=\(host) port=\(moved) user=postgres dbname=postgres sslmode=disable", "-c", "SELECT 1"],
+                timeout: .seconds(10))
+            refusal = result?.stderr ?? ""
+            return refusal.contains("tunnelmesh: no standby available for \"pg\"")
+        }, "ro_fallback none applies after the reload: \(refusal)\n\(fixture.logs())")
+        XCTAssertEqual(try fixture.psql(.rw, "SELECT 1").stdout, "1\n", "rw untouched by the reload")
+    }
+
     /// SCRAM stays between psql and PostgreSQL: the right password logs in, a wrong one gets
     /// PostgreSQL's own error.
     func testSCRAMAuthenticationThroughTheBalancer() throws {
