@@ -115,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: [
-                "MeshConfig", "MeshTLS", "MeshControl",
+                "MeshConfig", "MeshTLS", "MeshBalancer", "MeshControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

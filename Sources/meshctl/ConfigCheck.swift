@@ -1,4 +1,5 @@
 import Foundation
+import MeshBalancer
 import MeshConfig
 import MeshControl
 import MeshTLS
@@ -50,8 +51,22 @@ struct ConfigCheck {
             self.checkNode(
                 node, files: files, mesh: config.mesh, authorityUsable: authority != nil,
                 revocationListUsable: files.crl.flatMap { revocationLists[$0] } ?? false, into: &report)
+            self.checkBalancerTLS(config, node: node, into: &report)
         }
         return report
+    }
+
+    /// Each balancer on `node` with a `tls` block: its certificate and key load as meshd loads them.
+    private func checkBalancerTLS(_ config: MeshConfiguration, node: String, into report: inout CheckReport) {
+        for balancer in config.balancers(on: node) {
+            guard let files = config.tlsFiles(of: balancer, on: node) else { continue }
+            do {
+                _ = try FrontDoorTLS.context(for: balancer, in: config, node: node)
+                report.add(.ok, files.cert, node: node, "balancer \(balancer.name): front-door certificate and key load")
+            } catch {
+                report.add(.error, files.cert, node: node, jsonPath: "balancers.\(balancer.name).tls", "\(error)")
+            }
+        }
     }
 
     // MARK: Which nodes

@@ -112,6 +112,23 @@ final class CheckCommandTests: XCTestCase {
         XCTAssertEqual(db1.status, 0, "db1's own pair is fine: \(db1.stdout)")
     }
 
+    /// A balancer's front-door certificate is checked on the nodes it runs on: the node's own
+    /// certificate and key serve as a usable pair; a missing file is an error naming the JSON path.
+    func testBalancerTLSFilesAreChecked() throws {
+        let balanced = Self.meshJSON.replacingOccurrences(
+            of: #""forwards": ["#,
+            with: #""balancers": { "pg": { "service": "postgres", "on": { "app1": { "rw": "127.0.0.1:6432" } }, "tls": { "cert": "pki/{node}.pem", "key": "pki/{node}.key" } } }, "forwards": ["#)
+        XCTAssertNotEqual(balanced, Self.meshJSON)
+        try self.writeConfig(balanced.replacingOccurrences(of: #""allow": ["app1"] }"#, with: #""allow": ["app1"], "postgres": {} }"#))
+        let good = try self.check([self.config, "--node", "app1"])
+        XCTAssertEqual(good.status, 0, good.stdout)
+        XCTAssertTrue(good.stdout.contains("balancer pg: front-door certificate and key load"), good.stdout)
+        try FileManager.default.removeItem(atPath: self.pki + "/app1.pem")
+        let missing = try self.findings([self.config, "--node", "app1"])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.findings.contains { ($0["json_path"] as? String) == "balancers.pg.tls" }, "\(missing.findings)")
+    }
+
     func testExpiredCertificateIsAnError() throws {
         try ChildProcess.check(self.meshctl, ["pki", "issue", "app1", "--dir", self.pki, "--force", "--not-before", "2024-01-01", "--days", "30"])
         let result = try self.check([self.config])
