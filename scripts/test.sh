@@ -14,6 +14,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v stunnel4 >/dev/null || need+=(stunnel4)
 command -v socat >/dev/null || need+=(socat)
 command -v ps >/dev/null || need+=(procps)
+command -v curl >/dev/null || need+=(curl)
 # MeshBalancerTests start real PostgreSQL servers (initdb, pg_basebackup) and run psql.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then

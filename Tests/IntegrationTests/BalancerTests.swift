@@ -26,6 +26,19 @@ final class BalancerTests: MeshTestCase {
         let readOnly = try fixture.psql(.ro, "INSERT INTO t VALUES (1)")
         XCTAssertNotEqual(readOnly.status, 0)
         XCTAssertTrue(readOnly.stderr.contains("read-only transaction"), readOnly.stderr)
+
+        // What the agent shows: meshctl backends and /metrics read the same registry.
+        let backends = try fixture.mesh.meshctl("app1", ["backends"])
+        XCTAssertEqual(backends.status, 0, backends.output)
+        let rows = backends.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        XCTAssertEqual(rows.first?.prefix(4), ["NODE", "ROLE", "STATE", "TIMELINE"], backends.stdout)
+        XCTAssertTrue(rows.contains { $0.prefix(4) == ["db1", "primary", "up", "1"] }, backends.stdout)
+        XCTAssertTrue(rows.contains { $0.prefix(4) == ["db2", "standby", "up", "1"] }, backends.stdout)
+        let metrics = try Command.run(
+            "/usr/bin/curl", ["-s", "--unix-socket", fixture.mesh.controlPath("app1"), "http://meshd/metrics"], timeout: .seconds(10))
+        XCTAssertTrue(metrics.stdout.contains(#"meshd_backend_role{balancer="pg",node="db1"} 1"#), metrics.stdout)
+        XCTAssertTrue(metrics.stdout.contains(#"meshd_backend_up{balancer="pg",node="db2"} 1"#), metrics.stdout)
+        XCTAssertTrue(metrics.stdout.contains(#"meshd_balancer_connections_total{balancer="pg",listener="rw",node="db1",result="routed"}"#), metrics.stdout)
     }
 
     /// 1,000 short ro sessions (pgbench -C) over two standbys split within +-20%, counted by
@@ -79,6 +92,38 @@ final class BalancerTests: MeshTestCase {
         XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
             (0..<10).compactMap { _ in fixture.servedBy(.ro) }.contains("db2")
         }, "db2 takes reads again after resuming\n\(fixture.logs())")
+    }
+
+    /// A standby that stops receiving WAL (its primary_conninfo cleared) while the primary keeps
+    /// committing falls behind past max_lag: new reads avoid it; reconnected, it catches up and
+    /// takes reads again.
+    func testLaggingStandbyIsAvoidedUntilItCatchesUp() throws {
+        let fixture = try BalancerFixture(test: self, range: 85, databases: 3, maxLag: "2s")
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2", "db3"]), fixture.logs())
+        let primary = fixture.cluster("db1"), lagging = fixture.cluster("db2")
+        try primary.sql("CREATE TABLE ticks (at timestamptz)")
+        try primary.sql("INSERT INTO ticks VALUES (now())")
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { (try? lagging.sql("SELECT count(*) FROM ticks")) == "1" })
+        let conninfo = try lagging.sql("SHOW primary_conninfo")
+        try lagging.sql("ALTER SYSTEM SET primary_conninfo = ''")
+        try lagging.sql("SELECT pg_reload_conf()")
+        // The primary goes on committing; db2's last replayed commit ages past max_lag (2 s).
+        var avoided = false
+        for _ in 0..<40 where !avoided {
+            try primary.sql("INSERT INTO ticks VALUES (now())")
+            Thread.sleep(forTimeInterval: 0.25)
+            let served = (0..<6).compactMap { _ in fixture.servedBy(.ro) }
+            avoided = served.count == 6 && Set(served) == ["db3"]
+        }
+        XCTAssertTrue(avoided, "reads avoid the lagging db2\n\(fixture.logs())")
+        XCTAssertNotEqual(try lagging.sql("SELECT pg_is_wal_replay_paused()"), "t", "lag, not a pause, made the difference")
+
+        try lagging.sql("ALTER SYSTEM SET primary_conninfo = '\(conninfo.replacingOccurrences(of: "'", with: "''"))'")
+        try lagging.sql("SELECT pg_reload_conf()")
+        XCTAssertTrue(fixture.wait(timeout: .seconds(20)) {
+            (0..<10).compactMap { _ in fixture.servedBy(.ro) }.contains("db2")
+        }, "db2 takes reads again once it has caught up\n\(fixture.logs())")
     }
 
     /// With ro_fallback "none" and the only standby paused, reads are refused with 57P03 naming why.
