@@ -101,16 +101,29 @@ public final class BalancerHost: Sendable {
     /// `rw->db1, ro: db2 db3` per balancer on this node, for systemd's STATUS line; nil when none.
     public func routeSummary() -> String? {
         let config = self.node.config
-        let parts = config.balancers(on: self.node.name).compactMap { balancer -> String? in
-            guard let service = config.services[balancer.service] else { return nil }
-            let backends = self.registry.backends(service: service.name, nodes: service.on.keys.sorted())
-            let router = Router(settings: balancer)
-            let rw = (try? router.choose(.rw, backends: backends, connections: [:]).get()) ?? "none"
-            let readers = backends.filter { router.isReadable($0) }.map(\.node)
-            let prefix = config.balancers(on: self.node.name).count > 1 ? "\(balancer.name): " : ""
-            return "\(prefix)rw->\(rw), ro: \(readers.isEmpty ? "none" : readers.joined(separator: " "))"
+        let balancers = config.balancers(on: self.node.name)
+        var parts: [String] = []
+        for balancer in balancers {
+            guard let service = config.services[balancer.service] else { continue }
+            parts.append(self.routeSummary(of: balancer, service: service, named: balancers.count > 1))
         }
         return parts.isEmpty ? nil : parts.joined(separator: "; ")
+    }
+
+    // A plain function, not a closure in `compactMap`: Swift 6.3.1's release-mode copy propagation
+    // crashed ("Found ownership error") on the closure form.
+    private func routeSummary(of balancer: BalancerSettings, service: ServiceSettings, named: Bool) -> String {
+        let backends = self.registry.backends(service: service.name, nodes: service.on.keys.sorted())
+        let router = Router(settings: balancer)
+        let rw: String
+        switch router.choose(.rw, backends: backends, connections: [:]) {
+        case .success(let node): rw = node
+        case .failure: rw = "none"
+        }
+        var readers: [String] = []
+        for backend in backends where router.isReadable(backend) { readers.append(backend.node) }
+        let prefix = named ? "\(balancer.name): " : ""
+        return "\(prefix)rw->\(rw), ro: \(readers.isEmpty ? "none" : readers.joined(separator: " "))"
     }
 
     // MARK: Sessions (called by BalancerListener's front doors)

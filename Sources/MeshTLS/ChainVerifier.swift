@@ -40,6 +40,10 @@ public enum ChainVerifier {
         let chain = try self.certificates(in: certificateFile, what: "certificate")
         let authorities = try self.certificates(in: caFile, what: "CA certificate")
         let crls = try crlFile.map { try self.revocationLists(in: $0) } ?? []
+        // The verification context borrows these pointers without a reference of its own: keep the
+        // owners alive until after the frees below (this defer runs last). An optimized build freed
+        // `chain` after its last Swift use, before X509_verify_cert, and crashed with a double free.
+        defer { withExtendedLifetime((chain, authorities, crls)) {} }
 
         guard let store = X509_STORE_new() else { throw PKIError.openSSL("allocating a certificate store") }
         defer { X509_STORE_free(store) }

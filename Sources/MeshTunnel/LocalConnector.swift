@@ -21,9 +21,13 @@ enum LocalConnector {
             }
         switch endpoint {
         case .tcp(let host, let port):
-            return bootstrap
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .connect(host: host, port: port)
+            let tcp = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // An IP literal needs no resolver: connect(host:port:) would run getaddrinfo on a
+            // Dispatch queue for every stream (measured: ~17% of a serving meshd's CPU under pgbench -C).
+            if let address = try? SocketAddress(ipAddress: host, port: port) {
+                return tcp.connect(to: address)
+            }
+            return tcp.connect(host: host, port: port)
         case .unix(let path):
             return bootstrap.connect(unixDomainSocketPath: path)
         }
