@@ -28,6 +28,7 @@ source "$HERE/packages.sh"
 source "$HERE/mesh-setup.sh"
 source "$HERE/stunnel-pair.sh"
 source "$HERE/ssh-forward.sh"
+source "$HERE/workdir.sh"
 
 ALL_LEGS="direct,balancer,forward,stunnel,ssh,pgpool,haproxy"
 WRITE=0 SKIP_BUILD=0 KEEP=0 LEGS=$ALL_LEGS DURATION=20 ROUNDS=3 SCALE=10
@@ -68,17 +69,7 @@ case "${BIN%/}" in
     *) BUILD_MODE="build of unknown mode ($BIN)" ;;
 esac
 
-T=$(mktemp -d /tmp/bench-balancer.XXXXXX)
-RESULTS="$T/results"
-mkdir -p "$RESULTS"
-cleanup() {
-    bench_cleanup_processes
-    bench_cleanup_packages
-    if [ $KEEP = 1 ]; then log "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-trap '' PIPE     # a closed stdout/stderr must not kill us before cleanup has run
+make_workdir balancer
 
 # --- result files, one directory per leg in table order, read by pgbench_report.py -----------------------
 # Each holds <mode>-<round>.out (pgbench's output), <mode>-<round>.meta (exit status, CPU of the

@@ -33,3 +33,11 @@ def replace_section(path: pathlib.Path, name: str, section: str) -> None:
                  "fix the markers by hand and run again")
     rest = text[end + len(end_marker):].lstrip("\n")
     path.write_text(text[:start] + block + ("\n" + rest if rest else ""))
+
+
+def print_section(section: str, name: str, path) -> None:
+    """Print the section; with a path (a script's --write), also replace the section NAME there."""
+    sys.stdout.write(section)
+    if path:
+        replace_section(path, name, section)
+        print(f"(wrote the {name} section of {path})", file=sys.stderr)

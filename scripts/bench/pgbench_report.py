@@ -13,9 +13,9 @@ import json
 import pathlib
 import re
 import statistics
-import sys
 
-from markdown_section import replace_section
+from markdown_section import print_section
+from result_rows import cell, details_lines, load_rows, ratio, table_lines
 
 SECTION = "pgbench"
 LABELS = {
@@ -58,17 +58,12 @@ def parse_run(out_path):
 
 
 def load(results):
-    legs = []
-    for folder in sorted((p for p in results.iterdir() if p.is_dir()), key=lambda p: int(p.name.split("-", 1)[0])):
-        leg = {"name": folder.name.split("-", 1)[1], "notes": [], "modes": {}}
-        for out in sorted(folder.glob("*.out"), key=lambda p: int(p.stem.split("-")[1])):
+    legs = load_rows(results)
+    for leg in legs:
+        leg["modes"] = {}
+        for out in sorted(leg["folder"].glob("*.out"), key=lambda p: int(p.stem.split("-")[1])):
             mode = out.stem.split("-")[0]
             leg["modes"].setdefault(mode, []).append(parse_run(out))
-        if (folder / "notes").exists():
-            leg["notes"] = (folder / "notes").read_text().splitlines()
-        if (folder / "unavailable").exists():
-            leg["unavailable"] = (folder / "unavailable").read_text().strip()
-        legs.append(leg)
     return legs
 
 
@@ -88,10 +83,6 @@ def summary(runs):
         "failed": sum(r["failed"] for r in good),
         "bad_runs": len(runs) - len(good),
     }
-
-
-def ratio(value, base):
-    return f"{value / base:.2f}×" if value is not None and base else "—"
 
 
 def fmt(value, digits=0, unit=""):
@@ -131,47 +122,47 @@ def render(legs, machine):
         "| leg | -S TPS | × stunnel | × direct | -S -C TPS | × stunnel | × direct | connect ms | proxy CPU µs/tx -S | proxy CPU µs/tx -S -C |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for leg in legs:
-        label = LABELS.get(leg["name"], leg["name"])
-        if "unavailable" in leg:
-            reason = leg["unavailable"].replace("|", "\\|")
-            out.append(f"| {label} | not available: {reason} | — | — | — | — | — | — | — | — |")
-            continue
+
+    def cells(leg):
         s, c = stats[leg["name"]].get("S"), stats[leg["name"]].get("C")
-        cells = [label]
+        values = []
         for mode, st in (("S", s), ("C", c)):
             if st is None:
                 runs = leg["modes"].get(mode, [])
-                why = runs[0]["error"].replace("|", "\\|") if runs else "not run"
-                cells += [f"failed: {why}", "—", "—"]
+                why = cell(runs[0]["error"]) if runs else "not run"
+                values += [f"failed: {why}", "—", "—"]
             else:
-                cells += [fmt(st["tps"]), ratio(st["tps"], tps("stunnel", mode)), ratio(st["tps"], tps("direct", mode))]
-        cells.append(fmt(c["connect_ms"], 2) if c else "—")
-        cells.append(fmt(s["cpu_us_per_tx"], 1) if s else "—")
-        cells.append(fmt(c["cpu_us_per_tx"], 0) if c else "—")
-        out.append("| " + " | ".join(cells) + " |")
+                values += [fmt(st["tps"]), ratio(st["tps"], tps("stunnel", mode)), ratio(st["tps"], tps("direct", mode))]
+        values.append(fmt(c["connect_ms"], 2) if c else "—")
+        values.append(fmt(s["cpu_us_per_tx"], 1) if s else "—")
+        values.append(fmt(c["cpu_us_per_tx"], 0) if c else "—")
+        return values
+
+    out += table_lines(legs, LABELS, 10, cells)
     out.append("")
 
     out += targets(tps)
     out.append("")
     out += connection_costs(stats)
     out.append("")
-    for leg in legs:
-        label = LABELS.get(leg["name"], leg["name"])
-        details = list(leg["notes"])
-        for mode, name in (("S", "-S"), ("C", "-S -C")):
-            runs = leg["modes"].get(mode, [])
-            if len(runs) > 1:
-                details.append(f"{name} TPS per run: " + ", ".join(fmt(r["tps"]) if "error" not in r else "failed" for r in runs))
-            failed = sum(r["failed"] for r in runs if "error" not in r)
-            if failed:
-                details.append(f"{name}: {failed:.0f} failed transactions")
-            errors = [r["error"] for r in runs if "error" in r]
-            if errors:
-                details.append(f"{name}: {len(errors)} run(s) failed, first: {errors[0]}")
-        if details:
-            out.append(f"- {label}: " + "; ".join(details))
+    out += details_lines(legs, LABELS, details)
     return "\n".join(out).rstrip() + "\n"
+
+
+def details(leg):
+    """Per-run TPS, failed transactions and failed runs of each mode."""
+    told = []
+    for mode, name in (("S", "-S"), ("C", "-S -C")):
+        runs = leg["modes"].get(mode, [])
+        if len(runs) > 1:
+            told.append(f"{name} TPS per run: " + ", ".join(fmt(r["tps"]) if "error" not in r else "failed" for r in runs))
+        failed = sum(r["failed"] for r in runs if "error" not in r)
+        if failed:
+            told.append(f"{name}: {failed:.0f} failed transactions")
+        errors = [r["error"] for r in runs if "error" in r]
+        if errors:
+            told.append(f"{name}: {len(errors)} run(s) failed, first: {errors[0]}")
+    return told
 
 
 def targets(tps):
@@ -224,11 +215,7 @@ def main():
     p.add_argument("--write", type=pathlib.Path)
     args = p.parse_args()
     section = render(load(args.results), json.loads(args.machine.read_text()))
-    sys.stdout.write(section)
-    if args.write:
-        replace_section(args.write, SECTION, section)
-        print(f"(wrote the {SECTION} section of {args.write})", file=sys.stderr)
-
+    print_section(section, SECTION, args.write)
 
 if __name__ == "__main__":
     main()

@@ -46,11 +46,16 @@ CONF
     SSH_PID=$BG_PID
 }
 
-# ssh_description DIR : the client version and the cipher it negotiated (after a connection).
-ssh_description() {
+# ssh_cipher DIR : the cipher the client negotiated, read from its log (after a connection), or "unknown".
+ssh_cipher() {
     local cipher
     cipher=$(grep -o -m1 'kex: client->server cipher: [^ ]*' "$1/ssh.log" | awk '{print $4}')
-    echo "$(ssh -V 2>&1 | cut -d, -f1), ssh -N -L to a private sshd, default ciphers; negotiated ${cipher:-unknown}"
+    echo "${cipher:-unknown}"
+}
+
+# ssh_description DIR : the client version and the cipher it negotiated (after a connection).
+ssh_description() {
+    echo "$(ssh -V 2>&1 | cut -d, -f1), ssh -N -L to a private sshd, default ciphers; negotiated $(ssh_cipher "$1")"
 }
 
 # ssh_failure DIR : the most telling line of a failed ssh -L.

@@ -68,10 +68,17 @@ CONF
     start_bg "$d/client.log" stunnel4 "$d/client.conf"; STUNNEL_CLIENT_PID=$BG_PID
 }
 
-# stunnel_description DIR : one line naming the version and the negotiated TLS 1.3 cipher suite
-# (read from the client's log, so call it after a connection went through).
-stunnel_description() {
+# stunnel_cipher DIR : the TLS 1.3 cipher suite the client negotiated, read from its log (so call it
+# after a connection went through), or "unknown".
+stunnel_cipher() {
     local cipher
     cipher=$(grep -o -m1 'TLSv1\.3 ciphersuite: [A-Z0-9_]*' "$1/client.log" | awk '{print $3}')
-    echo "stunnel $(stunnel4 -version 2>&1 | awk '/^stunnel [0-9]/{print $2; exit}'), TLS 1.3 cipher suite ${cipher:-unknown}; ECDSA P-256 certificates, verifyChain + CRL on both sides, TCP_NODELAY"
+    echo "${cipher:-unknown}"
+}
+
+stunnel_version() { stunnel4 -version 2>&1 | awk '/^stunnel [0-9]/{print $2; exit}'; }
+
+# stunnel_description DIR : one line naming the version and the negotiated TLS 1.3 cipher suite.
+stunnel_description() {
+    echo "stunnel $(stunnel_version), TLS 1.3 cipher suite $(stunnel_cipher "$1"); ECDSA P-256 certificates, verifyChain + CRL on both sides, TCP_NODELAY"
 }
