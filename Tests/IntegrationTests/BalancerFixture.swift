@@ -65,8 +65,9 @@ final class BalancerFixture {
 
     /// Starts every node's meshd and waits until app1's tunnels are up.
     func start() throws {
-        for node in self.clusters.keys.sorted() { self.databaseNodes[node] = try self.mesh.start(node) }
-        let app1 = try self.mesh.start("app1")
+        let config = try self.mesh.writeConfig()
+        for node in self.clusters.keys.sorted() { self.databaseNodes[node] = try self.mesh.start(node, config: config) }
+        let app1 = try self.mesh.start("app1", config: config)
         self.app1 = app1
         for node in self.clusters.keys.sorted() {
             guard self.mesh.waitUp(app1, peer: node) else { throw PostgresCluster.Problem("tunnel to \(node) not up") }

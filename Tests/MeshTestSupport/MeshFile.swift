@@ -160,6 +160,7 @@ public struct MeshFile: Encodable {
     public func write(to url: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try encoder.encode(self).write(to: url)
+        // Atomic: a meshd starting meanwhile must never read a half-written (or empty) file.
+        try encoder.encode(self).write(to: url, options: .atomic)
     }
 }
