@@ -73,15 +73,6 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
             startupTimeout: startupTimeout, startupDeadline: nil, logger: logger)
     }
 
-    /// Bridges through `meshNode`'s tunnels.
-    public convenience init(
-        meshNode: MeshNode, route: @escaping @Sendable (StartupMessage) -> Result<Route, ErrorResponse>,
-        cancel: @escaping @Sendable (BackendKeyData) -> Void, tls: TLSContext? = nil, logger: Logger
-    ) {
-        self.init(
-            route: route, bridge: { channel, route in try meshNode.bridge(channel, toService: route.service, on: route.node) },
-            cancel: cancel, tls: tls, logger: logger)
-    }
 
     private init(
         route: @escaping @Sendable (StartupMessage) -> Result<Route, ErrorResponse>,
