@@ -6,6 +6,7 @@
 #   scripts/demo.sh           run the demo, keep it up
 #   scripts/demo.sh --check   run the same steps, exit 0 when everything worked, 1 otherwise
 #   DEMO_BUILD=debug scripts/demo.sh   use the debug build (quicker to build) instead of release
+#   SWIFT_BUILD_FLAGS="--scratch-path DIR" scripts/demo.sh   build in DIR instead of .build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -26,10 +27,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 build=${DEMO_BUILD:-release}
+# SWIFT_BUILD_FLAGS: extra `swift build` arguments, e.g. "--scratch-path .build-release".
+read -r -a flags <<<"${SWIFT_BUILD_FLAGS:-}"
 echo "demo: building $build binaries (first time takes a few minutes)"
-swift build -c "$build" --product meshd >/dev/null
-swift build -c "$build" --product meshctl >/dev/null
-bin=$(swift build -c "$build" --show-bin-path)
+swift build -c "$build" "${flags[@]}" --product meshd >/dev/null
+swift build -c "$build" "${flags[@]}" --product meshctl >/dev/null
+bin=$(swift build -c "$build" "${flags[@]}" --show-bin-path)
 
 run=$top/run
 rm -rf "$top/pki" "$run"
