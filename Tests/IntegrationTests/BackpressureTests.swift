@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 import NIOCore
 import XCTest
 
@@ -48,7 +49,7 @@ final class BackpressureTests: MeshTestCase {
         guard mesh.waitUp(app1, peer: "db1") else { return }
         let pattern = Pattern(block: Array(try self.randomBytes(1 << 20).readableBytesView))
 
-        let client = try RawSocket.connect(host: forward.host, port: forward.port)
+        let client = try TCPSocket.connect(host: forward.host, port: forward.port)
         defer { client.close() }
         XCTAssertNotNil(waitBounded(reader.connection, timeout: .seconds(10)), "the stream never reached the service\n\(mesh.allLogs())")
 

@@ -20,7 +20,7 @@ final class BadConfigTests: MeshTestCase {
         XCTAssertFalse(result.output.contains("listening"), "meshd opened a listener before failing:\n\(result.output)", file: file, line: line)
         // The mesh port is still free: nothing was bound, not even briefly left behind.
         let (host, port) = mesh.meshAddress(node)
-        XCTAssertThrowsError(try RawSocket.connect(host: host, port: port, timeout: .seconds(1)),
+        XCTAssertThrowsError(try TCPSocket.connect(host: host, port: port, timeout: .seconds(1)),
                              "something listens on \(host):\(port)", file: file, line: line)
         print("meshd exit \(result.status): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
     }

@@ -274,7 +274,7 @@ final class BalancerTests: MeshTestCase {
         try fixture.mesh.writeConfig()
         let reload = try fixture.mesh.meshctl("app1", ["reload"])
         XCTAssertEqual(reload.status, 0, reload.output)
-        XCTAssertThrowsError(try RawSocket.connect(host: host, port: fixture.ro.port, timeout: .seconds(1)), "the old ro address is closed")
+        XCTAssertThrowsError(try TCPSocket.connect(host: host, port: fixture.ro.port, timeout: .seconds(1)), "the old ro address is closed")
         try fixture.cluster("db2").sql("SELECT pg_wal_replay_pause()")
         var refusal = ""
         XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
@@ -367,7 +367,7 @@ final class BalancerTests: MeshTestCase {
             ("truncated", [0, 0, 0, 40, 0, 3, 0, 0, 0x75], nil),
         ]
         for (name, bytes, code) in cases {
-            let socket = try RawSocket.connect(host: fixture.rw.host, port: fixture.rw.port)
+            let socket = try TCPSocket.connect(host: fixture.rw.host, port: fixture.rw.port)
             defer { socket.close() }
             try socket.send(bytes)
             if code == nil { socket.shutdownWrite() }

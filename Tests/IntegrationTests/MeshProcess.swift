@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 
 /// One real `meshd` process started from the build products, its stdout and stderr captured in a log
 /// file. Whoever starts one stops it (`stop()`), normally from tearDown; if the test process itself

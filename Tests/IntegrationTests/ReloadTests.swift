@@ -178,7 +178,7 @@ final class ReloadTests: MeshTestCase {
         XCTAssertNotNil(heldEnd, "remove db2: the stream through the removed tunnel is still open")
         XCTAssertEqual(heldEnd?.end, .reset, "remove db2: a stream cut with its tunnel must be reset, not ended cleanly")
         XCTAssertNil(heldEnd?.mismatchAt, "remove db2: what the cut stream did echo was right")
-        XCTAssertThrowsError(try RawSocket.connect(host: f2.host, port: f2.port).close(), "remove db2: app1's forward to echo2@db2 is closed")
+        XCTAssertThrowsError(try TCPSocket.connect(host: f2.host, port: f2.port).close(), "remove db2: app1's forward to echo2@db2 is closed")
         XCTAssertFalse(self.peers(seenBy: "app1", in: mesh).contains { $0["name"] as? String == "db2" }, "remove db2: app1 no longer lists db2")
         XCTAssertFalse(self.peers(seenBy: "db1", in: mesh).contains { $0["name"] as? String == "db2" }, "remove db2: db1 no longer lists db2")
         XCTAssertNotNil(db2.waitForLog(containing: "peer app1 down", after: marks["db2"]!, timeout: .seconds(10)), "remove db2: db2 lost app1\n\(db2.logTail())")
@@ -205,7 +205,7 @@ final class ReloadTests: MeshTestCase {
         try mesh.writeConfig(restartNeeded)
         let tunnelChange = self.expectRejected("app1", in: mesh, step: "tunnel settings")
         XCTAssertTrue(tunnelChange.contains("restart"), "tunnel settings: the error says to restart: \(tunnelChange)")
-        XCTAssertThrowsError(try RawSocket.connect(host: mesh.host("app1"), port: f4Port).close(), "tunnel settings: nothing of the rejected config applied (its forward is not open)")
+        XCTAssertThrowsError(try TCPSocket.connect(host: mesh.host("app1"), port: f4Port).close(), "tunnel settings: nothing of the rejected config applied (its forward is not open)")
         // 6c. This node's own address.
         var moved = mesh.file
         moved.nodes["app1"]?.address = "\(mesh.host("app1")):\(try mesh.freePort(mesh.host("app1")))"

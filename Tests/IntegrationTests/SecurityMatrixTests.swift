@@ -24,7 +24,7 @@ final class SecurityMatrixTests: MeshTestCase {
 
     /// Sends raw bytes over a plain TCP socket and reads whatever comes back until close.
     private func raw(_ host: String, _ port: Int, _ bytes: [UInt8]) throws -> String {
-        let socket = try RawSocket.connect(host: host, port: port)
+        let socket = try TCPSocket.connect(host: host, port: port)
         defer { socket.close() }
         try? socket.send(bytes)
         let (answer, end) = socket.readAll(timeout: .seconds(10))

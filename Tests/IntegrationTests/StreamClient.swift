@@ -1,35 +1,13 @@
 import Foundation
+import MeshTestSupport
 import NIOCore
 import NIOPosix
-
-/// How a client's read side ended.
-enum StreamEnd: Equatable, CustomStringConvertible {
-    /// A clean FIN after all data.
-    case eof
-    /// ECONNRESET: the connection was cut.
-    case reset
-    /// The client's own deadline passed first.
-    case timedOut
-    /// Any other error.
-    case error(String)
-
-    var description: String {
-        switch self {
-        case .eof: "EOF"
-        case .reset: "reset (ECONNRESET)"
-        case .timedOut: "timed out"
-        case .error(let text): "error: \(text)"
-        }
-    }
-}
 
 /// What one client connection sent and got back.
 struct StreamOutcome: Sendable {
     var received: ByteBuffer
     var end: StreamEnd
 }
-
-extension StreamEnd: Sendable {}
 
 /// A NIO TCP client: connects, sends a payload, optionally half-closes, reads everything back and
 /// reports whether the read side ended by EOF or by a reset. Many can run at once on one group.

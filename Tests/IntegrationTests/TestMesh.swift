@@ -65,10 +65,10 @@ final class TestMesh {
     /// A port free on `host` now and not handed out before by this mesh.
     func freePort(_ host: String) throws -> Int {
         for _ in 0..<50 {
-            let port = try RawSocket.freePort(host: host)
+            let port = try TCPSocket.freePort(host: host)
             if self.usedPorts.insert(port).inserted { return port }
         }
-        throw RawSocket.Failure(description: "no fresh free port on \(host) after 50 tries")
+        throw TCPSocket.Failure(description: "no fresh free port on \(host) after 50 tries")
     }
 
     func addService(_ name: String, on: [String: String], allow: [String]) {

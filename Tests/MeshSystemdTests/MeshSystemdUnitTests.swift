@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshSystemd
+import MeshTestSupport
 import NIOCore
 import NIOPosix
 import XCTest

@@ -6,20 +6,19 @@ import Glibc
 /// Plain blocking TCP sockets for what the tests need to see exactly: a listening socket the test
 /// itself holds and passes to meshd, a client that connects while nobody accepts, refusals, and
 /// free ports.
-final class TCPSocket {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-        /// The errno of the failed call.
-        var code: Int32
+public final class TCPSocket {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        /// The errno of the failed call (0 when no call failed).
+        public var code: Int32
+
+        public init(description: String, code: Int32 = 0) {
+            self.description = description
+            self.code = code
+        }
     }
 
-    /// How a read ended.
-    enum End: Equatable {
-        case eof, reset, timedOut
-        case error(String)
-    }
-
-    let fd: Int32
+    public let fd: Int32
     private var closed = false
 
     private init(fd: Int32) { self.fd = fd }
@@ -27,9 +26,9 @@ final class TCPSocket {
     deinit { self.close() }
 
     /// Someone else closed the descriptor: never close that number again (it may be reused).
-    func forget() { self.closed = true }
+    public func forget() { self.closed = true }
 
-    func close() {
+    public func close() {
         guard !self.closed else { return }
         self.closed = true
         _ = Glibc.close(self.fd)
@@ -62,7 +61,7 @@ final class TCPSocket {
     }
 
     /// A listening socket on host:port, as systemd would bind one for a `.socket` unit.
-    static func listen(host: String, port: Int, backlog: Int32 = 128) throws -> TCPSocket {
+    public static func listen(host: String, port: Int, backlog: Int32 = 128) throws -> TCPSocket {
         let socket = TCPSocket(fd: try self.newSocket())
         try socket.bind(host: host, port: port)
         guard Glibc.listen(socket.fd, backlog) == 0 else {
@@ -72,7 +71,7 @@ final class TCPSocket {
     }
 
     /// Connects (blocking, bounded by `timeout`).
-    static func connect(host: String, port: Int, timeout: Duration = .seconds(5)) throws -> TCPSocket {
+    public static func connect(host: String, port: Int, timeout: Duration = .seconds(5)) throws -> TCPSocket {
         let socket = TCPSocket(fd: try self.newSocket())
         var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
         setsockopt(socket.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -89,7 +88,7 @@ final class TCPSocket {
     }
 
     /// True when a connection to host:port is refused (nothing listens there).
-    static func isRefused(host: String, port: Int) -> Bool {
+    public static func isRefused(host: String, port: Int) -> Bool {
         do {
             _ = try self.connect(host: host, port: port, timeout: .seconds(2))
             return false
@@ -101,7 +100,7 @@ final class TCPSocket {
     }
 
     /// A port that is free on `host` right now (bind to port 0, read it back, close).
-    static func freePort(host: String) throws -> Int {
+    public static func freePort(host: String) throws -> Int {
         let socket = TCPSocket(fd: try self.newSocket())
         try socket.bind(host: host, port: 0)
         var bound = sockaddr_in()
@@ -113,7 +112,7 @@ final class TCPSocket {
     }
 
     /// Sends all of `bytes` (blocking).
-    func send(_ bytes: [UInt8]) throws {
+    public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -122,10 +121,10 @@ final class TCPSocket {
         }
     }
 
-    func shutdownWrite() { _ = shutdown(self.fd, Int32(SHUT_WR)) }
+    public func shutdownWrite() { _ = shutdown(self.fd, Int32(SHUT_WR)) }
 
     /// Reads until EOF, a reset, or the deadline.
-    func readAll(timeout: Duration) -> (data: [UInt8], end: End) {
+    public func readAll(timeout: Duration) -> (data: [UInt8], end: StreamEnd) {
         let deadline = ContinuousClock.now + timeout
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -150,7 +149,7 @@ final class TCPSocket {
     }
 
     /// One echo round trip: send `payload`, half-close, read everything back.
-    static func echo(host: String, port: Int, payload: [UInt8], timeout: Duration = .seconds(10)) -> (data: [UInt8], end: End) {
+    public static func echo(host: String, port: Int, payload: [UInt8], timeout: Duration = .seconds(10)) -> (data: [UInt8], end: StreamEnd) {
         do {
             let socket = try self.connect(host: host, port: port)
             try socket.send(payload)
@@ -160,10 +159,30 @@ final class TCPSocket {
             return ([], .error("\(error)"))
         }
     }
-}
 
-/// `count` random bytes.
-func randomBytes(_ count: Int) -> [UInt8] {
-    var generator = SystemRandomNumberGenerator()
-    return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    /// Non-blocking writes of `next()` chunks until `deadline`, waiting for writability in between;
+    /// returns how many bytes the kernel accepted. `next(offset)` gives the bytes starting at that
+    /// stream offset (so a partially accepted chunk is continued exactly).
+    public func writeUntil(deadline: ContinuousClock.Instant, limit: Int, next: (Int) -> [UInt8]) throws -> Int {
+        let flags = fcntl(self.fd, F_GETFL)
+        _ = fcntl(self.fd, F_SETFL, flags | O_NONBLOCK)
+        defer { _ = fcntl(self.fd, F_SETFL, flags) }
+        var written = 0
+        var pending: ArraySlice<UInt8> = []
+        while written < limit, ContinuousClock.now < deadline {
+            if pending.isEmpty { pending = ArraySlice(next(written).prefix(limit - written)) }
+            let n = pending.withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                written += n
+                pending = pending.dropFirst(n)
+                continue
+            }
+            guard n < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR else {
+                throw Failure(description: "send after \(written) bytes: \(String(cString: strerror(errno)))")
+            }
+            var pfd = pollfd(fd: self.fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&pfd, 1, 50)
+        }
+        return written
+    }
 }
