@@ -272,7 +272,7 @@ public final class MeshNode: Sendable {
         _ channel: Channel, toService service: String, opened: (@Sendable (Channel, Result<Void, Error>) -> Void)?
     ) throws {
         guard let target = self.config.services[service]?.on[self.name] else {
-            throw PeerUnavailableError(peer: self.name)
+            throw LocalServiceError(service: service, node: self.name)
         }
         let pair = Splice.makeLocalPair(clientLoop: channel.eventLoop, serviceLoop: channel.eventLoop)
         try channel.pipeline.syncOperations.addHandler(pair.client)
@@ -425,6 +425,15 @@ public struct ListenError: Error, CustomStringConvertible {
 
     public var description: String {
         "cannot listen for \(self.what) on \(self.endpoint): \(self.underlying) — is another process using it?"
+    }
+}
+
+/// A route to this node itself for a service mesh.json does not serve here.
+public struct LocalServiceError: Error, CustomStringConvertible {
+    public var service: String
+    public var node: String
+    public var description: String {
+        "service \"\(self.service)\" is not served on \(self.node) itself (no services.\(self.service).on.\(self.node) in mesh.json)"
     }
 }
 

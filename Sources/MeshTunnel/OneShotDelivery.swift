@@ -39,7 +39,7 @@ enum OneShotDelivery {
     /// The same to a service on this node: write, half-close, wait for the service's close.
     static func deliver(_ bytes: ByteBuffer, toLocal target: Endpoint, on loop: EventLoop) -> EventLoopFuture<Void> {
         LocalConnector.connect(to: target, on: loop) { _ in }.flatMap { channel in
-            channel.writeAndFlush(bytes).flatMap { channel.close(mode: .output) }.whenComplete { _ in }
+            channel.writeAndFlush(bytes).whenSuccess { channel.close(mode: .output, promise: nil) }
             let deadline = channel.eventLoop.scheduleTask(in: Self.timeout) { channel.close(promise: nil) }
             return channel.closeFuture.always { _ in deadline.cancel() }
         }

@@ -94,6 +94,14 @@ final class BalancerFixture {
         return self.clusters.first { "\($0.value.port)" == port }?.key
     }
 
+    /// Whether app1's registry holds a report of `node` with replay paused (`meshctl backends --json`).
+    func backendShowsPaused(_ node: String) -> Bool {
+        guard let result = try? self.mesh.meshctl("app1", ["backends", "--json"]),
+            let rows = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]
+        else { return false }
+        return rows.contains { $0["node"] as? String == node && $0["replay_paused"] as? Bool == true }
+    }
+
     /// Polls `condition` every 100 ms until it holds or `timeout` passes; whether it held.
     func wait(timeout: Duration, _ condition: () -> Bool) -> Bool {
         let start = ContinuousClock.now

@@ -64,7 +64,8 @@ final class BalancerTests: MeshTestCase {
             timeout: .seconds(300))
         XCTAssertEqual(bench.status, 0, bench.output)
         XCTAssertTrue(bench.stdout.contains("number of failed transactions: 0") || !bench.stdout.contains("failed"), bench.stdout)
-        Thread.sleep(forTimeInterval: 1.5)  // session counts reach pg_stat_database within a second
+        // Each backend adds itself to pg_stat_database when its stats are flushed (within a second).
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { sessions("db2") - before.0 + sessions("db3") - before.1 >= 1000 })
         let db2 = sessions("db2") - before.0
         let db3 = sessions("db3") - before.1
         print("1,000 ro sessions: db2 \(db2), db3 \(db3)")
@@ -82,8 +83,7 @@ final class BalancerTests: MeshTestCase {
         XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2", "db3"]), fixture.logs())
         try fixture.cluster("db2").sql("SELECT pg_wal_replay_pause()")
         try fixture.cluster("db1").sql("CREATE TABLE moving (x int); INSERT INTO moving VALUES (1)")
-        // Reports every 500 ms: after 1.5 s every fresh report says paused.
-        Thread.sleep(forTimeInterval: 1.5)
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { fixture.backendShowsPaused("db2") }, fixture.logs())
         let served = (0..<20).compactMap { _ in fixture.servedBy(.ro) }
         XCTAssertEqual(served.count, 20)
         XCTAssertEqual(Set(served), ["db3"], "reads avoid the paused standby: \(served)")
@@ -224,7 +224,10 @@ final class BalancerTests: MeshTestCase {
             psql.standardError = errors
             psql.standardOutput = FileHandle.nullDevice
             try psql.run()
-            Thread.sleep(forTimeInterval: 1.5)  // connected and sleeping
+            let server = fixture.cluster(listener == .rw ? "db1" : "db2")
+            XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
+                (try? server.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30)'")) == "1"
+            }, "\(listener): the query is running")
             let interrupted = ContinuousClock.now
             psql.interrupt()
             let deadline = Date().addingTimeInterval(20)
