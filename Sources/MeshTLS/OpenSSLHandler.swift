@@ -262,6 +262,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             switch connection.shutdown() {
             case .sent:
                 sendCiphertext(context: context)
+                // The flush can fail (the peer reset the socket) and close the channel under us:
+                // then the state is no longer `.active` and there is no close_notify to wait for.
+                guard case .active = state else { return close(context: context, mode: mode, promise: promise) }
                 let timer = context.eventLoop.assumeIsolated().scheduleTask(in: closeNotifyTimeout) {
                     self.closeNotifyTimedOut(context: context)
                 }
