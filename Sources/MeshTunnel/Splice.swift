@@ -9,7 +9,9 @@ import NIOHTTP2
 /// - EOF on one side becomes a half-close on the other (TCP FIN <-> END_STREAM), both ways.
 /// - A side that dies before both directions finished makes the other side abort: the TCP socket is
 ///   reset (RST via SO_LINGER 0), never closed with FIN, so a client cannot take a cut stream for a
-///   complete one; the HTTP/2 stream gets RST_STREAM.
+///   complete one; the HTTP/2 stream gets RST_STREAM. That holds even when meshd itself dies
+///   (kill -9, a crash): TCP sockets carry SO_LINGER 0 from the start, so the kernel resets them
+///   rather than sending a FIN, and lose it only when their output ends cleanly.
 ///
 /// The two channels may live on different event loops; signals hop loops only when they must.
 enum Splice {
@@ -69,6 +71,8 @@ protocol SpliceWire {
     static func unwrap(_ message: Message) -> (bytes: ByteBuffer?, ends: Bool)
     static func wrap(_ bytes: ByteBuffer) -> Message
     static func isEndOfInput(_ event: Any) -> Bool
+    /// Prepares the channel when the splice takes it over.
+    static func begin(_ context: ChannelHandlerContext)
     static func finishOutput(_ context: ChannelHandlerContext)
     static func abort(_ context: ChannelHandlerContext)
     /// Whether the channel should be closed by us once both directions have finished.
@@ -85,16 +89,34 @@ enum TCPWire: SpliceWire {
         if case .some(.inputClosed) = event as? ChannelEvent { return true }
         return false
     }
+    /// SO_LINGER {on, 0} while the stream is unfinished: if meshd dies (kill -9, a crash), the
+    /// kernel closes the socket for it, and without this that close is a FIN after whatever bytes
+    /// had arrived, which the peer would take for a complete stream (a silent truncation). With it
+    /// the peer is reset.
+    static func begin(_ context: ChannelHandlerContext) {
+        _ = (context.channel as? SocketOptionProvider)?.setSoLinger(NIOLinger(l_onoff: 1, l_linger: 0))
+    }
     /// Shuts our output only once every byte written before it reached the socket: NIO turns an
     /// output close on a socket whose input already ended into a full close, which would drop
     /// writes still queued (a client reading slowly would see EOF early: a silent truncation).
+    /// Lingering is restored first: from here on, the kernel owes the peer our bytes and a FIN.
     static func finishOutput(_ context: ChannelHandlerContext) {
         let channel = context.channel
-        Self.afterQueuedWrites(context) { channel.close(mode: .output, promise: nil) }
+        Self.afterQueuedWrites(context) {
+            Self.restoreLingering(channel)
+            channel.close(mode: .output, promise: nil)
+        }
     }
     static func closeWhenDone(_ context: ChannelHandlerContext) {
         let channel = context.channel
-        Self.afterQueuedWrites(context) { channel.close(promise: nil) }
+        Self.afterQueuedWrites(context) {
+            Self.restoreLingering(channel)
+            channel.close(promise: nil)
+        }
+    }
+    /// Normal lingering (SO_LINGER off): close() sends what is queued, then FIN.
+    private static func restoreLingering(_ channel: Channel) {
+        _ = (channel as? SocketOptionProvider)?.setSoLinger(NIOLinger(l_onoff: 0, l_linger: 0))
     }
     /// Runs `body` once the writes queued so far are in the kernel (writes complete in order).
     private static func afterQueuedWrites(_ context: ChannelHandlerContext, _ body: @escaping @Sendable () -> Void) {
@@ -129,6 +151,7 @@ enum StreamWire: SpliceWire {
         .data(.init(data: .byteBuffer(bytes)))
     }
     static func isEndOfInput(_ event: Any) -> Bool { false }
+    static func begin(_ context: ChannelHandlerContext) {}
     static func finishOutput(_ context: ChannelHandlerContext) {
         let frame = HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
         context.writeAndFlush(NIOAny(frame), promise: nil)
@@ -206,6 +229,7 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        Wire.begin(context)
         self.counters?.streamOpened()
         let early = self.early
         self.early = []

@@ -94,4 +94,29 @@ final class PeerFailureTests: MeshTestCase {
         XCTAssertEqual(result.end, .reset, "a cut stream must be reset (RST), not closed with FIN\n\(app1.logTail())")
         XCTAssertEqual(result.received, payload, "the echo received before the cut")
     }
+
+    /// The other end of the same failure: kill -9 of the node the *client* is connected to. The
+    /// kernel closes the dead meshd's sockets, and a plain close is a FIN that the client would take
+    /// for a complete response; the splice's SO_LINGER 0 makes it a reset instead.
+    func testStreamCutByKilledForwardNodeIsResetNotEOF() throws {
+        let mesh = try self.makeMesh(range: 110, nodes: ["app1", "db1"])
+        let echo = try self.makeEchoServer()
+        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
+        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
+        let app1 = try mesh.start("app1")
+        _ = try mesh.start("db1")
+        guard mesh.waitUp(app1, peer: "db1") else { return }
+
+        let payload = try self.randomBytes(32 * 1024)
+        let echoed = self.group.next().makePromise(of: Void.self)
+        let outcome = StreamClient.start(
+            group: self.group, host: forward.host, port: forward.port, payload: payload, halfClose: false,
+            timeout: .seconds(30), echoed: echoed)
+        XCTAssertNoThrow(try echoed.futureResult.wait(), "the held stream never echoed its payload\n\(mesh.allLogs())")
+
+        app1.kill9()
+        let result = try outcome.wait()
+        XCTAssertEqual(result.end, .reset, "a client of a killed meshd must be reset (RST), not closed with FIN")
+        XCTAssertEqual(result.received, payload, "the echo received before the kill")
+    }
 }

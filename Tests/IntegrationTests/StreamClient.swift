@@ -50,6 +50,11 @@ enum StreamClient {
 
     static func classify(_ error: Error) -> StreamEnd {
         if let io = error as? IOError, io.errnoCode == ECONNRESET { return .reset }
+        // A reset that arrives before NIO saw the connect complete fails the connect instead.
+        if let connect = error as? NIOConnectionError,
+           connect.connectionErrors.contains(where: { ($0.error as? IOError)?.errnoCode == ECONNRESET }) {
+            return .reset
+        }
         return .error("\(error)")
     }
 }
