@@ -20,7 +20,7 @@ struct ForwardListener: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.recvAllocator, value: TunnelTuning.receiveAllocator)
+            .childChannelOption(.recvAllocator, value: TunnelTuning.streamReceiveAllocator)
             .childChannelInitializer { channel in
                 self.accept(channel, link: link)
             }

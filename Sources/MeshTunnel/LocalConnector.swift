@@ -15,7 +15,7 @@ enum LocalConnector {
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(Self.connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelOption(.recvAllocator, value: TunnelTuning.receiveAllocator)
+            .channelOption(.recvAllocator, value: TunnelTuning.streamReceiveAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try initializer(channel) }
             }
