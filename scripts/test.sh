@@ -15,6 +15,8 @@ command -v stunnel4 >/dev/null || need+=(stunnel4)
 command -v socat >/dev/null || need+=(socat)
 command -v ps >/dev/null || need+=(procps)
 command -v curl >/dev/null || need+=(curl)
+# `ip netns` for the network-namespace test bed (PartitionTests, IntegritySoakTests).
+command -v ip >/dev/null || need+=(iproute2)
 # MeshBalancerTests start real PostgreSQL servers (initdb, pg_basebackup) and run psql.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then

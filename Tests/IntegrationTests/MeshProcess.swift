@@ -19,23 +19,26 @@ final class MeshProcess {
     var isRunning: Bool { self.process.isRunning }
 
     /// Starts `meshd --config CONFIG --node NODE [extra]`; returns at once (does not wait for readiness).
-    init(config: URL, node: String, logURL: URL, extraArguments: [String] = ["--log-level", "debug"]) throws {
+    /// `launcher` is a command prefix that execs meshd in place (e.g. `ip netns exec NS`, see
+    /// `NetnsBed`), so `pid` is still meshd's own.
+    init(config: URL, node: String, logURL: URL, extraArguments: [String] = ["--log-level", "debug"],
+         launcher: [String] = []) throws {
         self.node = node
         self.logURL = logURL
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let logHandle = try FileHandle(forWritingTo: logURL)
         self.logHandle = logHandle
         let meshd = BuildProducts.meshd.path
-        let arguments = ["--config", config.path, "--node", node] + extraArguments
-        self.arguments = [meshd] + arguments
+        let command = launcher + [meshd, "--config", config.path, "--node", node] + extraArguments
+        self.arguments = command
         let process = Process()
         // pdeathsig follows the thread that forked; tests start processes from the main thread only.
         if Thread.isMainThread, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--pdeathsig", "KILL", "--", meshd] + arguments
+            process.arguments = ["--pdeathsig", "KILL", "--"] + command
         } else {
-            process.executableURL = URL(fileURLWithPath: meshd)
-            process.arguments = arguments
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
         }
         process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
         process.standardOutput = logHandle

@@ -23,10 +23,15 @@ final class SHA256Digest {
 
     /// The hex digest; the object must not be updated afterwards.
     func finish() -> String {
+        self.finishBytes().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The 32 digest bytes; the object must not be updated afterwards.
+    func finishBytes() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         precondition(EVP_DigestFinal_ex(self.context, &out, &length) == 1, "EVP_DigestFinal_ex failed")
-        return out.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
+        return Array(out.prefix(Int(length)))
     }
 
     static func hex(_ data: Data) -> String {

@@ -2,13 +2,23 @@ import Foundation
 import MeshTestSupport
 import XCTest
 
-/// A mesh made for one test: a temp directory with a PKI from `meshctl`, one 127.60.<range>.<n>
-/// address per node (each test passes its own `range`, so tests can run in parallel processes),
-/// free ports, a mesh.json written from `MeshFile`, and the meshd processes it started.
+/// A mesh made for one test: a temp directory with a PKI from `meshctl`, one address per node
+/// (see `Addressing`), free ports, a mesh.json written from `MeshFile`, and the meshd processes it
+/// started.
 final class TestMesh {
+    /// Where the nodes live.
+    enum Addressing {
+        /// On loopback, node n at 127.60.<range>.<n>: each test passes its own `range`, so tests can
+        /// run in parallel processes.
+        case loopback(range: Int)
+        /// Each node in its own network namespace of `bed`, at the bed's address for it; meshd runs
+        /// inside the namespace.
+        case namespaces(NetnsBed)
+    }
+
     let root: URL
     let pki: TestPKI
-    let range: Int
+    let addressing: Addressing
     let nodeNames: [String]
     var file: MeshFile
     private(set) var processes: [MeshProcess] = []
@@ -17,13 +27,24 @@ final class TestMesh {
 
     /// `nodes` in order get addresses .1, .2, ...; every node gets a certificate except those in
     /// `withoutCertificates` (declared in mesh.json, left for the test to issue oddly).
-    init(range: Int, nodes: [String], mesh: String = "itest", tunnel: MeshFile.Tunnel? = nil, crl: Bool = true,
-         withoutCertificates: Set<String> = []) throws {
+    convenience init(range: Int, nodes: [String], mesh: String = "itest", tunnel: MeshFile.Tunnel? = nil, crl: Bool = true,
+                     withoutCertificates: Set<String> = []) throws {
         precondition((1...255).contains(range))
-        self.range = range
+        try self.init(addressing: .loopback(range: range), nodes: nodes, mesh: mesh, tunnel: tunnel, crl: crl,
+                      withoutCertificates: withoutCertificates)
+    }
+
+    init(addressing: Addressing, nodes: [String], mesh: String = "itest", tunnel: MeshFile.Tunnel? = nil, crl: Bool = true,
+         withoutCertificates: Set<String> = []) throws {
+        self.addressing = addressing
         self.nodeNames = nodes
+        let label: String
+        switch addressing {
+        case .loopback(let range): label = "\(range)"
+        case .namespaces(let bed): label = bed.base
+        }
         self.root = FileManager.default.temporaryDirectory
-            .appendingPathComponent("tunnelmesh-it-\(range)-\(UUID().uuidString.prefix(8))")
+            .appendingPathComponent("tunnelmesh-it-\(label)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: self.root.appendingPathComponent("logs"), withIntermediateDirectories: true)
         self.pki = try TestPKI(mesh: mesh, dir: self.root.appendingPathComponent("pki"))
         self.file = MeshFile(
@@ -39,10 +60,15 @@ final class TestMesh {
         }
     }
 
-    /// The node's own loopback address.
+    /// The node's own address (loopback, or its namespace's address).
     func host(_ node: String) -> String {
-        guard let index = self.nodeNames.firstIndex(of: node) else { return "127.60.\(self.range).250" }
-        return "127.60.\(self.range).\(index + 1)"
+        switch self.addressing {
+        case .loopback(let range):
+            guard let index = self.nodeNames.firstIndex(of: node) else { return "127.60.\(range).250" }
+            return "127.60.\(range).\(index + 1)"
+        case .namespaces(let bed):
+            return bed.address(node)
+        }
     }
 
     /// The node's control socket (its `control` in mesh.json).
@@ -62,8 +88,14 @@ final class TestMesh {
         return (String(parts[0]), Int(parts[1])!)
     }
 
-    /// A port free on `host` now and not handed out before by this mesh.
+    /// A port free on `host` now and not handed out before by this mesh. In namespaces (fresh, empty,
+    /// made for this mesh) every port is free: they are handed out in order from 20000.
     func freePort(_ host: String) throws -> Int {
+        if case .namespaces = self.addressing {
+            let port = 20000 + self.usedPorts.count
+            self.usedPorts.insert(port)
+            return port
+        }
         for _ in 0..<50 {
             let port = try TCPSocket.freePort(host: host)
             if self.usedPorts.insert(port).inserted { return port }
@@ -97,9 +129,22 @@ final class TestMesh {
         let config = try config ?? self.writeConfig()
         self.logCounter += 1
         let log = self.root.appendingPathComponent("logs/\(node)-\(self.logCounter).log")
-        let process = try MeshProcess(config: config, node: node, logURL: log)
+        var launcher: [String] = []
+        if case .namespaces(let bed) = self.addressing { launcher = bed.launcher(node) }
+        let process = try MeshProcess(config: config, node: node, logURL: log, launcher: launcher)
         self.processes.append(process)
         return process
+    }
+
+    /// The most recently started process of `node`.
+    func latest(_ node: String) -> MeshProcess? {
+        self.processes.last { $0.node == node }
+    }
+
+    /// Starts `node` again (after a kill -9, say) with the current mesh.json.
+    @discardableResult
+    func restart(_ node: String) throws -> MeshProcess {
+        try self.start(node, config: self.root.appendingPathComponent("mesh.json"))
     }
 
     /// Waits until `process` logs that its tunnel to `peer` is up (after `mark`).

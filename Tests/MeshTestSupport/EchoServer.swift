@@ -11,16 +11,26 @@ public final class EchoServer {
     public var endpoint: String { "\(self.host):\(self.port)" }
 
     public init(group: EventLoopGroup) throws {
-        self.channel = try ServerBootstrap(group: group)
+        self.channel = try Self.bootstrap(group)
             .serverChannelOption(.backlog, value: 2048)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "127.0.0.1", port: 0).wait()
+    }
+
+    /// Serves on a socket already bound to 127.0.0.1 and listening (made, say, inside another
+    /// network namespace); the server owns it from now on.
+    public init(group: EventLoopGroup, boundSocket: NIOBSDSocket.Handle) throws {
+        self.channel = try Self.bootstrap(group).withBoundSocket(boundSocket).wait()
+    }
+
+    private static func bootstrap(_ group: EventLoopGroup) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(EchoHandler())
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).wait()
     }
 
     public func close() {
