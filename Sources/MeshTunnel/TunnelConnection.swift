@@ -53,6 +53,7 @@ final class TunnelConnection: @unchecked Sendable {
         logger: Logger
     ) throws -> TunnelConnection {
         let sync = channel.pipeline.syncOperations
+        try channel.syncOptions?.setOption(.writeBufferWaterMark, value: TunnelTuning.tunnelWriteWaterMark)
         try sync.addHandler(OpenSSLHandler(
             context: tls, policy: policy, handshakeTimeout: TimeAmount(settings.handshakeTimeout)))
         let identity = NIOLoopBoundBox<String?>(nil, eventLoop: channel.eventLoop)

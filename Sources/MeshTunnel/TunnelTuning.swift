@@ -39,6 +39,14 @@ enum TunnelTuning {
         AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2 << 10, maximum: 1 << 20)
     }
 
+    /// When the tunnel's socket reports unwritable and writable again. NIO HTTP/2 tells every open
+    /// stream of each change (`propagateChannelWritabilityChanged`), so with NIO's default marks
+    /// (32/64 KiB) a bulk stream flipped it on nearly every flush and paid for all idle streams
+    /// each time: 4 MiB echoed took 0.06 s beside 200 idle streams, 0.85 s beside 3,000 and 5 s
+    /// beside 10,000 (scripts/bench/scale.sh); with these marks, 0.07 s beside 10,000. What they
+    /// let queue is bounded by the high mark, per tunnel, and only under load.
+    static let tunnelWriteWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 1 << 20, high: 4 << 20)
+
     static func connection(maxStreams: Int) -> NIOHTTP2Handler.ConnectionConfiguration {
         var configuration = NIOHTTP2Handler.ConnectionConfiguration()
         configuration.initialSettings = [
