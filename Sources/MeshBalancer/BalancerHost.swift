@@ -113,7 +113,7 @@ public final class BalancerHost: Sendable {
     // A plain function, not a closure in `compactMap`: Swift 6.3.1's release-mode copy propagation
     // crashed ("Found ownership error") on the closure form.
     private func routeSummary(of balancer: BalancerSettings, service: ServiceSettings, named: Bool) -> String {
-        let backends = self.registry.backends(service: service.name, nodes: service.on.keys.sorted())
+        let backends = self.routableBackends(of: service)
         let router = Router(settings: balancer)
         let rw: String
         switch router.choose(.rw, backends: backends, connections: [:]) {
@@ -144,7 +144,7 @@ public final class BalancerHost: Sendable {
             self.outcomes.count(.init(balancer: name, listener: listener, node: BalancerOutcomes.noNode, result: .refused))
             return .failure(ErrorResponse(code: .cannotConnectNow, message: "tunnelmesh: balancer \"\(name)\" is no longer configured"))
         }
-        let backends = self.registry.backends(service: service.name, nodes: service.on.keys.sorted())
+        let backends = self.routableBackends(of: service)
         let router = Router(settings: balancer)
         let chosen = self.counts.open(balancer: name, listener: listener) { connections in
             router.choose(listener, backends: backends, connections: connections)
@@ -155,6 +155,24 @@ public final class BalancerHost: Sendable {
         case .failure(let refusal):
             self.outcomes.count(.init(balancer: name, listener: listener, node: BalancerOutcomes.noNode, result: .refused))
             return .failure(refusal)
+        }
+    }
+
+    /// The service's backends as routing sees them. A report stays fresh for three probe
+    /// intervals, but a node whose tunnel from here is not up cannot be reached whatever it last
+    /// said: after a kill -9 its last report would otherwise draw new sessions (the least busy
+    /// standby, as it just lost its sessions) for up to those three intervals, each refused with
+    /// "no tunnel". Such a node counts as down from the moment its link left `up`.
+    private func routableBackends(of service: ServiceSettings) -> [BackendState] {
+        let backends = self.registry.backends(service: service.name, nodes: service.on.keys.sorted())
+        let links = self.node.peers.snapshot()
+        return backends.map { backend in
+            guard backend.node != self.node.name, let link = links.first(where: { $0.name == backend.node }), link.state != .up else {
+                return backend
+            }
+            var unreachable = backend
+            unreachable.availability = .down(error: "no tunnel to \(backend.node) is up", since: link.since)
+            return unreachable
         }
     }
 
