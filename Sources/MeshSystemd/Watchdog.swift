@@ -27,6 +27,17 @@ public struct Watchdog: Sendable {
         self.logger = logger
     }
 
+    /// Makes SIGABRT end the process. systemd's watchdog kills a hung agent with SIGABRT
+    /// (`WatchdogSignal=`); the Swift runtime's crash handler catches it, prints every thread's
+    /// backtrace (seconds), and returns, and since kill() sent it nothing raises it again: the hung
+    /// agent lived on until systemd's SIGKILL after `TimeoutAbortSec=` (30 s with the unit's
+    /// TimeoutStopSec). Afterwards SIGABRT still prints the backtrace, then ends meshd at once.
+    /// Call once at startup; returns whether the handler was installed.
+    @discardableResult
+    public static func endProcessOnAbortSignal() -> Bool {
+        tm_sigabrt_backtrace_then_die() == 0
+    }
+
     /// The period systemd set (`WATCHDOG_USEC`, for this process), or nil when it wants no pings.
     public static func periodFromEnvironment() -> Duration? {
         var usec: UInt64 = 0

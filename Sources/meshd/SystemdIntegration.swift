@@ -44,6 +44,9 @@ final class SystemdIntegration: Sendable {
             publisher.sent(text)
             if notifier.isEnabled { logger.info("systemd: READY=1 (\(text))") }
         }
+        if !Watchdog.endProcessOnAbortSignal() {
+            logger.warning("could not install the SIGABRT handler: a watchdog abort would wait for systemd's SIGKILL")
+        }
         // MeshNode has no supervisor tick of its own yet, so the round trip through every event
         // loop (which runs the links' dial, backoff and PING timers) is the tick; when MeshNode
         // gains a supervisor heartbeat, pass it in `heartbeats`.
