@@ -76,6 +76,12 @@ public final class MeshNode: Sendable {
         let listener = TunnelListener(node: self.name, settings: config.tunnel, events: self.events, logger: self.logger)
         let generation = self.generation
         let links = self.links
+        // Links first: each enters the peer table as it starts, and a tunnel a peer dials in must
+        // find its entry there. Started after the listener, a peer that dialed in at once came up
+        // unseen: its link was up but `meshctl peers` said down until it next changed (found with
+        // 32 nodes started together, scripts/bench/scale.sh).
+        let started = self.links.withLockedValue { Array($0.values) }
+        for link in started { link.start() }
         do {
             let socket = ListenSocket.choose(name: Self.meshListenerName, endpoint: own, inherited: self.inherited)
             let channel = try await listener.bind(
@@ -90,13 +96,12 @@ public final class MeshNode: Sendable {
             ) { peer in links.withLockedValue { $0[peer] } }.get()
             self.meshListener.withLockedValue { $0 = channel }
         } catch {
+            for link in started { _ = link.stop() }  // no dialing from a node that will not run
             throw ListenError(what: "mesh listener", endpoint: own, underlying: error)
         }
         for forward in config.forwards(on: self.name) {
             try await self.openForward(forward)
         }
-        let started = self.links.withLockedValue { Array($0.values) }
-        for link in started { link.start() }
         self.logger.info(
             "node \(self.name) listening on \(own), \(started.count) peers, \(config.forwards(on: self.name).count) forwards")
     }
@@ -194,8 +199,8 @@ public final class MeshNode: Sendable {
         }
         for peer in addedPeers {
             guard let link = newLinks[peer] else { continue }
+            link.start()  // in the peer table before the listener lets the peer in (see `start()`)
             self.links.withLockedValue { $0[peer] = link }
-            link.start()
             summary.addedPeers.append(peer)
         }
         for key in removedForwards {
