@@ -72,11 +72,14 @@ final class TunnelConnection: @unchecked Sendable {
                     requester: requester, onNote: { serving.note(peer, $0) }))
             }
         }
-        let livenessBox = NIOLoopBoundBox<TunnelConnection?>(nil, eventLoop: channel.eventLoop)
+        // Weak: the connection holds the liveness handler, whose callback this is; a strong
+        // reference made a cycle that kept every closed tunnel (its channel, TLS and HTTP/2
+        // state: ~300 KiB) alive forever, one per reconnect.
+        let livenessBox = NIOLoopBoundBox<WeakConnection>(WeakConnection(), eventLoop: channel.eventLoop)
         let liveness = LivenessHandler(
             interval: TimeAmount(settings.pingInterval), deadAfter: settings.deadAfter
         ) { rtt in
-            if let connection = livenessBox.value { events.rtt(connection, rtt) }
+            if let connection = livenessBox.value.connection { events.rtt(connection, rtt) }
         }
         try sync.addHandler(liveness)
         let livenessContext = try sync.context(handler: liveness)
@@ -85,9 +88,14 @@ final class TunnelConnection: @unchecked Sendable {
             liveness: NIOLoopBound((liveness, livenessContext), eventLoop: channel.eventLoop),
             identity: identity, requester: requester,
             responder: NIOLoopBoundBox(nil, eventLoop: channel.eventLoop), mode: mode, serving: serving, logger: logger)
-        livenessBox.value = connection
+        livenessBox.value = WeakConnection(connection: connection)
         try sync.addHandler(TunnelObserver(connection: connection, events: events))
         return connection
+    }
+
+    /// A reference to a connection that does not keep it alive.
+    private struct WeakConnection {
+        weak var connection: TunnelConnection?
     }
 
     private init(
