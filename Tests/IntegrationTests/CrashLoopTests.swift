@@ -5,7 +5,8 @@ import XCTest
 /// A crash loop under load: a balancer whose `ro` has two standbys (db2, db3), and db3's meshd
 /// killed with SIGKILL five times during a 60 s `pgbench -S` through the ro listener, restarted
 /// after a short pause each time. The sessions on the untouched standby never fail, new
-/// connections keep succeeding, and the surviving agents' memory does not grow round to round.
+/// connections keep succeeding, and the surviving agents' memory does not grow round to round
+/// (each survivor redials its tunnel to db3 every round).
 final class CrashLoopTests: MeshTestCase {
     override func setUpWithError() throws {
         try super.setUpWithError()
@@ -110,15 +111,17 @@ final class CrashLoopTests: MeshTestCase {
         XCTAssertGreaterThan(heldProcessed, 1000, heldResult.stdout)
 
         // New connections: under 1% failed, with enough attempts for the rate to mean something.
-        XCTAssertGreaterThanOrEqual(tally.attempts, 1000, "\(tally)")
+        XCTAssertGreaterThanOrEqual(tally.attempts, 500, "\(tally)")
         XCTAssertLessThan(tally.errorRate, 0.01, "\(tally)\n\(tally.errors.joined(separator: "\n"))")
 
-        // Memory: each surviving meshd after round 5 within 8 MiB of its size after round 1.
+        // Memory: each surviving meshd after round 5 within 1 MiB of its size after round 1. Every
+        // round each survivor loses and redials its tunnel to db3; when closed tunnels leaked
+        // (~350 KiB each) this grew 1.7-1.9 MiB over the four rounds, and now ~0.1 MiB.
         let names = ["app1", "db1", "db2"]
         if let first = rounds.first?.resident, let last = rounds.last?.resident {
             for (index, name) in names.enumerated() {
                 XCTAssertGreaterThan(first[index], 0, "\(name) RSS readable")
-                XCTAssertLessThanOrEqual(last[index], first[index] + 8 << 20,
+                XCTAssertLessThanOrEqual(last[index], first[index] + 1 << 20,
                                          "\(name) RSS grew: \(rounds.map { Self.mebibytes($0.resident[index]) })")
             }
         }
