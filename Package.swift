@@ -8,6 +8,8 @@ let package = Package(
     products: [
         .executable(name: "meshd", targets: ["meshd"]),
         .executable(name: "meshctl", targets: ["meshctl"]),
+        // For Fuzz/Package.swift, whose libFuzzer executables call these entry points.
+        .library(name: "MeshFuzzTargets", targets: ["MeshFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -130,7 +132,20 @@ let package = Package(
             path: "Tests/MeshTestSupport"
         ),
 
+        // Fuzz entry points: the libFuzzer executables (Fuzz/) and FuzzReplayTests call the same functions.
+        .target(
+            name: "MeshFuzzTargets",
+            dependencies: [
+                "MeshConfig", "MeshTLS", "MeshBalancer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/MeshFuzzTargets"
+        ),
+
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
+        .testTarget(name: "FuzzReplayTests", dependencies: ["MeshFuzzTargets"]),
         .testTarget(
             name: "MeshTunnelTests",
             dependencies: [

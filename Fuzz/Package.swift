@@ -1,0 +1,25 @@
+// swift-tools-version:6.1
+// libFuzzer executables for tunnelmesh, kept out of the main package so that a normal build never
+// needs the fuzzer runtime. Build and run them with scripts/fuzz.sh (`-sanitize=fuzzer,address`).
+// The entry points live in the main package (Tests/MeshFuzzTargets), where FuzzReplayTests replays
+// the committed corpus (Tests/FuzzCorpus) through them under `swift test`.
+import Foundation
+import PackageDescription
+
+// A path dependency's identity is its directory's name, whatever the clone is called.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+
+let package = Package(
+    name: "tunnelmesh-fuzz",
+    platforms: [.macOS(.v14)],
+    dependencies: [
+        .package(path: root.path)
+    ],
+    targets: ["FuzzMeshConfig", "FuzzFrontDoor", "FuzzTLS"].map { name in
+        .executableTarget(
+            name: name,
+            dependencies: [.product(name: "MeshFuzzTargets", package: root.lastPathComponent)]
+        )
+    },
+    swiftLanguageModes: [.v6]
+)
