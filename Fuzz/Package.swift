@@ -15,10 +15,13 @@ let package = Package(
     dependencies: [
         .package(path: root.path)
     ],
-    targets: ["FuzzMeshConfig", "FuzzFrontDoor", "FuzzTLS"].map { name in
+    targets: [
+        // libFuzzer's driver, called from each executable's entry point.
+        .target(name: "FuzzDriver")
+    ] + ["FuzzMeshConfig", "FuzzFrontDoor", "FuzzTLS"].map { name in
         .executableTarget(
             name: name,
-            dependencies: [.product(name: "MeshFuzzTargets", package: root.lastPathComponent)]
+            dependencies: ["FuzzDriver", .product(name: "MeshFuzzTargets", package: root.lastPathComponent)]
         )
     },
     swiftLanguageModes: [.v6]

@@ -1,8 +1,15 @@
+import FuzzDriver
 import MeshFuzzTargets
 
-/// libFuzzer's entry point: one input, a balancer's front door (see `FrontDoorFuzzTarget`).
+/// One input through a balancer's front door (see `FrontDoorFuzzTarget`).
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzFrontDoor(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+public func testOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     _ = FrontDoorFuzzTarget.run(UnsafeRawBufferPointer(start: start, count: count))
     return 0
+}
+
+/// The executable's entry point under SwiftPM's debug-build name for `main` (see `runFuzzer`).
+@_cdecl("FuzzFrontDoor_main")
+public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    runFuzzer(argc, argv, testOneInput)
 }
