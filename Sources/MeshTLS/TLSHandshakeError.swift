@@ -16,6 +16,9 @@ public enum HandshakeFailureReason: String, Sendable, CaseIterable {
     case timeout
     case eof
     case peerRejected = "peer_rejected"
+    /// Closed mid-handshake by the listener to give its slot to a newer connection (the pending
+    /// handshakes were at `tunnel.max_pending_handshakes`).
+    case evicted
     case other
 }
 

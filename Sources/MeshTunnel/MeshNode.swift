@@ -382,7 +382,7 @@ public final class MeshNode: Sendable {
                 guard let link = links.withLockedValue({ $0[peer] }) else { return nil }
                 let counters = link.counters
                 let maxStreams = generation.withLockedValue { $0.config.tunnel.maxStreamsPerPeer }
-                return (counters, { counters.streamsActive.load(ordering: .relaxed) < maxStreams })
+                return (counters, StreamLimit(maximum: maxStreams, counters: counters))
             },
             note: { peer, note in noteHandler.withLockedValue { $0 }?(peer, note) })
     }

@@ -120,7 +120,7 @@ final class ReverseResponder: ChannelInboundHandler {
     private let peer: String
     private let access: ServiceAccess
     private let counters: PeerCounters
-    private let admit: @Sendable () -> Bool
+    private let limit: StreamLimit
     private let logger: Logger
     private let open: @Sendable (HPACKHeaders, _ initializer: @escaping @Sendable (Channel) throws -> Void) -> EventLoopFuture<Channel>
     private let onNote: @Sendable (PeerNote) -> Void
@@ -128,7 +128,7 @@ final class ReverseResponder: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
 
     init(
-        peer: String, access: ServiceAccess, counters: PeerCounters, admit: @escaping @Sendable () -> Bool, logger: Logger,
+        peer: String, access: ServiceAccess, counters: PeerCounters, limit: StreamLimit, logger: Logger,
         onNote: @escaping @Sendable (PeerNote) -> Void,
         open: @escaping @Sendable (HPACKHeaders, _ initializer: @escaping @Sendable (Channel) throws -> Void) -> EventLoopFuture<Channel>
     ) {
@@ -136,7 +136,7 @@ final class ReverseResponder: ChannelInboundHandler {
         self.peer = peer
         self.access = access
         self.counters = counters
-        self.admit = admit
+        self.limit = limit
         self.logger = logger
         self.open = open
     }
@@ -177,7 +177,7 @@ final class ReverseResponder: ChannelInboundHandler {
     private func serve(id: UInt64, service: String, context: ChannelHandlerContext) {
         let refusal: ConnectRequest.Refusal?
         var target: Endpoint?
-        if !self.admit() {
+        if !self.limit.admitsOneMore() {
             refusal = .tooManyStreams
         } else {
             switch self.access.target(service: service, peer: self.peer) {
@@ -187,9 +187,11 @@ final class ReverseResponder: ChannelInboundHandler {
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         guard let target, refusal == nil else {
-            self.logger.warning(
-                "stream refused",
-                metadata: ["peer": "\(self.peer)", "service": "\(service)", "status": "\(refusal!.rawValue)", "reason": "\(refusal!)"])
+            var metadata: Logger.Metadata = [
+                "peer": "\(self.peer)", "service": "\(service)", "status": "\(refusal!.rawValue)", "reason": "\(refusal!)",
+            ]
+            if refusal == .tooManyStreams { metadata["limit"] = "\(self.limit.described)" }
+            self.logger.warning("stream refused", metadata: metadata)
             self.refuse(id: id, status: refusal!.rawValue, context: context)
             return
         }

@@ -39,14 +39,14 @@ final class ServiceRequestHandler: ChannelInboundHandler {
     private let access: ServiceAccess
     private let counters: PeerCounters
     private let logger: Logger
-    private let admit: () -> Bool
+    private let limit: StreamLimit
     private let requester: NIOLoopBoundBox<ReverseRequester?>
     private let onNote: @Sendable (PeerNote) -> Void
     private var state = State.awaitingRequest
 
-    /// - Parameter admit: whether one more stream from this peer fits under its stream limit.
+    /// - Parameter limit: whether one more stream from this peer fits under its stream limit.
     init(
-        peer: String, access: ServiceAccess, counters: PeerCounters, logger: Logger, admit: @escaping () -> Bool,
+        peer: String, access: ServiceAccess, counters: PeerCounters, logger: Logger, limit: StreamLimit,
         requester: NIOLoopBoundBox<ReverseRequester?>, onNote: @escaping @Sendable (PeerNote) -> Void
     ) {
         self.requester = requester
@@ -55,7 +55,7 @@ final class ServiceRequestHandler: ChannelInboundHandler {
         self.access = access
         self.counters = counters
         self.logger = logger
-        self.admit = admit
+        self.limit = limit
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -92,7 +92,7 @@ final class ServiceRequestHandler: ChannelInboundHandler {
         default:
             break
         }
-        guard self.admit() else {
+        guard self.limit.admitsOneMore() else {
             self.refuse(context: context, .tooManyStreams, service: service)
             return
         }
@@ -168,9 +168,11 @@ final class ServiceRequestHandler: ChannelInboundHandler {
 
     private func refuse(context: ChannelHandlerContext, _ refusal: ConnectRequest.Refusal, service: String) {
         if refusal != .unreachable {
-            self.logger.warning(
-                "stream refused",
-                metadata: ["peer": "\(self.peer)", "service": "\(service)", "status": "\(refusal.rawValue)", "reason": "\(refusal)"])
+            var metadata: Logger.Metadata = [
+                "peer": "\(self.peer)", "service": "\(service)", "status": "\(refusal.rawValue)", "reason": "\(refusal)",
+            ]
+            if refusal == .tooManyStreams { metadata["limit"] = "\(self.limit.described)" }
+            self.logger.warning("stream refused", metadata: metadata)
         }
         self.state = .refused
         var headers = ConnectRequest.response(status: refusal.rawValue)

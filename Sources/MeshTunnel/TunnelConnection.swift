@@ -23,7 +23,7 @@ final class TunnelConnection: @unchecked Sendable {
     struct Serving: Sendable {
         var access: @Sendable () -> ServiceAccess
         /// The peer's counters and stream admission, found once the peer is known.
-        var peerState: @Sendable (String) -> (counters: PeerCounters, admit: @Sendable () -> Bool)?
+        var peerState: @Sendable (String) -> (counters: PeerCounters, limit: StreamLimit)?
         /// A note arrived from the (verified) peer on the control stream.
         var note: @Sendable (_ peer: String, PeerNote) -> Void
     }
@@ -68,7 +68,7 @@ final class TunnelConnection: @unchecked Sendable {
                     throw ChannelError.ioOnClosedChannel
                 }
                 try stream.pipeline.syncOperations.addHandler(ServiceRequestHandler(
-                    peer: peer, access: serving.access(), counters: state.counters, logger: logger, admit: state.admit,
+                    peer: peer, access: serving.access(), counters: state.counters, logger: logger, limit: state.limit,
                     requester: requester, onNote: { serving.note(peer, $0) }))
             }
         }
@@ -148,7 +148,7 @@ final class TunnelConnection: @unchecked Sendable {
         let loop = self.channel.eventLoop
         let serving = self.serving
         let responder = ReverseResponder(
-            peer: peer, access: access, counters: state.counters, admit: state.admit, logger: logger,
+            peer: peer, access: access, counters: state.counters, limit: state.limit, logger: logger,
             onNote: { serving.note(peer, $0) }
         ) { [weak self] headers, initializer in
             guard let self else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }

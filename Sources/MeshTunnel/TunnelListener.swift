@@ -8,20 +8,23 @@ import NIOPosix
 
 /// The node's mesh port: accepts peers' tunnels, lets TLS verify them, and hands each verified
 /// tunnel to the link of the peer it belongs to. Connections that fail TLS are logged with the
-/// reason and closed; at most `max_pending_handshakes` may be mid-handshake at once, so a flood of
-/// silent connections cannot crowd out an honest peer for longer than the handshake timeout.
+/// reason and closed (those warnings are rate-limited: anyone can cause them). At most
+/// `max_pending_handshakes` connections may be mid-handshake at once; a new one beyond that evicts
+/// the oldest silent one (see `PendingHandshakes`), and `handshake_timeout` closes the rest, so a
+/// flood of silent connections neither exhausts memory nor shuts an honest peer out.
 final class TunnelListener: Sendable {
     private let node: String
     private let settings: TunnelSettings
     private let events: TunnelEvents
     private let logger: Logger
-    private let pending = ManagedAtomic<Int>(0)
+    private let pending: PendingHandshakes
 
     init(node: String, settings: TunnelSettings, events: TunnelEvents, logger: Logger) {
         self.node = node
         self.settings = settings
         self.events = events
         self.logger = logger
+        self.pending = PendingHandshakes(limit: settings.maxPendingHandshakes)
     }
 
     /// Starts accepting on `endpoint` (or on an already-bound socket passed by systemd).
@@ -33,6 +36,7 @@ final class TunnelListener: Sendable {
         serving: TunnelConnection.Serving,
         link: @escaping @Sendable (String) -> PeerLink?
     ) -> EventLoopFuture<Channel> {
+        let warnings = RateLimitedWarnings(logger: self.logger, loop: group.next(), subject: "rejected connections")
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -40,7 +44,8 @@ final class TunnelListener: Sendable {
             .childChannelOption(.recvAllocator, value: TunnelTuning.receiveAllocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try self.configure(channel, tls: tls, policy: policy, serving: serving, link: link)
+                    try self.configure(
+                        channel, tls: tls, policy: policy, serving: serving, link: link, warnings: warnings)
                 }
             }
         return socket.open(bootstrap)
@@ -49,26 +54,25 @@ final class TunnelListener: Sendable {
     private func configure(
         _ channel: Channel, tls: @Sendable () -> TLSContext, policy: @Sendable () -> PeerPolicy,
         serving: TunnelConnection.Serving,
-        link: @escaping @Sendable (String) -> PeerLink?
+        link: @escaping @Sendable (String) -> PeerLink?,
+        warnings: RateLimitedWarnings
     ) throws {
         let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
-        let inFlight = self.pending.wrappingIncrementThenLoad(ordering: .relaxed)
-        guard inFlight <= self.settings.maxPendingHandshakes else {
-            self.pending.wrappingDecrement(ordering: .relaxed)
-            self.logger.warning(
-                "too many pending handshakes, dropping connection",
-                metadata: ["remote": "\(remote)", "limit": "\(self.settings.maxPendingHandshakes)"])
-            throw ChannelError.inappropriateOperationForState
+        let acceptedAt = NIODeadline.now()
+        let evicted = ManagedAtomic<Bool>(false)
+        let pending = self.pending
+        let (ticket, _) = pending.admit {
+            evicted.store(true, ordering: .relaxed)
+            channel.close(promise: nil)
         }
-        let settled = ManagedAtomic<Bool>(false)
-        let settle: @Sendable () -> Void = {
-            if settled.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
-                self.pending.wrappingDecrement(ordering: .relaxed)
-            }
-        }
+        let settle: @Sendable () -> Void = { pending.settle(ticket) }
+        // A backstop: the slot is freed however the channel ends, even if the pipeline never got built.
+        channel.closeFuture.whenComplete { _ in settle() }
+        try channel.pipeline.syncOperations.addHandler(FirstBytesWatcher { pending.heard(ticket) })
         let accepted = ManagedAtomic<Bool>(false)
         let node = self.node
         let logger = self.logger
+        let limit = pending.limit
         let tunnelEvents = self.events
         let events = TunnelConnection.Events(
             up: { connection, completed in
@@ -90,9 +94,20 @@ final class TunnelListener: Sendable {
                     guard case .some(let peer) = connection.peerName, let owner = link(peer) else { return }
                     owner.tunnelClosed(connection, error)
                 } else {
-                    tunnelEvents.handshakeFailed(peer: nil, error: error)
-                    logger.warning(
-                        "rejected connection: \(error.map { "\($0)" } ?? "closed during handshake")",
+                    let cause: Error? =
+                        if evicted.load(ordering: .relaxed) {
+                            TLSHandshakeError(
+                                reason: .evicted,
+                                detail: "closed after \((NIODeadline.now() - acceptedAt).nanoseconds / 1_000_000) ms "
+                                    + "without a complete handshake: all \(limit) handshake slots "
+                                    + "(tunnel.max_pending_handshakes) were taken and a newer connection needed one")
+                        } else {
+                            error
+                        }
+                    tunnelEvents.handshakeFailed(peer: nil, error: cause)
+                    let kind = (cause as? TLSHandshakeError)?.reason.rawValue ?? HandshakeFailureReason.other.rawValue
+                    warnings.warn(
+                        kind: kind, "rejected connection: \(cause.map { "\($0)" } ?? "closed during handshake")",
                         metadata: ["remote": "\(remote)"])
                 }
             },
@@ -102,5 +117,23 @@ final class TunnelListener: Sendable {
         _ = try TunnelConnection.configure(
             channel: channel, mode: .server, tls: tls(), policy: policy(), settings: self.settings,
             serving: serving, events: events, logger: self.logger)
+    }
+}
+
+/// Tells the listener a connection has sent its first bytes, then leaves the pipeline.
+private final class FirstBytesWatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let onFirstBytes: () -> Void
+
+    init(onFirstBytes: @escaping () -> Void) {
+        self.onFirstBytes = onFirstBytes
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.onFirstBytes()
+        context.fireChannelRead(data)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }

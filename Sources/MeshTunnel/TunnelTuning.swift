@@ -39,6 +39,16 @@ enum TunnelTuning {
         AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2 << 10, maximum: 1 << 20)
     }
 
+    /// The SETTINGS_MAX_CONCURRENT_STREAMS a node advertises: twice `max_streams_per_peer`. The
+    /// limit itself is enforced by the serving node (`StreamLimit`: a 429 refusal the client sees as
+    /// a reset, and a log line naming the peer and the limit). Were the setting the limit, the
+    /// opening node's HTTP/2 stack would instead queue stream limit+1 until another closed: its client
+    /// would hang with no error, and the queue would grow with every connection the client opened.
+    /// The headroom covers refused streams that are still closing.
+    static func advertisedMaxStreams(limit: Int) -> Int {
+        Swift.min(limit, Int(Int32.max) / 2) * 2
+    }
+
     /// When the tunnel's socket reports unwritable and writable again. NIO HTTP/2 tells every open
     /// stream of each change (`propagateChannelWritabilityChanged`), so with NIO's default marks
     /// (32/64 KiB) a bulk stream flipped it on nearly every flush and paid for all idle streams
@@ -50,7 +60,7 @@ enum TunnelTuning {
     static func connection(maxStreams: Int) -> NIOHTTP2Handler.ConnectionConfiguration {
         var configuration = NIOHTTP2Handler.ConnectionConfiguration()
         configuration.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxStreams),
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: advertisedMaxStreams(limit: maxStreams)),
             HTTP2Setting(parameter: .initialWindowSize, value: streamWindow),
             HTTP2Setting(parameter: .maxFrameSize, value: maxFrameSize),
             HTTP2Setting(parameter: .maxHeaderListSize, value: 16 << 10),

@@ -65,6 +65,8 @@ struct Meshd: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "meshd")
+        let files = OpenFileLimit.raiseToHardLimit()
+        if files.failure == nil { logger.info("\(files)") } else { logger.warning("\(files)") }
         let startup = try Startup.load(configPath: self.config, node: self.node)
         let passed = try SystemdListeners.adopt(config: startup.config, node: startup.node, logger: logger)
 
