@@ -1,3 +1,4 @@
+import MeshTLS
 import NIOCore
 import NIOHTTP2
 
@@ -39,13 +40,13 @@ final class LivenessHandler: ChannelDuplexHandler {
         self.onRTT = onRTT
     }
 
-    func channelActive(context: ChannelHandlerContext) {
-        self.start(context: context)
-        context.fireChannelActive()
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { self.start(context: context) }
+    /// PINGs start once TLS is up, not when TCP is: a PING written during the handshake is only
+    /// held by the TLS handler, so counting it as missed would close a slow (or silent) handshake
+    /// after `dead_after` pings with "no PING reply" instead of letting `handshake_timeout` decide,
+    /// with its own reason.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TLSHandshakeCompleted { self.start(context: context) }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -72,8 +72,17 @@ final class HandshakeFloodTests: MeshTestCase {
 
         // The rest end at the handshake timeout.
         var closedLate = 0
+        var firstLate: ContinuousClock.Instant?
         open = stillOpen
-        Self.collectClosed(&open, until: drained + Self.handshakeTimeout + .seconds(15), stopAt: 0) { closedLate += 1 } sent: { sentBytes += 1 }
+        Self.collectClosed(&open, until: drained + Self.handshakeTimeout + .seconds(15), stopAt: 0) {
+            closedLate += 1
+            if firstLate == nil { firstLate = .now }
+        } sent: { sentBytes += 1 }
+        // Accepted before `drained`, so their timeout is due before drained + timeout; none may go
+        // much earlier (a PING timer, say, must not stand in for the handshake timeout).
+        let lateAfter = (firstLate ?? drained) - drained
+        XCTAssertGreaterThan(lateAfter, Self.handshakeTimeout - .seconds(12), "the held connections were closed before their handshake timeout")
+        print("held connections: first closed \(lateAfter.milliseconds) ms after the flood was accepted (handshake_timeout 30 s)")
         closedEarly += closedForHonest
         let closed = floodOpened - open.count
         let rssAfter = b.residentBytes() ?? 0
