@@ -8,7 +8,7 @@ let package = Package(
     products: [
         .executable(name: "meshd", targets: ["meshd"]),
         .executable(name: "meshctl", targets: ["meshctl"]),
-        // For Fuzz/Package.swift, whose libFuzzer executables call these entry points.
+        // For Tests/Fuzz/Package.swift, whose libFuzzer executables call these entry points.
         .library(name: "MeshFuzzTargets", targets: ["MeshFuzzTargets"]),
     ],
     dependencies: [
@@ -132,7 +132,7 @@ let package = Package(
             path: "Tests/MeshTestSupport"
         ),
 
-        // Fuzz entry points: the libFuzzer executables (Fuzz/) and FuzzReplayTests call the same functions.
+        // Fuzz entry points: the libFuzzer executables (Tests/Fuzz/) and FuzzReplayTests call the same functions.
         .target(
             name: "MeshFuzzTargets",
             dependencies: [

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds one libFuzzer target (Fuzz/, -sanitize=fuzzer,address) and runs it.
+# Builds one libFuzzer target (Tests/Fuzz/, -sanitize=fuzzer,address) and runs it.
 #
 # Usage: scripts/fuzz.sh TARGET SECONDS     fuzz TARGET for SECONDS
 #        scripts/fuzz.sh --merge TARGET     fold what runs found into the committed corpus, minimized
@@ -8,9 +8,9 @@
 #
 # The committed corpus, Tests/FuzzCorpus/TARGET/, is read, never written, by a run: new interesting
 # inputs land in a scratch corpus and crashers in a scratch artifacts directory (both under
-# Fuzz/.build/fuzz-work/TARGET, or $FUZZ_WORK/TARGET). `swift test --filter FuzzReplayTests`
+# Tests/Fuzz/.build/fuzz-work/TARGET, or $FUZZ_WORK/TARGET). `swift test --filter FuzzReplayTests`
 # replays the committed corpus without the fuzzer runtime.
-# Environment: FUZZ_SCRATCH (the build's scratch path, default Fuzz/.build), FUZZ_WORK (see above),
+# Environment: FUZZ_SCRATCH (the build's scratch path, default Tests/Fuzz/.build), FUZZ_WORK (see above),
 # FUZZ_ARGS (extra libFuzzer flags, e.g. "-jobs=2" or "-only_ascii=1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ if [ $merge = no ]; then
   [[ "$seconds" =~ ^[0-9]+$ ]] || usage
 fi
 
-scratch="${FUZZ_SCRATCH:-$PWD/Fuzz/.build}"
+scratch="${FUZZ_SCRATCH:-$PWD/Tests/Fuzz/.build}"
 work="${FUZZ_WORK:-$scratch/fuzz-work}/$target"
 committed="$PWD/Tests/FuzzCorpus/$target"
 found="$work/corpus"
@@ -39,12 +39,12 @@ artifacts="$work/artifacts"
 mkdir -p "$found" "$artifacts"
 
 # -parse-as-library: the executables have no main; libFuzzer's runtime supplies it.
-swift build -c debug --package-path Fuzz --scratch-path "$scratch" --product "$product" \
+swift build -c debug --package-path Tests/Fuzz --scratch-path "$scratch" --product "$product" \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
-binary="$(swift build -c debug --package-path Fuzz --scratch-path "$scratch" --show-bin-path)/$product"
+binary="$(swift build -c debug --package-path Tests/Fuzz --scratch-path "$scratch" --show-bin-path)/$product"
 
 dict=()
-[ -f "Fuzz/$target.dict" ] && dict=(-dict="Fuzz/$target.dict")
+[ -f "Tests/Fuzz/$target.dict" ] && dict=(-dict="Tests/Fuzz/$target.dict")
 
 if [ $merge = yes ]; then
   # Named inputs (seed-*, crash-*: hand-made seeds and fixed crashers) are kept as they are; the

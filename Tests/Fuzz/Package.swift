@@ -7,7 +7,8 @@ import Foundation
 import PackageDescription
 
 // A path dependency's identity is its directory's name, whatever the clone is called.
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+let root = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 let package = Package(
     name: "tunnelmesh-fuzz",
