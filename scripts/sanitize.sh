@@ -23,22 +23,8 @@ esac
 shift
 
 # The same system packages as scripts/test.sh: the tests start openssl, stunnel, PostgreSQL, systemd tools.
-need=()
-command -v openssl >/dev/null || need+=(openssl)
-dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
-dpkg -s libsystemd-dev >/dev/null 2>&1 || need+=(libsystemd-dev)
-{ command -v systemd-socket-activate && command -v systemd-analyze; } >/dev/null || need+=(systemd)
-command -v pkg-config >/dev/null || need+=(pkg-config)
-command -v stunnel4 >/dev/null || need+=(stunnel4)
-command -v socat >/dev/null || need+=(socat)
-command -v ps >/dev/null || need+=(procps)
-command -v curl >/dev/null || need+=(curl)
-compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "sanitize.sh: installing ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+. scripts/test-packages.sh
+install_test_packages sanitize.sh
 
 # The sanitizer runtimes ship with the Swift toolchain (not a Debian package); say so if they are missing.
 toolchain="$(dirname "$(readlink -f "$(command -v swift)")")"
