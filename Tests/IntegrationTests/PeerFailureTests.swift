@@ -71,13 +71,26 @@ final class PeerFailureTests: MeshTestCase {
     /// A stream held open through the tunnel (client sent data, never half-closed) is cut by kill -9
     /// of the serving node: the client's read ends with ECONNRESET, never a clean EOF.
     func testStreamCutByKilledNodeIsResetNotEOF() throws {
-        let mesh = try self.makeMesh(range: 5, nodes: ["app1", "db1"])
+        try self.killDuringHeldStream(range: 5, victim: "db1")
+    }
+
+    /// The other end of the same failure: kill -9 of the node the *client* is connected to. The
+    /// kernel closes the dead meshd's sockets, and a plain close is a FIN that the client would take
+    /// for a complete response; the splice's SO_LINGER 0 makes it a reset instead.
+    func testStreamCutByKilledForwardNodeIsResetNotEOF() throws {
+        try self.killDuringHeldStream(range: 110, victim: "app1")
+    }
+
+    /// app1 forwards to an echo service on db1; one stream echoes 32 KiB and stays open (no
+    /// half-close); then `victim`'s meshd is killed with -9 and the client must see a reset with
+    /// everything echoed before the kill intact.
+    private func killDuringHeldStream(range: Int, victim: String) throws {
+        let mesh = try self.makeMesh(range: range, nodes: ["app1", "db1"])
         let echo = try self.makeEchoServer()
         mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
         let forward = try mesh.addForward(on: "app1", to: "echo@db1")
-        let app1 = try mesh.start("app1")
-        let db1 = try mesh.start("db1")
-        guard mesh.waitUp(app1, peer: "db1") else { return }
+        let nodes = ["app1": try mesh.start("app1"), "db1": try mesh.start("db1")]
+        guard mesh.waitUp(nodes["app1"]!, peer: "db1") else { return }
 
         let payload = try self.randomBytes(32 * 1024)
         let echoed = self.group.next().makePromise(of: Void.self)
@@ -88,35 +101,12 @@ final class PeerFailureTests: MeshTestCase {
         XCTAssertNoThrow(try echoed.futureResult.wait(), "the held stream never echoed its payload\n\(mesh.allLogs())")
 
         let killed = ContinuousClock.now
-        db1.kill9()
+        nodes[victim]!.kill9()
         let result = try outcome.wait()
-        print("held stream after kill -9 db1: \(result.end) after \((ContinuousClock.now - killed).milliseconds) ms")
-        XCTAssertEqual(result.end, .reset, "a cut stream must be reset (RST), not closed with FIN\n\(app1.logTail())")
-        XCTAssertEqual(result.received, payload, "the echo received before the cut")
-    }
-
-    /// The other end of the same failure: kill -9 of the node the *client* is connected to. The
-    /// kernel closes the dead meshd's sockets, and a plain close is a FIN that the client would take
-    /// for a complete response; the splice's SO_LINGER 0 makes it a reset instead.
-    func testStreamCutByKilledForwardNodeIsResetNotEOF() throws {
-        let mesh = try self.makeMesh(range: 110, nodes: ["app1", "db1"])
-        let echo = try self.makeEchoServer()
-        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
-        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
-        let app1 = try mesh.start("app1")
-        _ = try mesh.start("db1")
-        guard mesh.waitUp(app1, peer: "db1") else { return }
-
-        let payload = try self.randomBytes(32 * 1024)
-        let echoed = self.group.next().makePromise(of: Void.self)
-        let outcome = StreamClient.start(
-            group: self.group, host: forward.host, port: forward.port, payload: payload, halfClose: false,
-            timeout: .seconds(30), echoed: echoed)
-        XCTAssertNoThrow(try echoed.futureResult.wait(), "the held stream never echoed its payload\n\(mesh.allLogs())")
-
-        app1.kill9()
-        let result = try outcome.wait()
-        XCTAssertEqual(result.end, .reset, "a client of a killed meshd must be reset (RST), not closed with FIN")
+        print("held stream after kill -9 \(victim): \(result.end) after \((ContinuousClock.now - killed).milliseconds) ms")
+        XCTAssertEqual(
+            result.end, .reset,
+            "a stream cut by kill -9 of \(victim) must be reset (RST), not closed with FIN\n\(mesh.allLogs())")
         XCTAssertEqual(result.received, payload, "the echo received before the kill")
     }
 }
