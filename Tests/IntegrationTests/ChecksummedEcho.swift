@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -132,21 +133,5 @@ enum ChecksummedEcho {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         return rc == 0 ? nil : String(cString: strerror(errno))
-    }
-}
-
-/// A small fast generator for payload bytes (SplitMix64): the soak makes gigabytes of them, and
-/// their only job is to be unpredictable to the mesh, not to an attacker.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { self.state = seed }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

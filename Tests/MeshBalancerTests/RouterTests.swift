@@ -1,6 +1,7 @@
 import Foundation
 import MeshBalancer
 import MeshConfig
+import MeshTestSupport
 import XCTest
 
 /// Issue 5's routing rules, one table row per rule.

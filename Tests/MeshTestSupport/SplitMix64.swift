@@ -1,0 +1,15 @@
+/// A small, fast, seeded generator (SplitMix64): random tests stay reproducible from their seed, and
+/// the integrity soak makes gigabytes of payload with it. Unpredictable to the mesh, not to an attacker.
+public struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    public init(seed: UInt64) { self.state = seed }
+
+    public mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
