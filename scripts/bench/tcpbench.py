@@ -15,6 +15,9 @@ Subcommands print one JSON line each:
   serve      --listen 127.0.0.1:PORT
   throughput --connect HOST:PORT --bytes N
   latency    --connect HOST:PORT --count N [--warmup W] [--raw FILE]
+  connect    --connect HOST:PORT --count N [--warmup W] [--raw FILE] [--timeout S]
+             (N new connections one after another, each: connect, 'L' + 1 byte,
+             wait for its echo, close; times connect() to the echo)
   probe      --connect HOST:PORT --timeout S   (1-byte echo round trip, retried)
   free-port  --host 127.0.0.x                  (prints a free port number)
 """
@@ -172,6 +175,69 @@ def cmd_latency(args):
     }), flush=True)
 
 
+MAX_CONNECTS = 100_000
+
+
+def cmd_connect(args):
+    """New-connection cost: COUNT connections one after another (after WARMUP
+    untimed ones), each connect() → 'L' + one byte → the byte's echo → close.
+    A sample runs from just before connect() to the echo's arrival, so through
+    a tunnel it covers accepting the connection, opening the tunnel's stream
+    and its connection to the server. The whole run is bounded by --timeout."""
+    if args.count + args.warmup > MAX_CONNECTS:
+        raise SystemExit(f"tcpbench: --count + --warmup is at most {MAX_CONNECTS:,}")
+    addr = parse_hostport(args.connect)
+    deadline = time.monotonic() + args.timeout
+    clock = time.perf_counter_ns
+    samples = []
+    start = None
+    for i in range(args.warmup + args.count):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SystemExit(f"tcpbench: connect run exceeded {args.timeout}s after {i} of "
+                             f"{args.warmup + args.count} connections")
+        if i == args.warmup:
+            start = time.perf_counter()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(min(10.0, left))
+            t0 = clock()
+            sock.connect(addr)
+            nodelay(sock)
+            sock.sendall(b"Lc")
+            got = sock.recv(1)
+            t1 = clock()
+        except OSError as err:
+            if time.monotonic() >= deadline:
+                raise SystemExit(f"tcpbench: connect run exceeded {args.timeout}s after {i} of "
+                                 f"{args.warmup + args.count} connections")
+            raise SystemExit(f"tcpbench: connection {i + 1} failed: {err or type(err).__name__}")
+        finally:
+            sock.close()
+        if got != b"c":
+            raise SystemExit(f"tcpbench: connection {i + 1}: no echo (got {got!r})")
+        if i >= args.warmup:
+            samples.append(t1 - t0)
+    seconds = time.perf_counter() - start
+    if args.raw:
+        with open(args.raw, "a") as f:
+            f.write("".join(f"{ns}\n" for ns in samples))
+    samples.sort()
+    us = lambda ns: round(ns / 1000, 1)
+    print(json.dumps({
+        "mode": "connect",
+        "count": args.count,
+        "warmup": args.warmup,
+        "p50_us": us(percentile(samples, 50)),
+        "p99_us": us(percentile(samples, 99)),
+        "min_us": us(samples[0]),
+        "max_us": us(samples[-1]),
+        "mean_us": us(sum(samples) / len(samples)),
+        "seconds": round(seconds, 6),
+        "conns_per_s": round(args.count / seconds, 1),
+    }), flush=True)
+
+
 def cmd_probe(args):
     """Succeeds once one echo round trip works end to end (a listening forward
     port alone does not prove the tunnel behind it is up)."""
@@ -223,6 +289,14 @@ def main():
     p.add_argument("--timeout", type=float, default=10.0)
     p.set_defaults(func=cmd_latency)
 
+    p = sub.add_parser("connect")
+    p.add_argument("--connect", required=True)
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--warmup", type=int, default=0, help="untimed connections first")
+    p.add_argument("--raw", help="append every connect-to-echo time (ns, one per line) to this file")
+    p.add_argument("--timeout", type=float, default=60.0, help="bound on the whole run, in seconds")
+    p.set_defaults(func=cmd_connect)
+
     p = sub.add_parser("probe")
     p.add_argument("--connect", required=True)
     p.add_argument("--timeout", type=float, default=10.0)
@@ -235,6 +309,8 @@ def main():
     args = parser.parse_args()
     if getattr(args, "count", 1) < 1 or getattr(args, "bytes", 1) < 1:
         raise SystemExit("tcpbench: --count and --bytes must be positive")
+    if getattr(args, "warmup", 0) < 0 or getattr(args, "timeout", 1) <= 0:
+        raise SystemExit("tcpbench: --warmup must not be negative, --timeout must be positive")
     args.func(args)
 
 

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Loopback tunnel benchmark (issue 2, Performance): bulk throughput and 1-byte round-trip latency
-# for direct TCP, tunnelmesh, stunnel4 (TLS 1.3) and ssh -L (the autossh data path), in one run,
-# through the same measuring client and server (tcpbench.py).
+# Loopback tunnel benchmark (issue 2, Performance; issue 11 item 4): bulk throughput, 1-byte
+# round-trip latency and the cost of a new connection, for direct TCP, tunnelmesh in both stream
+# directions, stunnel4 (TLS 1.3) and ssh -L (the autossh data path), in one run, through the same
+# measuring client and server (tcpbench.py).
 #
-# Usage: scripts/bench/tunnel.sh [--write] [--skip-build] [--paths direct,tunnelmesh,stunnel,ssh]
-#                                [--bytes N] [--repeat N] [--count N] [--warmup N] [--keep]
-#   --write       also replace the tunnel section of BENCHMARKS.md
+# Usage: scripts/bench/tunnel.sh [--write] [--skip-build] [--paths LIST] [--bytes N] [--repeat N]
+#                                [--count N] [--warmup N] [--connects N] [--keep]
+#   --write       also replace the tunnel section of BENCHMARKS.md (of $BENCHMARKS_MD if set)
 #   --skip-build  use the meshd/meshctl already in ${BIN:-.build/release}
-#   --repeat N    bulk runs per path, taken in turns across paths; the table shows the median (default 5)
+#   --paths LIST  comma-separated, from (and by default) direct,tunnelmesh,tunnelmesh-reverse,stunnel,ssh.
+#                 Both tunnelmesh paths use the same two meshd, n1 dialing n2: tunnelmesh is a forward
+#                 on n1 to a service on n2 (the dialer opens the streams), tunnelmesh-reverse a forward
+#                 on n2 to a service on n1 (reverse streams: n2 asks n1 for each over the control stream)
+#   --bytes N     bytes per bulk run (default 1 GiB)
+#   --repeat N    runs of each measurement per path, taken in turns across paths (default 5); the
+#                 table shows the median of the bulk runs and percentiles over the pooled samples
+#   --count N     1-byte round trips per path, split over the runs, each run on a new connection
+#                 after --warmup N more (defaults 20000 and 1000)
+#   --connects N  new connections per path, split over the runs, opened one after another (each:
+#                 connect, 1 byte, its echo, close), each run after 10 untimed ones (default 2000)
 #   --keep        keep the temporary directory (logs, configs) for inspection
 #
 # Everything listens on 127.0.0.x only; every process started here is stopped on exit; the system
@@ -27,9 +38,15 @@ source "$HERE/workdir.sh"
 BG_TIMEOUT=600   # start_bg's bound on each tunnel end and the measuring server
 
 WRITE=0 SKIP_BUILD=0 KEEP=0
-PATHS="direct,tunnelmesh,stunnel,ssh"
-BYTES=$((1 << 30)) REPEAT=5 COUNT=20000 WARMUP=1000
+ALL_PATHS="direct,tunnelmesh,tunnelmesh-reverse,stunnel,ssh"
+PATHS="$ALL_PATHS"
+BYTES=$((1 << 30)) REPEAT=5 COUNT=20000 WARMUP=1000 CONNECTS=2000
+CONNECT_WARMUP=10   # untimed new connections before each connect run
 while [ $# -gt 0 ]; do
+    case "$1" in
+        --paths|--bytes|--repeat|--count|--warmup|--connects)
+            [ $# -ge 2 ] || { echo "tunnel.sh: $1 needs a value (see --help)" >&2; exit 2; } ;;
+    esac
     case "$1" in
         --write) WRITE=1 ;;
         --skip-build) SKIP_BUILD=1 ;;
@@ -39,18 +56,27 @@ while [ $# -gt 0 ]; do
         --repeat) REPEAT="$2"; shift ;;
         --count) COUNT="$2"; shift ;;
         --warmup) WARMUP="$2"; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --connects) CONNECTS="$2"; shift ;;
+        -h|--help) sed -n '2,/^$/p' "$0"; exit 0 ;;
         *) echo "tunnel.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
 
-for n in "$BYTES" "$REPEAT" "$COUNT" "$WARMUP"; do
-    [[ "$n" =~ ^[0-9]+$ ]] || { echo "tunnel.sh: --bytes/--repeat/--count/--warmup take whole numbers, got '$n'" >&2; exit 2; }
+for n in "$BYTES" "$REPEAT" "$COUNT" "$WARMUP" "$CONNECTS"; do
+    [[ "$n" =~ ^[0-9]+$ ]] || { echo "tunnel.sh: --bytes/--repeat/--count/--warmup/--connects take whole numbers, got '$n'" >&2; exit 2; }
 done
-if [ "$REPEAT" -lt 1 ] || [ "$COUNT" -lt "$REPEAT" ] || [ "$BYTES" -lt 1 ]; then
-    echo "tunnel.sh: need --repeat >= 1, --count >= --repeat and --bytes >= 1" >&2; exit 2
+if [ "$REPEAT" -lt 1 ] || [ "$COUNT" -lt "$REPEAT" ] || [ "$CONNECTS" -lt "$REPEAT" ] || [ "$BYTES" -lt 1 ]; then
+    echo "tunnel.sh: need --repeat >= 1, --count and --connects >= --repeat, and --bytes >= 1" >&2; exit 2
 fi
+if [ $((CONNECTS / REPEAT + CONNECT_WARMUP)) -gt 100000 ]; then
+    echo "tunnel.sh: at most 100,000 connections per connect run (--connects / --repeat)" >&2; exit 2
+fi
+IFS=, read -ra _wanted <<<"$PATHS"
+[ ${#_wanted[@]} -gt 0 ] || { echo "tunnel.sh: --paths names no path" >&2; exit 2; }
+for n in "${_wanted[@]}"; do
+    [[ ",$ALL_PATHS," == *",$n,"* ]] || { echo "tunnel.sh: unknown path '$n' in --paths (known: $ALL_PATHS)" >&2; exit 2; }
+done
 
 BIN=${BIN:-.build/release}
 case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
@@ -105,6 +131,19 @@ latency() {
     log "$name: $out"
 }
 
+# One run of CONNECTS/REPEAT new connections, one after another (after CONNECT_WARMUP untimed
+# ones); the report pools the raw connect-to-echo times of all runs of a path for its percentiles.
+connects() {
+    local name="$1" round="$2" out dir
+    dir=$(path_dir "$name")
+    if ! out=$(timeout 120 "${TCPBENCH[@]}" connect --connect "${ADDR[$name]}" --count "$((CONNECTS / REPEAT))" \
+            --warmup "$CONNECT_WARMUP" --timeout 110 --raw "$dir/connect.raw" 2>&1); then
+        unavailable "$name" "connect run $round failed: $(tail -1 <<<"$out")"; return
+    fi
+    printf '%s\n' "$out" >>"$dir/connect.jsonl"
+    log "$name: $out"
+}
+
 # All paths stay up together and take turns, round by round, so that a change in background load
 # during the run hits every path alike instead of whichever happened to run at that moment.
 measure_all() {
@@ -114,6 +153,9 @@ measure_all() {
     done
     for round in $(seq "$REPEAT"); do
         for name in "${READY[@]}"; do is_ok "$name" && latency "$name" "$round"; done
+    done
+    for round in $(seq "$REPEAT"); do
+        for name in "${READY[@]}"; do is_ok "$name" && connects "$name" "$round"; done
     done
 }
 
@@ -158,38 +200,77 @@ build_mesh() {
     done
 }
 
-path_tunnelmesh() {
-    new_path tunnelmesh
-    if [ -n "${MESH_BUILD_ERROR:-}" ]; then unavailable tunnelmesh "$MESH_BUILD_ERROR"; return; fi
+# Both tunnelmesh paths share one pair of meshd; n1 dials n2 (its name sorts lower). n2 serves
+# "bench" to n1, and a forward on n1 opens it: the dialer opens those streams itself. n1 serves
+# "bench-r" to n2, and a forward on n2 opens it: reverse streams, each asked of n1 by n2 over the
+# tunnel's control stream. Both services are the same measuring server. Leaves MESH_PIDS (n1, n2),
+# MESH_FWD and MESH_FWD_REVERSE, or MESH_ERROR.
+MESH_PIDS=() MESH_ERROR=""
+start_mesh() {
+    if [ -n "${MESH_BUILD_ERROR:-}" ]; then MESH_ERROR="$MESH_BUILD_ERROR"; return 1; fi
     local meshd="$BIN/meshd" meshctl="$BIN/meshctl" m="$T/mesh" n
     for n in "$meshd" "$meshctl"; do
-        [ -x "$n" ] || { unavailable tunnelmesh "$n is not built"; return; }
+        [ -x "$n" ] || { MESH_ERROR="$n is not built"; return 1; }
     done
     mkdir -p "$m/run"
-    make_mesh_pki "$meshctl" "$m/pki" bench n1 n2 || { unavailable tunnelmesh "$MESH_PKI_ERROR"; return; }
-    local p1 p2 fwd
-    p1=$(free_port 127.0.1.1); p2=$(free_port 127.0.1.2); fwd=$(free_port 127.0.0.1)
+    make_mesh_pki "$meshctl" "$m/pki" bench n1 n2 || { MESH_ERROR="$MESH_PKI_ERROR"; return 1; }
+    local p1 p2
+    p1=$(free_port 127.0.1.1); p2=$(free_port 127.0.1.2)
+    MESH_FWD=$(free_port 127.0.0.1)
+    for _ in $(seq 10); do   # two picks in a row may coincide
+        MESH_FWD_REVERSE=$(free_port 127.0.0.1)
+        [ "$MESH_FWD_REVERSE" != "$MESH_FWD" ] && [ "$MESH_FWD_REVERSE" != "$SINK_PORT" ] && break
+    done
     cat >"$m/mesh.json" <<EOF
 { "mesh": "bench",
   "tls": { "ca": "pki/ca.pem", "cert": "pki/{node}.pem", "key": "pki/{node}.key", "crl": "pki/crl.pem" },
   "nodes": { "n1": { "address": "127.0.1.1:$p1", "control": "run/n1.sock" },
              "n2": { "address": "127.0.1.2:$p2", "control": "run/n2.sock" } },
-  "services": { "bench": { "on": { "n2": "127.0.0.1:$SINK_PORT" }, "allow": ["n1"] } },
-  "forwards": [ { "on": "n1", "listen": "127.0.0.1:$fwd", "to": "bench@n2" } ] }
+  "services": { "bench": { "on": { "n2": "127.0.0.1:$SINK_PORT" }, "allow": ["n1"] },
+                "bench-r": { "on": { "n1": "127.0.0.1:$SINK_PORT" }, "allow": ["n2"] } },
+  "forwards": [ { "on": "n1", "listen": "127.0.0.1:$MESH_FWD", "to": "bench@n2" },
+                { "on": "n2", "listen": "127.0.0.1:$MESH_FWD_REVERSE", "to": "bench-r@n1" } ] }
 EOF
     local pid1 pid2
     start_bg "$m/n2.log" "$meshd" --config "$m/mesh.json" --node n2; pid2=$BG_PID
     start_bg "$m/n1.log" "$meshd" --config "$m/mesh.json" --node n1; pid1=$BG_PID
-    if ! wait_echo "127.0.0.1:$fwd" 10 "$pid1" "$pid2"; then
-        local why="forward 127.0.0.1:$fwd gave no echo within 10 s: $ECHO_ERROR"
-        kill -0 "$pid1" 2>/dev/null || why="meshd n1 exited: $(tail -1 "$m/n1.log")"
-        kill -0 "$pid2" 2>/dev/null || why="meshd n2 exited: $(tail -1 "$m/n2.log")"
-        unavailable tunnelmesh "$why"
-        [ $KEEP = 1 ] || { log "n1.log:"; tail -5 "$m/n1.log" >&2; log "n2.log:"; tail -5 "$m/n2.log" >&2; }
-        stop_pids "$pid1" "$pid2"; return
+    MESH_PIDS=("$pid1" "$pid2")
+    if [ $SKIP_BUILD = 1 ]; then
+        MESH_VERSION="meshd prebuilt in $BIN"
+    else
+        MESH_VERSION="meshd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
     fi
-    note tunnelmesh "meshd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown), n1 127.0.1.1 → n2 127.0.1.2, forward 127.0.0.1:$fwd"
-    ready tunnelmesh "127.0.0.1:$fwd"
+}
+
+# mesh_path NAME FORWARD-PORT DESCRIPTION : the path through one of the two forwards, ready once a
+# byte echoes through it.
+mesh_path() {
+    local name="$1" fwd="$2" what="$3" m="$T/mesh"
+    new_path "$name"
+    if [ -n "$MESH_ERROR" ]; then unavailable "$name" "$MESH_ERROR"; return; fi
+    if ! wait_echo "127.0.0.1:$fwd" 10 "${MESH_PIDS[@]}"; then
+        local why="forward 127.0.0.1:$fwd gave no echo within 10 s: $ECHO_ERROR"
+        kill -0 "${MESH_PIDS[0]}" 2>/dev/null || why="meshd n1 exited: $(tail -1 "$m/n1.log")"
+        kill -0 "${MESH_PIDS[1]}" 2>/dev/null || why="meshd n2 exited: $(tail -1 "$m/n2.log")"
+        unavailable "$name" "$why"
+        [ $KEEP = 1 ] || { log "n1.log:"; tail -5 "$m/n1.log" >&2; log "n2.log:"; tail -5 "$m/n2.log" >&2; }
+        return
+    fi
+    note "$name" "$MESH_VERSION, $what"
+    ready "$name" "127.0.0.1:$fwd"
+}
+
+paths_tunnelmesh() {
+    start_mesh
+    want tunnelmesh && mesh_path tunnelmesh "${MESH_FWD:-}" \
+        "n1 127.0.1.1 dials n2 127.0.1.2; forward on n1 127.0.0.1:${MESH_FWD:-} → bench@n2: streams towards the accepting node, opened by the dialer"
+    want tunnelmesh-reverse && mesh_path tunnelmesh-reverse "${MESH_FWD_REVERSE:-}" \
+        "the same two meshd; forward on n2 127.0.0.1:${MESH_FWD_REVERSE:-} → bench-r@n1: reverse streams towards the dialing node, each asked for over the control stream"
+    # Neither path came up: stop the meshd now rather than let them share the cores with the others.
+    local up=0 name
+    for name in tunnelmesh tunnelmesh-reverse; do want "$name" && is_ok "$name" && up=1; done
+    [ $up = 0 ] && [ ${#MESH_PIDS[@]} -gt 0 ] && stop_pids "${MESH_PIDS[@]}"
+    return 0
 }
 
 path_stunnel() {
@@ -228,7 +309,7 @@ path_ssh() {
 # --- run ------------------------------------------------------------------------------------------------
 
 ensure_packages
-if want tunnelmesh; then build_mesh || log "$MESH_BUILD_ERROR"; fi
+if want tunnelmesh || want tunnelmesh-reverse; then build_mesh || log "$MESH_BUILD_ERROR"; fi
 
 BUSY=""
 if awk '{exit !($1 >= 0.5)}' /proc/loadavg; then
@@ -241,13 +322,14 @@ EOF
 start_sink
 log "measuring server on 127.0.0.1:$SINK_PORT; results in $T"
 want direct && path_direct
-want tunnelmesh && path_tunnelmesh
+{ want tunnelmesh || want tunnelmesh-reverse; } && paths_tunnelmesh
 want stunnel && path_stunnel
 want ssh && path_ssh
 measure_all
 
 printf '%s\n' "$(cat "$T/header.md") Load average at end: $(cut -d' ' -f1-3 /proc/loadavg).$BUSY" >"$T/header.md"
 args=(--results "$RESULTS" --header "$T/header.md"
-      --bytes "$BYTES" --repeat "$REPEAT" --count "$COUNT" --warmup "$WARMUP")
-[ $WRITE = 1 ] && args+=(--write "$ROOT/BENCHMARKS.md")
+      --bytes "$BYTES" --repeat "$REPEAT" --count "$COUNT" --warmup "$WARMUP"
+      --connects "$CONNECTS" --connect-warmup "$CONNECT_WARMUP")
+[ $WRITE = 1 ] && args+=(--write "${BENCHMARKS_MD:-$ROOT/BENCHMARKS.md}")
 python3 "$HERE/report.py" "${args[@]}"
