@@ -1,8 +1,8 @@
 /// The `tunnel` block: liveness, reconnect backoff and per-peer limits.
 public struct TunnelSettings: Sendable, Equatable {
-    /// "ping_interval": how often each tunnel sends an HTTP/2 PING.
+    /// "ping_interval": the liveness period; a tunnel that heard nothing for one sends an HTTP/2 PING.
     public var pingInterval: Duration
-    /// "dead_after": missed pings before a tunnel is torn down and redialed (>= 1).
+    /// "dead_after": intervals in a row with nothing heard before a tunnel is torn down and redialed (>= 1).
     public var deadAfter: Int
     /// "backoff_min": the first reconnect delay ceiling.
     public var backoffMin: Duration

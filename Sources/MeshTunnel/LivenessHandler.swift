@@ -11,12 +11,60 @@ public struct TunnelDeadError: Error, CustomStringConvertible {
     }
 }
 
-/// Sends an HTTP/2 PING every interval and closes the tunnel after `deadAfter` unanswered ones.
+/// What a tunnel does at each liveness tick, given whether anything arrived from the peer since
+/// the previous one. Pure, so the timing argument below can be checked without a network.
+///
+/// An interval in which the peer sent anything is proof of life, so no PING is needed: asking
+/// anyway cost an idle 32-node mesh two thirds of its idle CPU (31 peers x 1 PING/s each way).
+/// Only a silent interval counts as missed and asks with a PING, so the peer is heard again by the
+/// next tick if it is alive. Both ends run this rule: a PING from one end is the other end's proof
+/// of life for that interval, so an idle tunnel settles into the ends taking turns, about one
+/// exchange per interval per tunnel instead of one each way, and a busy tunnel sends none.
+///
+/// Detection: if the last byte from the peer arrives in the interval ending at tick k, tick k
+/// resets, ticks k+1 ... k+deadAfter-1 each send a PING, and tick k+deadAfter declares the tunnel
+/// dead: between deadAfter and deadAfter+1 intervals after that byte, the same window as when
+/// every tick sent a PING (with the 1 s default, within `dead_after` seconds + 1 s). The price is
+/// that the first PING goes out one interval later, so a peer that is alive but silent must answer
+/// within deadAfter-1 intervals instead of deadAfter.
+///
+/// The tunnel is only ever declared dead one interval after a PING went out unanswered: never
+/// without asking. With deadAfter 1 there is no silent interval to spare, so every tick sends a
+/// PING there, as before.
+struct LivenessState {
+    enum Action: Equatable {
+        case none
+        case ping
+        /// No proof of life for `missed` intervals: close the tunnel.
+        case dead(missed: Int)
+    }
+
+    let deadAfter: Int
+    /// Consecutive ticks that found nothing heard from the peer.
+    private(set) var missed = 0
+
+    init(deadAfter: Int) {
+        self.deadAfter = max(1, deadAfter)
+    }
+
+    mutating func tick(heard: Bool) -> Action {
+        if heard {
+            self.missed = 0
+            return self.deadAfter == 1 ? .ping : .none
+        }
+        self.missed += 1
+        return self.missed >= self.deadAfter ? .dead(missed: self.missed) : .ping
+    }
+}
+
+/// Keeps the tunnel's liveness by `LivenessState`'s rule: a PING only after an interval in which
+/// nothing came from the peer, and the tunnel closed after `deadAfter` such intervals in a row.
 /// This catches what TCP alone does not: a peer frozen by SIGSTOP, a dropped route, a NAT that
-/// forgot the flow. Anything read from the peer also proves it alive: a peer busy sending a burst
-/// of data may answer a PING late, and must not be declared dead for it (seen with 1,000 streams on
-/// a loaded machine). Answered PINGs give the RTT `meshctl peers` shows; on-demand PINGs from
-/// `meshctl ping` share the same path.
+/// forgot the flow. Anything read from the peer proves it alive, not just a PING reply: a peer
+/// busy sending a burst of data may answer a PING late, and must not be declared dead for it (seen
+/// with 1,000 streams on a loaded machine). Answered PINGs give the RTT `meshctl peers` shows; a
+/// busy tunnel sends no automatic PINGs and so keeps its last RTT. On-demand PINGs from `meshctl
+/// ping` share the same path.
 final class LivenessHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
@@ -28,9 +76,9 @@ final class LivenessHandler: ChannelDuplexHandler {
     private let onRTT: (TimeAmount) -> Void
     private var timer: RepeatedTask?
     /// PINGs in flight: payload → when it was sent, and the promise of an on-demand ping.
-    private var outstanding: [UInt64: (sent: NIODeadline, promise: EventLoopPromise<TimeAmount>?)] = [:]
+    private(set) var outstanding: [UInt64: (sent: NIODeadline, promise: EventLoopPromise<TimeAmount>?)] = [:]
     private var nextPayload: UInt64 = 1
-    private var missed = 0
+    private var state: LivenessState
     /// Whether the peer sent anything since the last tick.
     private var heard = false
 
@@ -38,6 +86,7 @@ final class LivenessHandler: ChannelDuplexHandler {
         self.interval = interval
         self.deadAfter = deadAfter
         self.onRTT = onRTT
+        self.state = LivenessState(deadAfter: deadAfter)
     }
 
     /// PINGs start once TLS is up, not when TCP is: a PING written during the handshake is only
@@ -62,10 +111,10 @@ final class LivenessHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = self.unwrapInboundIn(data)
         if case .ping(let ping, ack: true) = frame.payload {
+            // Proof of life comes from `heard` (channelReadComplete), late answers included.
             guard let entry = self.outstanding.removeValue(forKey: ping.integer) else { return }
-            let rtt = NIODeadline.now() - entry.sent
-            // Any answer proves the peer alive, including a late one.
-            self.missed = 0
+            let rtt = context.eventLoop.now - entry.sent
+            // Older automatic PINGs are answered by this one as far as liveness goes.
             self.outstanding = self.outstanding.filter { $0.value.promise != nil }
             self.onRTT(rtt)
             entry.promise?.succeed(rtt)
@@ -83,6 +132,9 @@ final class LivenessHandler: ChannelDuplexHandler {
 
     private func start(context: ChannelHandlerContext) {
         guard self.timer == nil else { return }
+        // The handshake that just completed came from the peer: the first interval starts heard,
+        // so a tunnel is never declared dead before it was asked once.
+        self.heard = true
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         self.timer = context.eventLoop.scheduleRepeatedTask(initialDelay: self.interval, delay: self.interval) { _ in
             let (handler, context) = loopBound.value
@@ -98,29 +150,27 @@ final class LivenessHandler: ChannelDuplexHandler {
     private func tick(context: ChannelHandlerContext) {
         // Forget automatic PINGs too old to matter, so a peer that never answers them (but talks)
         // cannot grow the table.
-        let stale = NIODeadline.now() - self.interval * Int64(self.deadAfter + 1)
+        let stale = context.eventLoop.now - self.interval * Int64(self.deadAfter + 1)
         self.outstanding = self.outstanding.filter { $0.value.promise != nil || $0.value.sent > stale }
-        let waiting = self.outstanding.contains { $0.value.promise == nil }
-        if self.heard || !waiting {
-            self.missed = 0
-        } else {
-            self.missed += 1
-            if self.missed >= self.deadAfter {
-                self.timer?.cancel()
-                self.timer = nil
-                context.fireErrorCaught(TunnelDeadError(missed: self.missed, interval: self.interval))
-                context.close(promise: nil)
-                return
-            }
-        }
+        let heard = self.heard
         self.heard = false
-        self.sendPing(context: context, promise: nil)
+        switch self.state.tick(heard: heard) {
+        case .none:
+            break
+        case .ping:
+            self.sendPing(context: context, promise: nil)
+        case .dead(let missed):
+            self.timer?.cancel()
+            self.timer = nil
+            context.fireErrorCaught(TunnelDeadError(missed: missed, interval: self.interval))
+            context.close(promise: nil)
+        }
     }
 
     private func sendPing(context: ChannelHandlerContext, promise: EventLoopPromise<TimeAmount>?) {
         let payload = self.nextPayload
         self.nextPayload &+= 1
-        self.outstanding[payload] = (NIODeadline.now(), promise)
+        self.outstanding[payload] = (context.eventLoop.now, promise)
         let frame = HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withInteger: payload), ack: false))
         context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
     }
