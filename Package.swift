@@ -1,5 +1,5 @@
 // swift-tools-version:6.1
-// tunnelmesh: a secure tunnel mesh for PostgreSQL clusters. Module layout follows DESIGN.md's table.
+// tunnelmesh: a secure tunnel mesh for PostgreSQL clusters. ARCHITECTURE.md has the module map.
 import PackageDescription
 
 let package = Package(
@@ -136,7 +136,7 @@ let package = Package(
         .target(
             name: "MeshFuzzTargets",
             dependencies: [
-                "MeshConfig", "MeshTLS", "MeshBalancer",
+                "MeshConfig", "MeshTLS", "MeshTunnel", "MeshBalancer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -149,9 +149,12 @@ let package = Package(
         .testTarget(
             name: "MeshTunnelTests",
             dependencies: [
-                "MeshTunnel", "MeshConfig",
+                "MeshTunnel", "MeshConfig", "MeshTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

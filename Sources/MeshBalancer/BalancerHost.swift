@@ -128,6 +128,9 @@ public final class BalancerHost: Sendable {
 
     // MARK: Sessions (called by BalancerListener's front doors)
 
+    /// The event loop balancer sessions live on: the one their tunnels share.
+    var sessionLoop: EventLoop { self.node.balancerLoop }
+
     /// The TLS context the front door of `balancer` offers, if it has one.
     func tlsContext(balancer: String) -> TLSContext? {
         self.tls.withLockedValue { $0[balancer] }

@@ -15,11 +15,13 @@ struct BalancerListener: Sendable {
     let host: BalancerHost
     let logger: Logger
 
-    /// The socket-activation name (DESIGN.md): `<balancer>-rw` or `<balancer>-ro`.
+    /// The socket-activation name (README, "Units"): `<balancer>-rw` or `<balancer>-ro`.
     var name: String { "\(self.balancer)-\(self.kind.rawValue)" }
 
     func bind(socket: ListenSocket, group: EventLoopGroup) -> EventLoopFuture<Channel> {
-        var bootstrap = ServerBootstrap(group: group)
+        // Sessions are accepted on the loop of the tunnels they are routed through (see
+        // `MeshNode.balancerLoop`), so their messages never hop threads.
+        var bootstrap = ServerBootstrap(group: group, childGroup: self.host.sessionLoop)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)

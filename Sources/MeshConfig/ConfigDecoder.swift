@@ -1,4 +1,4 @@
-/// Reads each section of a mesh.json tree into the model, enforcing DESIGN.md's rules with exact JSON paths.
+/// Reads each section of a mesh.json tree into the model, enforcing README's mesh.json rules with exact JSON paths.
 struct ConfigDecoder {
     let file: String
     let directory: String

@@ -28,7 +28,7 @@ enum ConnectRequest {
     }
 
     static func headers(service: String) -> HPACKHeaders {
-        // Exactly these two: adding :scheme/:path makes NIO reject the CONNECT (DESIGN.md).
+        // Exactly these two: adding :scheme/:path makes NIO reject the CONNECT (RFC 9113 8.5).
         [":method": "CONNECT", ":authority": service]
     }
 

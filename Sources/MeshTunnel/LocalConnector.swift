@@ -12,7 +12,11 @@ enum LocalConnector {
         on loop: EventLoop,
         initializer: @escaping @Sendable (Channel) throws -> Void
     ) -> EventLoopFuture<Channel> {
-        let bootstrap = ClientBootstrap(group: loop)
+        // A loop NIO cannot open sockets on (an embedded test loop) is an error, not a crash.
+        guard let plain = ClientBootstrap(validatingGroup: loop) else {
+            return loop.makeFailedFuture(ChannelError.operationUnsupported)
+        }
+        let bootstrap = plain
             .connectTimeout(Self.connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.recvAllocator, value: TunnelTuning.streamReceiveAllocator)

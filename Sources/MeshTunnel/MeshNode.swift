@@ -14,6 +14,9 @@ public final class MeshNode: Sendable {
     /// Handshake failures and stream outcomes, for metrics.
     public let events: TunnelEvents
     private let group: EventLoopGroup
+    /// The event loop of this node's balancer sessions and of its tunnels to the nodes they are
+    /// routed to (see `eventLoop(forLinkTo:config:)`).
+    public let balancerLoop: EventLoop
     private let logger: Logger
     private let inherited: [String: CInt]
     /// The config and TLS contexts new connections use; replaced as a whole by `reload`.
@@ -51,6 +54,7 @@ public final class MeshNode: Sendable {
         self.inherited = inheritedListeners
         self.name = node
         self.group = group
+        self.balancerLoop = group.next()
         self.logger = logger
         self.peers = PeerTable()
         self.events = TunnelEvents(
@@ -62,7 +66,7 @@ public final class MeshNode: Sendable {
         }
     }
 
-    /// The systemd socket name of the tunnel listener (DESIGN.md).
+    /// The systemd socket name of the tunnel listener (README, "Units").
     public static let meshListenerName = "mesh"
 
     /// The config currently in force.
@@ -252,10 +256,11 @@ public final class MeshNode: Sendable {
     /// Carries an accepted local connection to `service` on `node` through the tunnel to that node,
     /// the way a forward does (the balancer's front door uses this). Call on `channel`'s event
     /// loop before it reads; bytes the caller already read it fires down the pipeline after this
-    /// returns, and the splice holds them until the stream is open. Throws `PeerUnavailableError`, leaving `channel` alone, when no
-    /// tunnel to `node` is up, so the caller can answer in its own protocol. `opened` hears whether
-    /// the stream opened; when it fails (refused, or the service unreachable on `node`) the channel
-    /// is left open for `opened` to answer and close, or, without `opened`, reset.
+    /// returns, and they go on the stream at once (the serving node holds them until its service
+    /// is connected). Throws `PeerUnavailableError`, leaving `channel` alone, when no tunnel to
+    /// `node` is up, so the caller can answer in its own protocol. `opened` hears whether the
+    /// stream opened; when it fails (refused, or the service unreachable on `node`) the channel is
+    /// handed back open for `opened` to answer and close, or, without `opened`, reset.
     public func bridge(
         _ channel: Channel, toService service: String, on node: String,
         opened: (@Sendable (Channel, Result<Void, Error>) -> Void)? = nil
@@ -319,7 +324,7 @@ public final class MeshNode: Sendable {
         self.noteHandler.withLockedValue { $0 = handler }
     }
 
-    /// The socket a listener named `name` (DESIGN.md's socket-activation names) should use: the
+    /// The socket a listener named `name` (README's socket-activation names) should use: the
     /// one systemd passed under that name, else a new one bound to `endpoint`.
     public func listenSocket(name: String, endpoint: Endpoint) -> ListenSocket {
         ListenSocket.choose(name: name, endpoint: endpoint, inherited: self.inherited)
@@ -344,13 +349,25 @@ public final class MeshNode: Sendable {
         let generation = self.generation
         let logger = self.logger
         return PeerLink(
-            peer: peer, address: address, dialer: self.name < peer, eventLoop: self.group.next(), table: self.peers,
+            peer: peer, address: address, dialer: self.name < peer, eventLoop: self.eventLoop(forLinkTo: peer, config: config),
+            table: self.peers,
             events: self.events, backoff: backoff, logger: logger
         ) { link in
             Self.dial(
                 link, identity: identity, tls: generation.withLockedValue { $0.clientTLS }, settings: settings,
                 serving: serving, logger: logger)
         }
+    }
+
+    /// Every socket of a stream lives on its tunnel's event loop, so no message hops threads. A
+    /// balancer session is accepted before it is routed, so the tunnels to every node a balancer
+    /// here can route to share one loop, `balancerLoop`, and the balancer's listeners accept on it
+    /// (as pgbouncer runs on one thread); other tunnels spread over the group.
+    private func eventLoop(forLinkTo peer: String, config: MeshConfiguration) -> EventLoop {
+        let routedTo = config.balancers(on: self.name).contains { balancer in
+            config.services[balancer.service]?.on[peer] != nil
+        }
+        return routedTo ? self.balancerLoop : self.group.next()
     }
 
     private func openForward(_ forward: ForwardSettings) async throws {

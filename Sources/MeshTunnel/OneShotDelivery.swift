@@ -1,6 +1,5 @@
 import MeshConfig
 import NIOCore
-import NIOHTTP2
 
 /// Sends a few bytes to a service on a stream of their own and waits for the service to close it:
 /// a PostgreSQL CancelRequest is such an exchange (it names its session by key and gets no answer).
@@ -11,14 +10,8 @@ enum OneShotDelivery {
     static func deliver(
         _ bytes: ByteBuffer, to service: String, over tunnel: TunnelConnection, link: PeerLink, events: TunnelEvents
     ) -> EventLoopFuture<Void> {
-        let opened: EventLoopFuture<Channel>
-        if tunnel.isDialer {
-            opened = tunnel.openStream(
-                headers: ConnectRequest.headers(service: service), peer: link.peer, onAccepted: {}, initializer: { _ in })
-        } else {
-            opened = tunnel.requestReverseStream(service: service)
-        }
-        opened.whenComplete { result in
+        let done = tunnel.deliver(bytes, toService: service, timeout: Self.timeout)
+        done.whenComplete { result in
             let outcome: TunnelEvents.StreamResult
             switch result {
             case .success: outcome = .opened
@@ -26,14 +19,7 @@ enum OneShotDelivery {
             }
             events.stream(peer: link.peer, service: service, result: outcome)
         }
-        return opened.flatMap { stream in
-            let data = HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(bytes), endStream: true))
-            stream.writeAndFlush(data, promise: nil)
-            // Closing on our END_STREAM would reset the stream before the bytes are read: wait for
-            // the service's end, which completes the stream, and bound the wait.
-            let deadline = stream.eventLoop.scheduleTask(in: Self.timeout) { stream.close(promise: nil) }
-            return stream.closeFuture.always { _ in deadline.cancel() }
-        }
+        return done
     }
 
     /// The same to a service on this node: write, half-close, wait for the service's close.

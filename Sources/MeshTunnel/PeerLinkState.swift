@@ -1,4 +1,4 @@
-/// The per-peer state machine of DESIGN.md: `connecting → handshaking → up`, and `down` with the
+/// The per-peer state machine: `connecting → handshaking → up`, and `down` with the
 /// last error whenever a tunnel fails or closes. One transition function, `PeerLinkState.apply`,
 /// so every change is visible in one place and can be tested without a network (`Connection` is
 /// `TunnelConnection` in the agent and any class in tests).

@@ -2,7 +2,7 @@ import Foundation
 
 /// What `meshctl peers` shows about one peer: a snapshot taken from the peer's link.
 public struct PeerStatus: Sendable, Equatable, Codable {
-    /// The link states of DESIGN.md; `down` carries the last error.
+    /// The link states `meshctl peers` shows; `down` carries the last error.
     public enum State: String, Sendable, Codable {
         case connecting, handshaking, up, down
     }

@@ -1,36 +1,19 @@
 import NIOCore
-import NIOHTTP2
 
-/// Carries bytes both ways between a local TCP (or Unix) connection and an HTTP/2 CONNECT stream,
-/// with backpressure, half-close and reset semantics:
+/// Carries bytes both ways between two local sockets on this node: a balancer session routed to
+/// this node's own service (no tunnel between), with backpressure, half-close and reset semantics:
 ///
 /// - A side reads only while its partner is writable, so a slow reader slows the writer and nothing
-///   buffers without bound (the HTTP/2 stream window and the socket buffers are the only queues).
-/// - EOF on one side becomes a half-close on the other (TCP FIN <-> END_STREAM), both ways.
-/// - A side that dies before both directions finished makes the other side abort: the TCP socket is
+///   buffers without bound.
+/// - EOF on one side becomes a half-close (FIN) on the other, both ways.
+/// - A side that dies before both directions finished makes the other side abort: its socket is
 ///   reset (RST via SO_LINGER 0), never closed with FIN, so a client cannot take a cut stream for a
-///   complete one; the HTTP/2 stream gets RST_STREAM. That holds even when meshd itself dies
-///   (kill -9, a crash): TCP sockets carry SO_LINGER 0 from the start, so the kernel resets them
-///   rather than sending a FIN, and lose it only when their output ends cleanly.
+///   complete one. That holds even when meshd itself dies: sockets carry SO_LINGER 0 from the
+///   start and lose it only when their output ends cleanly.
 ///
+/// Tunnel streams do not use this: `StreamSocket` joins a socket to a stream in `TunnelStreams`.
 /// The two channels may live on different event loops; signals hop loops only when they must.
-enum Splice {
-    /// Makes two handlers that know each other; add the first to the TCP channel and the second to
-    /// the stream channel. Each reads only once its partner said it is writable: the TCP side says so
-    /// as soon as it is added, the stream side when `announceWritable()` is called after the CONNECT
-    /// was accepted, so no client bytes are read for a stream that may yet be refused.
-    static func makePair(
-        tcpLoop: EventLoop,
-        streamLoop: EventLoop,
-        counters: PeerCounters?
-    ) -> (tcp: SpliceHandler<TCPWire>, stream: SpliceHandler<StreamWire>) {
-        let tcp = SpliceHandler<TCPWire>(loop: tcpLoop, counters: nil, announceOnAdd: true)
-        let stream = SpliceHandler<StreamWire>(loop: streamLoop, counters: counters, announceOnAdd: false)
-        tcp.partner = SplicePartner(stream)
-        stream.partner = SplicePartner(tcp)
-        return (tcp, stream)
-    }
-}
+enum Splice {}
 
 extension Splice {
     /// Two TCP sides, for a connection to a service this node serves itself (no tunnel between):
@@ -115,7 +98,7 @@ enum TCPWire: SpliceWire {
         }
     }
     /// Normal lingering (SO_LINGER off): close() sends what is queued, then FIN.
-    private static func restoreLingering(_ channel: Channel) {
+    static func restoreLingering(_ channel: Channel) {
         _ = (channel as? SocketOptionProvider)?.setSoLinger(NIOLinger(l_onoff: 0, l_linger: 0))
     }
     /// Runs `body` once the writes queued so far are in the kernel (writes complete in order).
@@ -128,39 +111,6 @@ enum TCPWire: SpliceWire {
         TCPReset.reset(context.channel)
     }
     static var closesWhenDone: Bool { true }
-}
-
-/// An HTTP/2 stream: FIN is an empty DATA frame with END_STREAM, abort is RST_STREAM.
-/// A stream closes itself once both sides sent END_STREAM; closing it ourselves then would send
-/// RST_STREAM(CANCEL) and count towards the peer's reset-flood guard.
-enum StreamWire: SpliceWire {
-    static func unwrap(_ message: HTTP2Frame.FramePayload) -> (bytes: ByteBuffer?, ends: Bool) {
-        switch message {
-        case .data(let data):
-            if case .byteBuffer(let buffer) = data.data {
-                return (buffer.readableBytes > 0 ? buffer : nil, data.endStream)
-            }
-            return (nil, data.endStream)
-        case .headers(let headers):
-            return (nil, headers.endStream)
-        default:
-            return (nil, false)
-        }
-    }
-    static func wrap(_ bytes: ByteBuffer) -> HTTP2Frame.FramePayload {
-        .data(.init(data: .byteBuffer(bytes)))
-    }
-    static func isEndOfInput(_ event: Any) -> Bool { false }
-    static func begin(_ context: ChannelHandlerContext) {}
-    static func finishOutput(_ context: ChannelHandlerContext) {
-        let frame = HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
-        context.writeAndFlush(NIOAny(frame), promise: nil)
-    }
-    static func abort(_ context: ChannelHandlerContext) {
-        context.close(promise: nil)
-    }
-    static var closesWhenDone: Bool { false }
-    static func closeWhenDone(_ context: ChannelHandlerContext) {}
 }
 
 /// A reference to the other side's handler, used only on that handler's event loop.

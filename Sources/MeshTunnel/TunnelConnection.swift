@@ -1,13 +1,13 @@
-import Foundation
 import Logging
 import MeshConfig
 import MeshTLS
 import NIOCore
-import NIOHPACK
 import NIOHTTP2
 
 /// One TCP connection to a peer carrying TLS 1.3 and HTTP/2: the tunnel. Built the same way on the
-/// dialing and the accepting side; only the HTTP/2 mode and the TLS peer policy differ.
+/// dialing and the accepting side; only the HTTP/2 mode and the TLS peer policy differ. The
+/// pipeline: OpenSSLHandler → NIOHTTP2Handler (no multiplexer) → LivenessHandler → TunnelStreams
+/// → TunnelObserver.
 final class TunnelConnection: @unchecked Sendable {
     /// What the owner of a tunnel is told; each callback runs on the tunnel's event loop.
     struct Events: Sendable {
@@ -29,19 +29,15 @@ final class TunnelConnection: @unchecked Sendable {
     }
 
     let channel: Channel
-    private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+    /// The frame-level stream handler; touched only on the tunnel's event loop.
+    private let streams: TunnelStreams
     private let liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>
     /// The verified peer name; set once, on the event loop, when the handshake completes.
     private let identity: NIOLoopBoundBox<String?>
-    /// Accepting side: the control stream's end that asks the dialer for reverse streams.
-    fileprivate let requester: NIOLoopBoundBox<ReverseRequester?>
-    /// Dialing side: the control stream's end that serves the acceptor's requests.
-    fileprivate let responder: NIOLoopBoundBox<ReverseResponder?>
-    fileprivate let mode: NIOHTTP2Handler.ParserMode
-    fileprivate let serving: Serving
-    fileprivate let logger: Logger
+    private let mode: NIOHTTP2Handler.ParserMode
 
-    /// Adds TLS, HTTP/2, liveness and the observer to a fresh channel. Call on the channel's loop.
+    /// Adds TLS, HTTP/2, liveness, the streams and the observer to a fresh channel. Call on the
+    /// channel's loop.
     static func configure(
         channel: Channel,
         mode: NIOHTTP2Handler.ParserMode,
@@ -56,22 +52,8 @@ final class TunnelConnection: @unchecked Sendable {
         try channel.syncOptions?.setOption(.writeBufferWaterMark, value: TunnelTuning.tunnelWriteWaterMark)
         try sync.addHandler(OpenSSLHandler(
             context: tls, policy: policy, handshakeTimeout: TimeAmount(settings.handshakeTimeout)))
-        let identity = NIOLoopBoundBox<String?>(nil, eventLoop: channel.eventLoop)
-        let requester = NIOLoopBoundBox<ReverseRequester?>(nil, eventLoop: channel.eventLoop)
-        let multiplexer = try sync.configureHTTP2Pipeline(
-            mode: mode,
-            connectionConfiguration: TunnelTuning.connection(maxStreams: settings.maxStreamsPerPeer),
-            streamConfiguration: TunnelTuning.stream
-        ) { stream in
-            stream.eventLoop.makeCompletedFuture {
-                guard let peer = identity.value, let state = serving.peerState(peer) else {
-                    throw ChannelError.ioOnClosedChannel
-                }
-                try stream.pipeline.syncOperations.addHandler(ServiceRequestHandler(
-                    peer: peer, access: serving.access(), counters: state.counters, logger: logger, limit: state.limit,
-                    requester: requester, onNote: { serving.note(peer, $0) }))
-            }
-        }
+        // No stream multiplexer: `TunnelStreams` takes the frames.
+        try sync.addHandler(TunnelFraming.http2Handler(dialer: mode == .client, maxStreamsPerPeer: settings.maxStreamsPerPeer))
         // Weak: the connection holds the liveness handler, whose callback this is; a strong
         // reference made a cycle that kept every closed tunnel (its channel, TLS and HTTP/2
         // state: ~300 KiB) alive forever, one per reconnect.
@@ -83,11 +65,12 @@ final class TunnelConnection: @unchecked Sendable {
         }
         try sync.addHandler(liveness)
         let livenessContext = try sync.context(handler: liveness)
+        let streams = TunnelStreams(isDialer: mode == .client, serving: serving, logger: logger)
+        try sync.addHandler(streams)
         let connection = TunnelConnection(
-            channel: channel, multiplexer: multiplexer,
+            channel: channel, streams: streams,
             liveness: NIOLoopBound((liveness, livenessContext), eventLoop: channel.eventLoop),
-            identity: identity, requester: requester,
-            responder: NIOLoopBoundBox(nil, eventLoop: channel.eventLoop), mode: mode, serving: serving, logger: logger)
+            identity: NIOLoopBoundBox(nil, eventLoop: channel.eventLoop), mode: mode)
         livenessBox.value = WeakConnection(connection: connection)
         try sync.addHandler(TunnelObserver(connection: connection, events: events))
         return connection
@@ -99,70 +82,19 @@ final class TunnelConnection: @unchecked Sendable {
     }
 
     private init(
-        channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer,
-        liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>, identity: NIOLoopBoundBox<String?>,
-        requester: NIOLoopBoundBox<ReverseRequester?>, responder: NIOLoopBoundBox<ReverseResponder?>,
-        mode: NIOHTTP2Handler.ParserMode, serving: Serving, logger: Logger
+        channel: Channel, streams: TunnelStreams, liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>,
+        identity: NIOLoopBoundBox<String?>, mode: NIOHTTP2Handler.ParserMode
     ) {
-        self.responder = responder
         self.channel = channel
-        self.multiplexer = multiplexer
+        self.streams = streams
         self.liveness = liveness
         self.identity = identity
-        self.requester = requester
         self.mode = mode
-        self.serving = serving
-        self.logger = logger
     }
 
-    /// Whether this node dialed the tunnel (and so may open streams on it directly).
+    /// Whether this node dialed the tunnel. Only for status and logs: streams open the same way in
+    /// both directions.
     var isDialer: Bool { self.mode == .client }
-
-    /// Accepting side: asks the dialer to open a stream to `service` (see `ReverseStreams`). The
-    /// dialer opens its control stream right after the handshake; a request made in between waits
-    /// for it (up to a second) rather than failing.
-    func requestReverseStream(service: String) -> EventLoopFuture<Channel> {
-        self.channel.eventLoop.flatSubmit {
-            self.requestReverseStream(service: service, attemptsLeft: 100)
-        }
-    }
-
-    private func requestReverseStream(service: String, attemptsLeft: Int) -> EventLoopFuture<Channel> {
-        let loop = self.channel.eventLoop
-        if let requester = self.requester.value, let future = requester.request(service: service) {
-            return future
-        }
-        guard attemptsLeft > 0, self.channel.isActive else {
-            return loop.makeFailedFuture(PeerUnavailableError(peer: self.peerName ?? "peer"))
-        }
-        return loop.flatScheduleTask(in: .milliseconds(10)) {
-            self.requestReverseStream(service: service, attemptsLeft: attemptsLeft - 1)
-        }.futureResult
-    }
-
-    /// Dialing side: opens the control stream on which the acceptor asks for reverse streams.
-    fileprivate func openControlStream(peer: String) {
-        guard let state = self.serving.peerState(peer) else { return }
-        let access = self.serving.access()
-        let logger = self.logger
-        let loop = self.channel.eventLoop
-        let serving = self.serving
-        let responder = ReverseResponder(
-            peer: peer, access: access, counters: state.counters, limit: state.limit, logger: logger,
-            onNote: { serving.note(peer, $0) }
-        ) { [weak self] headers, initializer in
-            guard let self else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
-            return self.openStream(headers: headers, peer: peer, onAccepted: {}, initializer: initializer)
-        }
-        self.responder.value = responder
-        let boxed = NIOLoopBound(responder, eventLoop: self.channel.eventLoop)
-        self.openStream(
-            headers: ConnectRequest.headers(service: ReverseStreams.controlAuthority), peer: peer, onAccepted: {},
-            initializer: { stream in try stream.pipeline.syncOperations.addHandler(boxed.value) }
-        ).whenFailure { error in
-            logger.warning("control stream to \(peer) failed: \(error); streams from \(peer) to this node will be refused")
-        }
-    }
 
     /// The verified peer name, once TLS completed. Call on the event loop.
     var peerName: String? { self.identity.value }
@@ -172,38 +104,44 @@ final class TunnelConnection: @unchecked Sendable {
         self.identity.value = peer
     }
 
-    /// Opens a CONNECT stream to `service` on the peer. The future completes once the peer accepted
-    /// it; `initializer` adds the handlers that run behind the `StreamOpener`.
+    /// Opens a stream to `service` on the peer for the local connection `socket`. Call on the
+    /// socket's event loop before it reads; bytes the caller fires down its pipeline afterwards go
+    /// on the stream. `opened` hears (on the tunnel's loop) whether the peer accepted it; on a
+    /// failure the channel is handed back as it was, for the caller to answer and close.
     func openStream(
-        headers: HPACKHeaders,
-        peer: String,
-        onAccepted: @escaping @Sendable () -> Void,
-        initializer: @escaping @Sendable (Channel) throws -> Void
-    ) -> EventLoopFuture<Channel> {
-        // The multiplexer must be used on the tunnel's loop; a balancer session may call from another.
-        guard self.channel.eventLoop.inEventLoop else {
-            return self.channel.eventLoop.flatSubmit {
-                self.openStream(headers: headers, peer: peer, onAccepted: onAccepted, initializer: initializer)
-            }
-        }
-        let accepted = self.channel.eventLoop.makePromise(of: Void.self)
-        let created = self.multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(
-                    StreamOpener(headers: headers, peer: peer, promise: accepted, onAccepted: onAccepted))
-                try initializer(stream)
-            }
-        }
-        created.whenFailure { accepted.fail($0) }
-        return created.and(accepted.futureResult).map { $0.0 }
+        service: String, for socket: Channel, opened: @escaping @Sendable (Result<Void, Error>) -> Void
+    ) throws {
+        let stream = TunnelStream(service: service, phase: .created(held: []), sendCredit: TunnelTuning.streamWindow)
+        stream.onOpened = opened
+        let side = TunnelSide(streams: self.streams, stream: stream, loop: self.channel.eventLoop)
+        let handler = StreamSocket(loop: socket.eventLoop, tunnel: side)
+        // Set before the tunnel sees the stream: `side.open()` hands it over (hopping if needed).
+        stream.socket = handler
+        try socket.pipeline.syncOperations.addHandler(handler)
+        side.open()
+    }
+
+    /// Sends `bytes` to `service` on a stream of its own and ends it; completes once the service
+    /// has closed it too (a PostgreSQL CancelRequest is such a one-shot exchange), failing after
+    /// `timeout`.
+    func deliver(_ bytes: ByteBuffer, toService service: String, timeout: TimeAmount) -> EventLoopFuture<Void> {
+        let loop = self.channel.eventLoop
+        let done = loop.makePromise(of: Void.self)
+        let stream = TunnelStream(service: service, phase: .created(held: [bytes]), sendCredit: TunnelTuning.streamWindow)
+        stream.localEnded = true
+        stream.oneShot = done
+        let side = TunnelSide(streams: self.streams, stream: stream, loop: loop)
+        side.open()
+        let deadline = loop.scheduleTask(in: timeout) { side.cancel() }
+        done.futureResult.whenComplete { _ in deadline.cancel() }
+        return done.futureResult
     }
 
     /// Sends `note` to the peer on the control stream. Dropped when the control stream is not open
     /// (yet): notes are state that their sender repeats, not messages that must arrive.
     func send(_ note: PeerNote) {
-        self.channel.eventLoop.execute {
-            _ = self.isDialer ? self.responder.value?.send(note) : self.requester.value?.send(note)
-        }
+        let streams = self.streams  // touched only inside the task, on its loop
+        self.channel.eventLoop.execute { _ = streams.send(note) }
     }
 
     /// Sends one PING now and reports its round trip.
@@ -241,7 +179,6 @@ private final class TunnelObserver: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let completed = event as? TLSHandshakeCompleted {
             self.connection.identified(as: completed.peer.node)
-            if self.connection.isDialer { self.connection.openControlStream(peer: completed.peer.node) }
             self.events.up(self.connection, completed)
         }
         context.fireUserInboundEventTriggered(event)

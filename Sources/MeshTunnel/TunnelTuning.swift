@@ -4,21 +4,18 @@ import NIOHTTP2
 /// HTTP/2 settings for tunnels. Windows are credit, not memory: an idle stream costs nothing for its
 /// window, and a busy one buffers at most its window.
 ///
-/// The connection window is 1 MiB, not the 16 MiB DESIGN.md measured in plaintext. Measured through
-/// TLS here (release build, 1 GiB, one stream): 64 KiB → ~300 MB/s, 1 MiB → ~700 MB/s, 16 MiB →
-/// ~400 MB/s. And NIO (swift-nio-http2 1.46) over-credits the connection window when one read
-/// delivers many DATA frames: each frame's buffered window event sends its own WINDOW_UPDATE from a
-/// stale snapshot. With a 16 MiB target, 1,000 streams pushed the peer's window past 2^31-1 within
-/// seconds and the tunnel died with FLOW_CONTROL_ERROR; the overshoot per frame scales with the
-/// target, so 1 MiB keeps it far from the limit (about 4,000 small frames in one read would be
-/// needed, against a few hundred seen).
+/// `TunnelStreams` grants all credit itself. Stream credit goes back once bytes reached the local
+/// socket, a quarter window at a time; connection credit is topped up from NIO's own count of the
+/// connection window with one grant in flight, so it cannot over-credit the way swift-nio-http2's
+/// multiplexer did (a buffered WINDOW_UPDATE not yet counted, granted again by the next frame:
+/// with a 16 MiB target and 1,000 streams it pushed the peer's window past 2^31-1, which had
+/// forced a 1 MiB connection window).
 enum TunnelTuning {
     static let maxFrameSize = 1 << 20
     static let streamWindow = 4 << 20
-    static let connectionWindow = 1 << 20
-    /// How many streams a tunnel may buffer for writing before the stream channel reports unwritable.
-    static let streamHighWatermark = 1 << 20
-    static let streamLowWatermark = 256 << 10
+    /// Stream credit is given back in batches of this many bytes (a WINDOW_UPDATE per batch).
+    static let streamCreditBatch = streamWindow / 4
+    static let connectionWindow = 16 << 20
     /// Resets a peer may send per 30 s before NIO's rapid-reset guard (CVE-2023-44487) kills the
     /// tunnel. Peers are authenticated mesh nodes and a client aborting many connections legitimately
     /// makes its node reset many streams, so the bound is higher than NIO's default of 200.
@@ -66,7 +63,6 @@ enum TunnelTuning {
             HTTP2Setting(parameter: .maxHeaderListSize, value: 16 << 10),
             HTTP2Setting(parameter: .enablePush, value: 0),
         ]
-        configuration.targetWindowSize = connectionWindow
         configuration.maximumRecentlyResetStreams = Swift.max(32, maxStreams)
         // Every stream ends with an empty END_STREAM DATA frame when its TCP side half-closes, so
         // many streams closing together send many empty frames in a row; NIO's default guard (1)
@@ -77,9 +73,6 @@ enum TunnelTuning {
 
     static var stream: NIOHTTP2Handler.StreamConfiguration {
         var configuration = NIOHTTP2Handler.StreamConfiguration()
-        configuration.targetWindowSize = streamWindow
-        configuration.outboundBufferSizeHighWatermark = streamHighWatermark
-        configuration.outboundBufferSizeLowWatermark = streamLowWatermark
         configuration.streamResetFrameRateLimit.maximumCount = resetsPer30s
         configuration.streamErrorRateLimit.maximumCount = resetsPer30s
         return configuration

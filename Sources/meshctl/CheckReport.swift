@@ -58,7 +58,7 @@ struct CheckReport: Encodable {
     var errors: Int { self.findings.filter { $0.severity == .error }.count }
     var warnings: Int { self.findings.filter { $0.severity == .warning }.count }
 
-    /// 0 when nothing is an error (warnings included), else 2, as DESIGN.md's exit codes say.
+    /// 0 when nothing is an error (warnings included), else 2, as README's exit codes say.
     var exitCode: Int32 { self.errors == 0 ? 0 : 2 }
 
     enum CodingKeys: String, CodingKey {

@@ -51,7 +51,7 @@ struct ControlOptions: ParsableArguments {
     }
 }
 
-/// A failure meshctl reports on stderr and exits with, following DESIGN.md's exit codes.
+/// A failure meshctl reports on stderr and exits with, following README's exit codes.
 struct MeshctlFailure: Error, CustomStringConvertible {
     var code: Int32
     var message: String

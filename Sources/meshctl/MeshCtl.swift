@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 
-/// `meshctl`, the operator's command line: the root command, which maps every failure to DESIGN.md's
+/// `meshctl`, the operator's command line: the root command, which maps every failure to README's
 /// exit codes (0 ok, 1 degraded, 2 usage or config error, 3 agent unreachable).
 @main
 struct MeshCtl: AsyncParsableCommand {

@@ -40,7 +40,7 @@ struct Meshd: AsyncParsableCommand {
             FileHandle.standardError.write(Data("meshd: \(error.message)\n".utf8))
             Foundation.exit(error.code)
         } catch {
-            // Usage errors exit 2, as DESIGN.md's command line contract says (ArgumentParser uses 64).
+            // Usage errors exit 2, as README's meshctl/meshd exit codes say (ArgumentParser uses 64).
             let code = exitCode(for: error)
             let message = fullMessage(for: error)
             if !message.isEmpty { FileHandle.standardError.write(Data("\(message)\n".utf8)) }

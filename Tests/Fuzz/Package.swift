@@ -19,7 +19,7 @@ let package = Package(
     targets: [
         // libFuzzer's driver, called from each executable's entry point.
         .target(name: "FuzzDriver")
-    ] + ["FuzzMeshConfig", "FuzzFrontDoor", "FuzzTLS"].map { name in
+    ] + ["FuzzMeshConfig", "FuzzFrontDoor", "FuzzTLS", "FuzzTunnelFrames"].map { name in
         .executableTarget(
             name: name,
             dependencies: ["FuzzDriver", .product(name: "MeshFuzzTargets", package: root.lastPathComponent)]

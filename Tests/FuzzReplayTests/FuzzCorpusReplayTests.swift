@@ -71,4 +71,22 @@ final class FuzzCorpusReplayTests: XCTestCase {
         }
         print("tls corpus: \(inputs.count) inputs replayed")
     }
+
+    func testTunnelFramesCorpus() throws {
+        let inputs = try self.inputs("tunnel-frames")
+        for (_, bytes) in inputs.sorted(by: { $0.key < $1.key }) { _ = bytes.withUnsafeBytes(TunnelFramesFuzzTarget.run) }
+
+        // Refusals are answered and the tunnel stays up.
+        for name in ["seed-connect-forbidden", "seed-connect-unknown-service", "seed-not-connect"] {
+            let refused = try XCTUnwrap(try self.seed(inputs, name).withUnsafeBytes(TunnelFramesFuzzTarget.run))
+            XCTAssertFalse(refused.closedEarly, "\(name): the tunnel was closed for a refusable CONNECT")
+            XCTAssertGreaterThan(refused.written, 0, "\(name): no answer")
+        }
+        // Floods and protocol violations end the tunnel (GOAWAY, close).
+        for name in ["seed-rapid-reset", "seed-control-line-too-long", "seed-window-overflow", "seed-continuation-flood"] {
+            let cut = try XCTUnwrap(try self.seed(inputs, name).withUnsafeBytes(TunnelFramesFuzzTarget.run))
+            XCTAssertTrue(cut.closedEarly, "\(name): the peer's tunnel was not closed")
+        }
+        print("tunnel-frames corpus: \(inputs.count) inputs replayed")
+    }
 }
