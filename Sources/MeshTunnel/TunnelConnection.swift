@@ -59,7 +59,7 @@ final class TunnelConnection: @unchecked Sendable {
         // state: ~300 KiB) alive forever, one per reconnect.
         let livenessBox = NIOLoopBoundBox<WeakConnection>(WeakConnection(), eventLoop: channel.eventLoop)
         let liveness = LivenessHandler(
-            interval: TimeAmount(settings.pingInterval), deadAfter: settings.deadAfter
+            interval: TimeAmount(settings.pingInterval), deadAfter: settings.deadAfter, asksFirst: mode == .client
         ) { rtt in
             if let connection = livenessBox.value.connection { events.rtt(connection, rtt) }
         }
