@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# PostgreSQL through the balancer (issue 5, Performance): pgbench -S with kept connections and with a
-# new connection per transaction (-C), against one PostgreSQL primary, directly and through the
+# PostgreSQL through the balancer (issue 5, Performance; floors of issue 11): pgbench -S with kept
+# connections (-c 8), with a new connection per transaction (-C -c 4) and with one client on one kept
+# connection (-c 1, its average latency), against one PostgreSQL primary, directly and through the
 # tunnelmesh balancer, a plain tunnelmesh forward, stunnel4, ssh -L, pgpool-II and HAProxy, in one run.
 #
-# Usage: scripts/bench/balancer.sh [--write] [--skip-build] [--legs LIST] [--duration S] [--rounds N]
-#                                  [--scale N] [--keep]
+# Usage: scripts/bench/balancer.sh [--write] [--skip-build] [--legs LIST] [--modes LIST] [--duration S]
+#                                  [--rounds N] [--scale N] [--keep]
 #   --write       also replace the pgbench section of BENCHMARKS.md
 #   --skip-build  use the meshd/meshctl already in ${BIN:-$SCRATCH/release}
 #   --legs        comma-separated subset of direct,balancer,forward,stunnel,ssh,pgpool,haproxy (default all)
+#   --modes       comma-separated subset of the pgbench modes (default S,C,L, all three):
+#                   S = -S -c 8 -j 2 (kept connections; TPS),
+#                   C = -S -C -c 4 (a new connection per transaction; TPS, connection time),
+#                   L = -S -c 1 (one client, one kept connection; pgbench's latency average)
 #   --duration S  seconds per pgbench run (default 20)
-#   --rounds N    runs per leg and mode, taken in turns across legs; the table shows the median (default 3)
+#   --rounds N    runs per leg and mode, taken in turns across legs and modes; the table shows the
+#                 median (default 3)
 #   --scale N     pgbench -i scale factor (default 10)
 #   --keep        keep the temporary directories (logs, configs, pgbench output) for inspection
 # Environment: SCRATCH (SwiftPM scratch path, default .build-bench), BIN (where meshd and meshctl
@@ -31,7 +37,8 @@ source "$HERE/ssh-forward.sh"
 source "$HERE/workdir.sh"
 
 ALL_LEGS="direct,balancer,forward,stunnel,ssh,pgpool,haproxy"
-WRITE=0 SKIP_BUILD=0 KEEP=0 LEGS=$ALL_LEGS DURATION=20 ROUNDS=3 SCALE=10
+ALL_MODES="S,C,L"
+WRITE=0 SKIP_BUILD=0 KEEP=0 LEGS=$ALL_LEGS MODE_LIST=$ALL_MODES DURATION=20 ROUNDS=3 SCALE=10
 while [ $# -gt 0 ]; do
     case "$1" in
         --write) WRITE=1 ;;
@@ -41,7 +48,8 @@ while [ $# -gt 0 ]; do
         --duration) DURATION="${2:-}"; shift ;;
         --rounds) ROUNDS="${2:-}"; shift ;;
         --scale) SCALE="${2:-}"; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --modes) MODE_LIST="${2:-}"; shift ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "balancer.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -54,9 +62,15 @@ for leg in ${LEGS//,/ }; do
 done
 want() { [[ ",$LEGS," == *",$1,"* ]]; }
 
-# The two pgbench workloads the issue names: kept connections, and a new connection per transaction.
-declare -A MODE_ARGS=([S]="-S -c 8 -j 2" [C]="-S -C -c 4")
-MODES=(S C)
+# The pgbench workloads the issues name: kept connections and a new connection per transaction
+# (issue 5, TPS), and one client on one kept connection (issue 11, average latency).
+declare -A MODE_ARGS=([S]="-S -c 8 -j 2" [C]="-S -C -c 4" [L]="-S -c 1")
+MODES=()
+for mode in ${MODE_LIST//,/ }; do
+    [[ ",$ALL_MODES," == *",$mode,"* ]] || { echo "balancer.sh: unknown mode '$mode' in --modes (known: $ALL_MODES)" >&2; exit 2; }
+    [[ " ${MODES[*]} " == *" $mode "* ]] || MODES+=("$mode")
+done
+[ ${#MODES[@]} -gt 0 ] || { echo "balancer.sh: --modes names no mode (known: $ALL_MODES)" >&2; exit 2; }
 
 SCRATCH=${SCRATCH:-.build-bench}
 BIN=${BIN:-$SCRATCH/release}
@@ -72,8 +86,9 @@ esac
 make_workdir balancer
 
 # --- result files, one directory per leg in table order, read by pgbench_report.py -----------------------
-# Each holds <mode>-<round>.out (pgbench's output), <mode>-<round>.meta (exit status, CPU of the
-# leg's proxy processes during the run), notes (free text lines), unavailable (why it was not measured).
+# Each holds <mode>-<round>.out (pgbench's output; mode S, C or L), <mode>-<round>.meta (exit status,
+# CPU of the leg's proxy processes during the run), notes (free text lines), unavailable (why it was
+# not measured).
 
 ORDER=0
 declare -A LEG_DIR PORT PROXY_PIDS
@@ -333,7 +348,8 @@ run_pgbench() {
     after=$(cpu_ticks ${PROXY_PIDS[$leg]})
     [ -n "${PROXY_PIDS[$leg]}" ] && cpu=$(awk -v a="$after" -v b="$before" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (a - b) / hz}')
     printf '{"rc": %d, "proxy_cpu_s": %s, "load": "%s"}\n' "$rc" "$cpu" "$(cut -d' ' -f1 /proc/loadavg)" >"$dir/$mode-$round.meta"
-    log "$leg pgbench ${MODE_ARGS[$mode]} round $round: $(grep -m1 '^tps' "$dir/$mode-$round.out" || echo "exit $rc: $(tail -1 "$dir/$mode-$round.out")")"
+    local headline='^tps'; [ "$mode" = L ] && headline='^latency average'
+    log "$leg pgbench ${MODE_ARGS[$mode]} round $round: $(grep -m1 "$headline" "$dir/$mode-$round.out" || echo "exit $rc: $(tail -1 "$dir/$mode-$round.out")")"
 }
 
 # Legs take turns run by run, so that a change in background load during the run falls on all of them
@@ -383,7 +399,8 @@ measure_all
 
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') \
 KERNEL="Linux $(uname -r)" POSTGRES="PostgreSQL $(pg_version)" OPENSSL=$(openssl version | cut -d' ' -f1-2) \
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg) MODE_S=${MODE_ARGS[S]} MODE_C=${MODE_ARGS[C]} \
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg) MODE_S=${MODE_ARGS[S]} MODE_C=${MODE_ARGS[C]} MODE_L=${MODE_ARGS[L]} \
+MEASURED="${MODES[*]}" \
 BUILD_MODE=$BUILD_MODE STARTED=$STARTED LOAD_START=$LOAD_START DURATION=$DURATION ROUNDS=$ROUNDS SCALE=$SCALE \
 python3 -c '
 import json, os
@@ -393,7 +410,8 @@ print(json.dumps({
     "postgres": e["POSTGRES"], "openssl": e["OPENSSL"], "build": e["BUILD_MODE"],
     "load_start": e["LOAD_START"], "load_end": e["LOAD_END"],
     "duration": int(e["DURATION"]), "rounds": int(e["ROUNDS"]), "scale": int(e["SCALE"]),
-    "modes": {"S": e["MODE_S"], "C": e["MODE_C"]}}, indent=1))' >"$T/machine.json"
+    "modes": {"S": e["MODE_S"], "C": e["MODE_C"], "L": e["MODE_L"]},
+    "measured_modes": e["MEASURED"].split()}, indent=1))' >"$T/machine.json"
 args=(--results "$RESULTS" --machine "$T/machine.json")
 [ $WRITE = 1 ] && args+=(--write "$ROOT/BENCHMARKS.md")
 python3 "$HERE/pgbench_report.py" "${args[@]}"
