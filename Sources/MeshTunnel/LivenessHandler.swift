@@ -73,9 +73,9 @@ struct LivenessState {
 /// This catches what TCP alone does not: a peer frozen by SIGSTOP, a dropped route, a NAT that
 /// forgot the flow. Anything read from the peer proves it alive, not just a PING reply: a peer
 /// busy sending a burst of data may answer a PING late, and must not be declared dead for it (seen
-/// with 1,000 streams on a loaded machine). Answered PINGs give the RTT `meshctl peers` shows; a
-/// busy tunnel sends no automatic PINGs and so keeps its last RTT. On-demand PINGs from `meshctl
-/// ping` share the same path.
+/// with 1,000 streams on a loaded machine). Answered PINGs give the RTT `meshctl peers` shows; an
+/// end that needs no PING for liveness still sends one every `rttRefreshIntervals` to keep it
+/// fresh. On-demand PINGs from `meshctl ping` share the same path.
 final class LivenessHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
@@ -92,6 +92,13 @@ final class LivenessHandler: ChannelDuplexHandler {
     private var state: LivenessState
     /// Whether the peer sent anything since the last tick.
     private var heard = false
+    /// When this end last sent a PING of any kind.
+    private var lastPing: NIODeadline?
+
+    /// A busy tunnel (or an acceptor hearing the dialer's PINGs) needs no PING for liveness, but
+    /// `meshctl peers` shows its round trip: one PING per this many intervals keeps it fresh, at a
+    /// tenth of an exchange per interval.
+    static let rttRefreshIntervals: Int64 = 10
 
     /// - asksFirst: true on the dialing end (see `LivenessState`).
     init(interval: TimeAmount, deadAfter: Int, asksFirst: Bool = true, onRTT: @escaping (TimeAmount) -> Void) {
@@ -169,7 +176,8 @@ final class LivenessHandler: ChannelDuplexHandler {
         self.heard = false
         switch self.state.tick(heard: heard) {
         case .none:
-            break
+            let due = self.lastPing.map { context.eventLoop.now - $0 >= self.interval * Self.rttRefreshIntervals } ?? true
+            if due { self.sendPing(context: context, promise: nil) }
         case .ping:
             self.sendPing(context: context, promise: nil)
         case .dead(let missed):
@@ -183,6 +191,7 @@ final class LivenessHandler: ChannelDuplexHandler {
     private func sendPing(context: ChannelHandlerContext, promise: EventLoopPromise<TimeAmount>?) {
         let payload = self.nextPayload
         self.nextPayload &+= 1
+        self.lastPing = context.eventLoop.now
         self.outstanding[payload] = (context.eventLoop.now, promise)
         let frame = HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withInteger: payload), ack: false))
         context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
