@@ -19,8 +19,8 @@ extension Splice {
     /// Two TCP sides, for a connection to a service this node serves itself (no tunnel between):
     /// the accepted client's side reads once the service's side is added, and vice versa.
     static func makeLocalPair(clientLoop: EventLoop, serviceLoop: EventLoop) -> (client: SpliceHandler<TCPWire>, service: SpliceHandler<TCPWire>) {
-        let client = SpliceHandler<TCPWire>(loop: clientLoop, counters: nil, announceOnAdd: true)
-        let service = SpliceHandler<TCPWire>(loop: serviceLoop, counters: nil, announceOnAdd: true)
+        let client = SpliceHandler<TCPWire>(loop: clientLoop)
+        let service = SpliceHandler<TCPWire>(loop: serviceLoop)
         client.partner = SplicePartner(service)
         service.partner = SplicePartner(client)
         return (client, service)
@@ -37,14 +37,6 @@ enum SpliceSignal {
     case abort
     /// The partner's channel can (or cannot) take more bytes: resume (or pause) our reads.
     case partnerWritable(Bool)
-
-    /// Bytes or their end: what must wait until a stream was accepted.
-    var carriesBytes: Bool {
-        switch self {
-        case .bytes, .end: true
-        case .abort, .partnerWritable: false
-        }
-    }
 }
 
 /// How one kind of channel speaks in a splice.
@@ -154,16 +146,10 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
 
     let loop: EventLoop
     var partner: SplicePartner?
-    private let counters: PeerCounters?
-    private let announceOnAdd: Bool
     private var state: State = .open(inputDone: false, outputDone: false)
     private var context: ChannelHandlerContext?
-    /// Signals that arrived before this side could act on them: anything before it was added to
-    /// its channel, and bytes and their end before its stream was accepted (DATA written to a
-    /// stream whose CONNECT is not yet answered could overtake the HEADERS).
+    /// Signals that arrived before this side was added to its channel, in order.
     private var early: [SpliceSignal] = []
-    /// Bytes may be written: the TCP side once added, a stream side once its CONNECT was accepted.
-    private var accepted = false
     private var partnerWritable = false
     private var readHeld = false
     private var toldPartnerUnwritable = false
@@ -171,44 +157,29 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     /// An error was caught on our channel: its closing is not a clean end of input.
     private var failed = false
 
-    init(loop: EventLoop, counters: PeerCounters?, announceOnAdd: Bool) {
+    init(loop: EventLoop) {
         self.loop = loop
-        self.counters = counters
-        self.announceOnAdd = announceOnAdd
     }
 
+    /// Acts on what the partner already sent, then lets it start reading.
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         Wire.begin(context)
-        self.counters?.streamOpened()
-        let early = self.early
-        self.early = []
-        for signal in early { self.receive(signal) }
-        if self.announceOnAdd { self.announceWritable() }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
-    /// Lets the partner start reading, and writes what it already sent: called once the stream is
-    /// accepted (at once for the TCP side), after the handler was added.
-    func announceWritable() {
-        self.accepted = true
         let early = self.early
         self.early = []
         for signal in early { self.receive(signal) }
         self.partner?.send(.partnerWritable(true))
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     // MARK: Our channel
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let (bytes, ends) = Wire.unwrap(self.unwrapInboundIn(data))
-        if let bytes {
-            self.counters?.bytesReceived.wrappingIncrement(by: UInt64(bytes.readableBytes), ordering: .relaxed)
-            self.batch.append(bytes)
-        }
+        if let bytes { self.batch.append(bytes) }
         if ends { self.inputEnded() }
     }
 
@@ -246,7 +217,6 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
         }
         self.sendBatch()
         self.state = .closed
-        self.counters?.streamClosed()
         if !finished { self.partner?.send(.abort) }
         self.partner = nil
         context.fireChannelInactive()
@@ -272,7 +242,7 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     // MARK: Signals from the partner
 
     func receive(_ signal: SpliceSignal) {
-        guard let context = self.context, self.accepted || !signal.carriesBytes else {
+        guard let context = self.context else {
             if case .open = self.state { self.early.append(signal) }
             return
         }
@@ -285,13 +255,8 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
             Wire.abort(context)
 
         case (.open(_, outputDone: false), .bytes(let buffers)):
-            var sent = 0
-            for buffer in buffers {
-                sent += buffer.readableBytes
-                context.write(self.wrapOutboundOut(Wire.wrap(buffer)), promise: nil)
-            }
+            for buffer in buffers { context.write(self.wrapOutboundOut(Wire.wrap(buffer)), promise: nil) }
             context.flush()
-            self.counters?.bytesSent.wrappingIncrement(by: UInt64(sent), ordering: .relaxed)
             if !context.channel.isWritable, !self.toldPartnerUnwritable {
                 self.toldPartnerUnwritable = true
                 self.partner?.send(.partnerWritable(false))
