@@ -122,12 +122,15 @@ let package = Package(
             ]
         ),
 
-        // Test helpers shared by the process-level suites (IntegrationTests, MeshSystemdTests).
+        // The one test harness: the test-case base, meshes, spawned processes, the PKI, the product
+        // finder and the command runner every process-level suite uses.
         .target(
             name: "MeshTestSupport",
             dependencies: [
+                "MeshConfig", "MeshTunnel", "MeshBalancer", "MeshControl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/MeshTestSupport"
         ),
@@ -160,7 +163,7 @@ let package = Package(
         .testTarget(
             name: "MeshTLSTests",
             dependencies: [
-                "MeshTLS", "MeshConfig", "COpenSSL",
+                "MeshTLS", "MeshConfig", "COpenSSL", "MeshTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -169,7 +172,7 @@ let package = Package(
         .testTarget(
             name: "MeshControlTests",
             dependencies: [
-                "MeshControl", "MeshTunnel", "MeshBalancer", "MeshConfig",
+                "MeshControl", "MeshTunnel", "MeshBalancer", "MeshConfig", "MeshTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -191,6 +194,20 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // Tests that start real processes one component at a time (meshctl and meshd on one node or
+        // two, openssl, PostgreSQL, meshd under a systemd-like launcher); all quick, so they are part
+        // of `scripts/test.sh --quick`. The multi-node scenarios are IntegrationTests.
+        .testTarget(
+            name: "ProcessTests",
+            dependencies: [
+                "MeshTestSupport", "MeshConfig", "MeshTLS", "MeshTunnel", "MeshBalancer", "MeshControl", "MeshSystemd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

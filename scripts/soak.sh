@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The integrity soak, longer than the 2 minutes scripts/test.sh gives it: 64 concurrent streams of
+# The integrity soak, longer than the 25 s scripts/test.sh gives it: 64 concurrent streams of
 # checksummed random payloads through forwards across a mesh of four network namespaces, while
 # nodes are killed (-9), cut off and restarted. Prints the RESULT soak line (completed, errored,
 # truncated, corrupted, stalled); fails on any truncation, corruption or stall. Needs root (or

@@ -47,7 +47,7 @@ final class BackpressureTests: MeshTestCase {
         let app1 = try mesh.start("app1")
         let db1 = try mesh.start("db1")
         guard mesh.waitUp(app1, peer: "db1") else { return }
-        let pattern = Pattern(block: Array(try self.randomBytes(1 << 20).readableBytesView))
+        let pattern = Pattern(block: Array(self.randomBuffer(1 << 20).readableBytesView))
 
         let client = try TCPSocket.connect(host: forward.host, port: forward.port)
         defer { client.close() }
@@ -57,7 +57,7 @@ final class BackpressureTests: MeshTestCase {
         var rssPeak: [String: Int] = [:]
         func sampleRSS() {
             for process in [app1, db1] {
-                if let rss = process.residentBytes() { rssPeak[process.node] = max(rssPeak[process.node] ?? 0, rss) }
+                if let rss = process.residentBytes() { rssPeak[process.label] = max(rssPeak[process.label] ?? 0, rss) }
             }
         }
         sampleRSS()

@@ -18,8 +18,8 @@ final class BalancerFixture {
     let ro: (host: String, port: Int)
     let psqlPath: String
     let pgbenchPath: String
-    private(set) var app1: MeshProcess?
-    private(set) var databaseNodes: [String: MeshProcess] = [:]
+    private(set) var app1: SpawnedProcess?
+    private(set) var databaseNodes: [String: SpawnedProcess] = [:]
 
     init(
         test: MeshTestCase, range: Int, databases: Int = 2, independent: Bool = false, maxLag: String = "10s",
@@ -125,69 +125,41 @@ final class BalancerFixture {
 /// One psql session kept open, fed statements on stdin one at a time, so a test can hold a
 /// session across an event (a failover) and see whether it survived.
 final class HeldPsql {
-    private let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
-    private let lines = LockedLines()
+    private let process: SpawnedProcess
 
     init(psql: String, host: String, port: Int, user: String = "postgres") throws {
-        // stdbuf: psql's stdout is a pipe, which stdio would buffer until exit.
-        self.process.executableURL = URL(fileURLWithPath: "/usr/bin/stdbuf")
-        self.process.arguments = [
-            "-oL", psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-            "-d", "host=\(host) port=\(port) user=\(user) dbname=postgres sslmode=disable",
-        ]
-        self.process.standardInput = self.input
-        self.process.standardOutput = self.output
-        self.process.standardError = FileHandle.nullDevice
-        let lines = self.lines
-        self.output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if !data.isEmpty { lines.append(data) }
-        }
-        try self.process.run()
+        // stdbuf: psql's stdout is a file, which stdio would buffer until exit. Its errors go to
+        // /dev/null, so the log holds answers only and a cut session reads as no answer.
+        self.process = try SpawnedProcess(
+            label: "psql", executable: "/bin/sh",
+            arguments: [
+                "-c", "exec \"$@\" 2>/dev/null", "sh", "/usr/bin/stdbuf", "-oL", psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                "-d", "host=\(host) port=\(port) user=\(user) dbname=postgres sslmode=disable",
+            ],
+            interactive: true)
     }
 
     /// Runs `sql`; its first output line, or nil when the session is gone or no answer came in time.
-    func run(_ sql: String, timeout: TimeInterval = 10) -> String? {
+    func run(_ sql: String, timeout: Duration = .seconds(10)) -> String? {
         guard self.process.isRunning else { return nil }
-        let before = self.lines.count
-        self.input.fileHandleForWriting.write(Data((sql + ";\n").utf8))
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let line = self.lines.line(after: before) { return line }
-            if !self.process.isRunning { return self.lines.line(after: before) }
+        let mark = self.process.logMark()
+        self.process.send(sql + ";\n")
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let line = self.firstLine(after: mark) { return line }
+            if !self.process.isRunning { return self.firstLine(after: mark) }
             Thread.sleep(forTimeInterval: 0.05)
         }
         return nil
     }
 
+    private func firstLine(after mark: Int) -> String? {
+        let text = self.process.log(after: mark)
+        guard let newline = text.firstIndex(of: "\n") else { return nil }
+        return String(text[..<newline])
+    }
+
     func stop() {
-        if self.process.isRunning { self.process.terminate() }
-        self.process.waitUntilExit()
-        self.output.fileHandleForReading.readabilityHandler = nil
-    }
-}
-
-/// Output lines gathered from a reader thread.
-private final class LockedLines: @unchecked Sendable {
-    private let lock = NSLock()
-    private var pending = ""
-    private var lines: [String] = []
-
-    var count: Int { self.lock.withLock { self.lines.count } }
-
-    func append(_ data: Data) {
-        self.lock.withLock {
-            self.pending += String(decoding: data, as: UTF8.self)
-            while let newline = self.pending.firstIndex(of: "\n") {
-                self.lines.append(String(self.pending[..<newline]))
-                self.pending = String(self.pending[self.pending.index(after: newline)...])
-            }
-        }
-    }
-
-    func line(after index: Int) -> String? {
-        self.lock.withLock { self.lines.count > index ? self.lines[index] : nil }
+        self.process.stop()
     }
 }

@@ -41,8 +41,9 @@ final class BalancerTests: MeshTestCase {
         XCTAssertTrue(metrics.stdout.contains(#"meshd_balancer_connections_total{balancer="pg",listener="rw",node="db1",result="routed"}"#), metrics.stdout)
     }
 
-    /// 1,000 short ro sessions (pgbench -C) over two standbys split within +-20%, counted by
-    /// each standby's own pg_stat_database.sessions.
+    /// 400 short ro sessions (pgbench -C) over two standbys split within +-20% (a fair split misses
+    /// that by chance once in ~10^4 runs: 4 standard deviations), counted by each standby's own
+    /// pg_stat_database.sessions.
     func testReadsSplitBetweenTwoStandbys() throws {
         let fixture = try BalancerFixture(test: self, range: 71, databases: 3)
         try fixture.start()
@@ -60,19 +61,19 @@ final class BalancerTests: MeshTestCase {
         let before = (sessions("db2"), sessions("db3"))
         let bench = try Command.run(
             fixture.pgbenchPath,
-            ["-n", "-C", "-S", "-c", "4", "-j", "2", "-t", "250", "-h", fixture.ro.host, "-p", "\(fixture.ro.port)", "-U", "postgres", "postgres"],
+            ["-n", "-C", "-S", "-c", "4", "-j", "2", "-t", "100", "-h", fixture.ro.host, "-p", "\(fixture.ro.port)", "-U", "postgres", "postgres"],
             timeout: .seconds(300))
         XCTAssertEqual(bench.status, 0, bench.output)
         XCTAssertTrue(bench.stdout.contains("number of failed transactions: 0") || !bench.stdout.contains("failed"), bench.stdout)
         // Each backend adds itself to pg_stat_database when its stats are flushed (within a second).
-        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { sessions("db2") - before.0 + sessions("db3") - before.1 >= 1000 })
+        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { sessions("db2") - before.0 + sessions("db3") - before.1 >= 400 })
         let db2 = sessions("db2") - before.0
         let db3 = sessions("db3") - before.1
-        print("1,000 ro sessions: db2 \(db2), db3 \(db3)")
-        XCTAssertGreaterThanOrEqual(db2 + db3, 1000)
-        XCTAssertLessThanOrEqual(db2 + db3, 1020, "only the probes' and a few checks' sessions on top")
-        XCTAssertTrue((400...600).contains(db2), "db2 got \(db2) of 1,000")
-        XCTAssertTrue((400...600).contains(db3), "db3 got \(db3) of 1,000")
+        print("400 ro sessions: db2 \(db2), db3 \(db3)")
+        XCTAssertGreaterThanOrEqual(db2 + db3, 400)
+        XCTAssertLessThanOrEqual(db2 + db3, 420, "only the probes' and a few checks' sessions on top")
+        XCTAssertTrue((160...240).contains(db2), "db2 got \(db2) of 400")
+        XCTAssertTrue((160...240).contains(db3), "db3 got \(db3) of 400")
     }
 
     /// A standby whose replay is paused gets no new reads; resumed, it gets them again. Existing
@@ -162,7 +163,7 @@ final class BalancerTests: MeshTestCase {
         print("rw followed the promotion in \(ContinuousClock.now - start)")
         let write = try fixture.psql(.rw, "CREATE TABLE after_failover (x int); SELECT pg_is_in_recovery()")
         XCTAssertEqual(write.stdout, "f\n", write.output)
-        XCTAssertNil(held.run("SELECT 1", timeout: 5), "the rw session on the demoted db1 was cut")
+        XCTAssertNil(held.run("SELECT 1", timeout: .seconds(5)), "the rw session on the demoted db1 was cut")
         // The held session, and any checking session that was still on db1 at that moment.
         XCTAssertNotNil(fixture.app1!.log().range(of: #"cut [0-9]+ rw session\(s\) on db1: db2 is now the primary"#, options: .regularExpression),
                         fixture.app1!.logTail())
@@ -217,25 +218,18 @@ final class BalancerTests: MeshTestCase {
         XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
         for listener in [BalancerFixture.Listener.rw, .ro] {
             let target = listener == .rw ? fixture.rw : fixture.ro
-            let psql = Process()
-            psql.executableURL = URL(fileURLWithPath: fixture.psqlPath)
-            psql.arguments = ["-X", "-d", "host=\(target.host) port=\(target.port) user=postgres dbname=postgres sslmode=disable", "-c", "SELECT pg_sleep(30)"]
-            let errors = Pipe()
-            psql.standardError = errors
-            psql.standardOutput = FileHandle.nullDevice
-            try psql.run()
+            let psql = try Command.start(
+                fixture.psqlPath,
+                ["-X", "-d", "host=\(target.host) port=\(target.port) user=postgres dbname=postgres sslmode=disable", "-c", "SELECT pg_sleep(30)"])
             let server = fixture.cluster(listener == .rw ? "db1" : "db2")
             XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
                 (try? server.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30)'")) == "1"
             }, "\(listener): the query is running")
             let interrupted = ContinuousClock.now
-            psql.interrupt()
-            let deadline = Date().addingTimeInterval(20)
-            while psql.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+            psql.signal(SIGINT)
+            let result = psql.wait(timeout: .seconds(20))
             let took = ContinuousClock.now - interrupted
-            if psql.isRunning { psql.terminate() }
-            psql.waitUntilExit()
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let text = result.stderr
             print("\(listener) query cancelled \(took) after SIGINT")
             XCTAssertTrue(text.contains("canceling statement due to user request"), "\(listener): \(text)\n\(fixture.logs())")
             XCTAssertLessThan(took, .seconds(15), "\(listener): the query was cancelled, not run to its end")
@@ -341,7 +335,8 @@ final class BalancerTests: MeshTestCase {
         XCTAssertEqual(try fixture.psql(.rw, "SELECT 1", sslmode: "disable").stdout, "1\n")
     }
 
-    /// pgbench's default TPC-B and -S run through rw for 10 s each without an error.
+    /// pgbench's default TPC-B and -S run through rw for 3 s each without an error (thousands of
+    /// transactions each, on 4 connections: pgbench fails the run on the first error).
     func testPgbenchThroughRW() throws {
         let fixture = try BalancerFixture(test: self, range: 79)
         try fixture.start()
@@ -350,7 +345,7 @@ final class BalancerTests: MeshTestCase {
         let initialize = try Command.run(fixture.pgbenchPath, ["-i", "-s", "2", "-q"] + target, timeout: .seconds(120))
         XCTAssertEqual(initialize.status, 0, initialize.output)
         for mode in [["-S"], []] {
-            let run = try Command.run(fixture.pgbenchPath, ["-n", "-c", "4", "-j", "2", "-T", "10"] + mode + target, timeout: .seconds(60))
+            let run = try Command.run(fixture.pgbenchPath, ["-n", "-c", "4", "-j", "2", "-T", "3"] + mode + target, timeout: .seconds(60))
             XCTAssertEqual(run.status, 0, run.output)
             XCTAssertTrue(run.stdout.contains("number of failed transactions: 0"), run.stdout)
             print("pgbench \(mode.isEmpty ? "TPC-B" : "-S") through rw:\n\(run.stdout)")

@@ -56,9 +56,8 @@ final class CrashLoopTests: MeshTestCase {
 
         // pgbench takes a conninfo string as its database name (libpq's expand_dbname).
         let benchStart = ContinuousClock.now
-        let held = BackgroundCommand(
-            fixture.pgbenchPath, ["-n", "-S", "-c", "8", "-j", "2", "-T", "60", "-R", "400"] + ro + ["dbname=postgres application_name=held"],
-            timeout: .seconds(100))
+        let held = try Command.start(
+            fixture.pgbenchPath, ["-n", "-S", "-c", "8", "-j", "2", "-T", "60", "-R", "400"] + ro + ["dbname=postgres application_name=held"])
         XCTAssertTrue(fixture.wait(timeout: .seconds(15)) { heldPids("db2").count + heldPids("db3").count == 8 },
                       "8 held sessions on db2 and db3\n\(fixture.logs())")
         let onDB2 = heldPids("db2"), onDB3 = heldPids("db3")
@@ -98,7 +97,8 @@ final class CrashLoopTests: MeshTestCase {
                   + "(\((servedAt - restarted).milliseconds) ms after the restart); \(churn.current); RSS app1/db1/db2 \(resident.map(Self.mebibytes))")
         }
 
-        let heldResult = try XCTUnwrap(try held.wait(timeout: .seconds(60)), "the held pgbench ended")
+        let heldResult = held.wait(timeout: .seconds(60))
+        XCTAssertFalse(heldResult.timedOut, "the held pgbench ended")
         let tally = churn.stop()
         let aborted = heldResult.stderr.split(separator: "\n").filter {
             $0.range(of: #"client [0-9]+ aborted"#, options: .regularExpression) != nil

@@ -13,7 +13,9 @@ import Glibc
 final class HandshakeFloodTests: MeshTestCase {
     private static let floodSize = 2_000
     private static let pendingLimit = 64
-    private static let handshakeTimeout: Duration = .seconds(30)
+    /// Short, so the held connections' ending is waited out in seconds, yet well above what a PING
+    /// timer would take (dead_after 3 × ping_interval 1 s), so closing them early still shows.
+    private static let handshakeTimeout: Duration = .seconds(10)
 
     /// 2,000 silent connections against b's mesh port, with only 64 handshake slots: a, started
     /// while they are held open, still gets its tunnel up well within the handshake timeout (the
@@ -23,7 +25,7 @@ final class HandshakeFloodTests: MeshTestCase {
         try Self.raiseOpenFileLimit(atLeast: Self.floodSize + 1_000)
         let mesh = try self.makeMesh(
             range: 100, nodes: ["a", "b"],
-            tunnel: .init(pingInterval: "1s", deadAfter: 3, backoffMax: "1s", shutdownGrace: "1s", handshakeTimeout: "30s"))
+            tunnel: .init(pingInterval: "1s", deadAfter: 3, backoffMax: "1s", shutdownGrace: "1s", handshakeTimeout: "\(Self.handshakeTimeout.components.seconds)s"))
         let config = try Self.writeConfig(mesh, tunnel: ["max_pending_handshakes": Self.pendingLimit])
         // a sorts lower, so a dials b: b's mesh port is the one that must stay open to honest peers.
         let b = try mesh.start("b", config: config)
@@ -81,12 +83,13 @@ final class HandshakeFloodTests: MeshTestCase {
         // Accepted before `drained`, so their timeout is due before drained + timeout; none may go
         // much earlier (a PING timer, say, must not stand in for the handshake timeout).
         let lateAfter = (firstLate ?? drained) - drained
-        XCTAssertGreaterThan(lateAfter, Self.handshakeTimeout - .seconds(12), "the held connections were closed before their handshake timeout")
-        print("held connections: first closed \(lateAfter.milliseconds) ms after the flood was accepted (handshake_timeout 30 s)")
+        // They were accepted in the drain's last moments, so they end close to a whole timeout later.
+        XCTAssertGreaterThan(lateAfter, Self.handshakeTimeout - .seconds(4), "the held connections were closed before their handshake timeout")
+        print("held connections: first closed \(lateAfter.milliseconds) ms after the flood was accepted (handshake_timeout \(Self.handshakeTimeout))")
         closedEarly += closedForHonest
         let closed = floodOpened - open.count
         let rssAfter = b.residentBytes() ?? 0
-        XCTAssertEqual(open.count, 0, "\(open.count) silent connections were still open 45 s after the flood was accepted")
+        XCTAssertEqual(open.count, 0, "\(open.count) silent connections were still open 15 s past the handshake timeout")
         XCTAssertGreaterThan(closedLate, 0, "the pending silent connections must be closed by the handshake timeout")
         XCTAssertLessThanOrEqual(closedLate, Self.pendingLimit, "no more than the pending limit can wait for the timeout")
         XCTAssertTrue(b.isRunning && a.isRunning, "both meshd processes survive the flood")
@@ -100,7 +103,7 @@ final class HandshakeFloodTests: MeshTestCase {
         XCTAssertLessThan(rejectedLines + summaries.count, 100, "one line per rejected connection is a log flood")
         XCTAssertTrue(floodLog.contains { $0.contains("evicted") }, "evictions are named in the log\n\(b.logTail())")
         print("b's log: \(rejectedLines) rejected-connection lines and \(summaries.count) summaries for \(floodOpened) connections; first summary: \(summaries.first ?? "-")")
-        print("RESULT flood connections=\(floodOpened) pending_limit=\(Self.pendingLimit) handshake_timeout=30s honest_up_ms=\(honestUp.milliseconds) closed=\(closed)/\(floodOpened) evicted_early=\(closedEarly) closed_at_timeout=\(closedLate) bytes_seen=\(sentBytes) log_lines=\(rejectedLines + summaries.count) rss_before_mib=\(rssBefore >> 20) rss_after_mib=\(rssAfter >> 20)")
+        print("RESULT flood connections=\(floodOpened) pending_limit=\(Self.pendingLimit) handshake_timeout=\(Self.handshakeTimeout) honest_up_ms=\(honestUp.milliseconds) closed=\(closed)/\(floodOpened) evicted_early=\(closedEarly) closed_at_timeout=\(closedLate) bytes_seen=\(sentBytes) log_lines=\(rejectedLines + summaries.count) rss_before_mib=\(rssBefore >> 20) rss_after_mib=\(rssAfter >> 20)")
     }
 
     /// app1 opens streams through its forward without end; db1 serves at most max_streams_per_peer
@@ -161,7 +164,7 @@ final class HandshakeFloodTests: MeshTestCase {
                 XCTAssertTrue(result.data.isEmpty, "a refused stream must deliver nothing")
                 outcomes["\(result.end)", default: 0] += 1
             }
-            rss.append(Dictionary(uniqueKeysWithValues: [app1, db1].map { ($0.node, $0.residentBytes() ?? 0) }))
+            rss.append(Dictionary(uniqueKeysWithValues: [app1, db1].map { ($0.label, $0.residentBytes() ?? 0) }))
         }
         let elapsed = ContinuousClock.now - started
         let refused = (outcomes["\(StreamEnd.reset)"] ?? 0)

@@ -1,3 +1,4 @@
+import MeshTestSupport
 import NIOCore
 import NIOPosix
 import Foundation
@@ -112,5 +113,14 @@ final class LockedCounter: @unchecked Sendable {
     var value: Int {
         get { self.lock.withLock { self.stored } }
         set { self.lock.withLock { self.stored = newValue } }
+    }
+}
+
+extension MeshTestCase {
+    /// A `HeldReaderServer` closed at teardown.
+    func makeHeldReader() throws -> HeldReaderServer {
+        let server = try HeldReaderServer(group: self.group)
+        self.addCleanup { server.close() }
+        return server
     }
 }

@@ -11,7 +11,7 @@ import XCTest
 /// Names carry the test process's pid (`tmbed<pid>-...`), so parallel runs never collide and a
 /// later run can sweep what a crashed one left behind. `tearDown()` deletes every namespace; the
 /// processes inside must be stopped first (a namespace lives on while a process holds it).
-final class NetnsBed {
+final class NetnsBed: NodeNamespaces {
     struct Failure: Error, CustomStringConvertible {
         var description: String
     }

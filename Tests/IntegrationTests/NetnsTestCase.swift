@@ -17,16 +17,7 @@ class NetnsTestCase: MeshTestCase {
     /// A mesh of every node of `bed`, each meshd run inside its node's namespace. Its processes are
     /// stopped at teardown; on failure their logs are printed and the directory kept.
     func makeMesh(bed: NetnsBed, tunnel: MeshFile.Tunnel? = nil) throws -> TestMesh {
-        let mesh = try TestMesh(addressing: .namespaces(bed), nodes: bed.nodes, tunnel: tunnel)
-        self.addCleanup { [weak self] in
-            mesh.stopAll()
-            if (self?.testRun?.totalFailureCount ?? 0) > 0 {
-                print("kept \(mesh.root.path) for inspection\n\(mesh.allLogs())")
-            } else {
-                mesh.removeFiles()
-            }
-        }
-        return mesh
+        self.track(try TestMesh(addressing: .namespaces(bed), nodes: bed.nodes, tunnel: tunnel))
     }
 
     /// An echo server (half-close aware) on 127.0.0.1 inside `node`'s namespace, run by this process.
@@ -74,7 +65,7 @@ class NetnsTestCase: MeshTestCase {
     /// Polls the logs of several processes at once until each shows a line (after its mark) with
     /// its text; for each, the time from `start` to when the line was first seen, or nil at the
     /// deadline. Polling all together keeps one slow watch from inflating another's time.
-    func waitForLogs(_ watches: [(process: MeshProcess, mark: Int, text: String)], from start: ContinuousClock.Instant,
+    func waitForLogs(_ watches: [(process: SpawnedProcess, mark: Int, text: String)], from start: ContinuousClock.Instant,
                      timeout: Duration) -> [Duration?] {
         var seen = [Duration?](repeating: nil, count: watches.count)
         let deadline = start + timeout

@@ -92,7 +92,7 @@ final class PeerFailureTests: MeshTestCase {
         let nodes = ["app1": try mesh.start("app1"), "db1": try mesh.start("db1")]
         guard mesh.waitUp(nodes["app1"]!, peer: "db1") else { return }
 
-        let payload = try self.randomBytes(32 * 1024)
+        let payload = self.randomBuffer(32 * 1024)
         let echoed = self.group.next().makePromise(of: Void.self)
         let outcome = StreamClient.start(
             group: self.group, host: forward.host, port: forward.port, payload: payload, halfClose: false,

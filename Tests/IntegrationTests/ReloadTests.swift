@@ -60,7 +60,7 @@ final class ReloadTests: MeshTestCase {
         // meshctl reload prints the result: what changed, as meshd logged it.
         XCTAssertTrue(added.contains("db3"), "add db3: meshctl reload on app1 should say the peer db3 was added, printed: \(added)")
         for process in [app1, db1, db2] {
-            XCTAssertTrue(mesh.waitUp(process, peer: "db3", after: marks[process.node]!), "add db3: \(process.node) has a tunnel to db3")
+            XCTAssertTrue(mesh.waitUp(process, peer: "db3", after: marks[process.label]!), "add db3: \(process.label) has a tunnel to db3")
         }
         let db3Up = ContinuousClock.now - reloadStart
         let f3Echo = self.waitForEcho(host: f3.host, port: f3.port, timeout: .seconds(10))
@@ -76,7 +76,7 @@ final class ReloadTests: MeshTestCase {
         marks = self.marks([db2])
         for node in ["app1", "db1", "db2", "db3"] { self.expectReloaded(node, in: mesh, step: "refuse app1 on echo2") }
         let refused = StreamClient.exchange(
-            group: self.group, host: f2.host, port: f2.port, payload: try self.randomBytes(512), timeout: .seconds(10))
+            group: self.group, host: f2.host, port: f2.port, payload: self.randomBuffer(512), timeout: .seconds(10))
         XCTAssertEqual(refused.end, .reset, "allow list without app1: a new stream to echo2 must be refused (reset)")
         XCTAssertEqual(refused.received.readableBytes, 0, "allow list without app1: nothing of echo2 may come back")
         let refusal = db2.waitForLog(containing: ["stream refused", "echo2"], after: marks["db2"]!, timeout: .seconds(5))
@@ -111,7 +111,7 @@ final class ReloadTests: MeshTestCase {
         XCTAssertTrue(mesh.waitUp(db3, peer: "db2"), "rotate db2: db2 redials the restarted db3")
         // Every tunnel to the new db3 is up before the next step, so none comes up during it.
         for process in [app1, db1, db2] {
-            XCTAssertTrue(mesh.waitUp(process, peer: "db3", after: beforeRestart[process.node]!), "\(process.node) redials the restarted db3")
+            XCTAssertTrue(mesh.waitUp(process, peer: "db3", after: beforeRestart[process.label]!), "\(process.label) redials the restarted db3")
         }
         let seenByDB3 = (self.peer("db2", seenBy: "db3", in: mesh)?["certificate_not_after"] as? String).flatMap(self.isoDate)
         XCTAssertEqual(seenByDB3, self.openSSLDate(newEnd), "rotate db2: db3 sees db2's new certificate on the new tunnel")
@@ -135,21 +135,21 @@ final class ReloadTests: MeshTestCase {
         // Watch all three at once, so each time is that node's own.
         var revokedDown: [String: Duration] = [:]
         _ = self.poll(timeout: .seconds(10)) {
-            for process in [app1, db1, db2] where revokedDown[process.node] == nil
-                && process.log(after: marks[process.node]!).split(separator: "\n").contains(where: { $0.contains("peer db3 down") && $0.contains("revoked") }) {
-                revokedDown[process.node] = ContinuousClock.now - revokeStart
+            for process in [app1, db1, db2] where revokedDown[process.label] == nil
+                && process.log(after: marks[process.label]!).split(separator: "\n").contains(where: { $0.contains("peer db3 down") && $0.contains("revoked") }) {
+                revokedDown[process.label] = ContinuousClock.now - revokeStart
             }
             return revokedDown.count == 3
         }
         for process in [app1, db1, db2] {
-            XCTAssertNotNil(revokedDown[process.node], "revoke db3: \(process.node) reports db3 down as revoked\n\(process.logTail())")
+            XCTAssertNotNil(revokedDown[process.label], "revoke db3: \(process.label) reports db3 down as revoked\n\(process.logTail())")
         }
         // backoff_max is 2 s: a few redials fit in 5 s, and each must fail.
         Thread.sleep(forTimeInterval: 5)
         for process in [app1, db1, db2] {
             XCTAssertNil(
-                process.waitForLog(containing: "peer db3 up", after: marks[process.node]!, timeout: .zero),
-                "revoke db3: \(process.node) let the revoked db3 back in\n\(process.logTail())")
+                process.waitForLog(containing: "peer db3 up", after: marks[process.label]!, timeout: .zero),
+                "revoke db3: \(process.label) let the revoked db3 back in\n\(process.logTail())")
         }
         let db3Peer = self.peer("db3", seenBy: "app1", in: mesh)
         XCTAssertNotEqual(db3Peer?["state"] as? String, "up", "revoke db3: app1's meshctl peers shows db3 not up")
@@ -279,7 +279,7 @@ final class ReloadTests: MeshTestCase {
         XCTAssertTrue(error.contains("\(busyPort)"), "busy forward port: the error names the address: \(error)")
 
         let outcome = StreamClient.exchange(
-            group: self.group, host: forward.host, port: forward.port, payload: try self.randomBytes(1024), timeout: .seconds(10))
+            group: self.group, host: forward.host, port: forward.port, payload: self.randomBuffer(1024), timeout: .seconds(10))
         XCTAssertEqual(
             outcome.end, .eof,
             "busy forward port: the rejected reload's allow list (no app1) must not be in force; the stream ended \(outcome.end)\n\(db1.logTail())")
@@ -290,8 +290,8 @@ final class ReloadTests: MeshTestCase {
     // MARK: Helpers
 
     /// Each process's log position now, by node.
-    private func marks(_ processes: [MeshProcess]) -> [String: Int] {
-        Dictionary(uniqueKeysWithValues: processes.map { ($0.node, $0.logMark()) })
+    private func marks(_ processes: [SpawnedProcess]) -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: processes.map { ($0.label, $0.logMark()) })
     }
 
     /// Polls `condition` every 20 ms; how long it took to hold, or nil at the deadline.
@@ -324,20 +324,20 @@ final class ReloadTests: MeshTestCase {
     /// SIGHUP to `process` must reload it (`ok`) or be rejected, as its log and `last_reload` say,
     /// and never end the process; the log line, and how long it took to appear.
     @discardableResult
-    private func expectHangup(_ process: MeshProcess, in mesh: TestMesh, ok: Bool, step: String, line: UInt = #line) -> String? {
+    private func expectHangup(_ process: SpawnedProcess, in mesh: TestMesh, ok: Bool, step: String, line: UInt = #line) -> String? {
         let mark = process.logMark()
         let start = ContinuousClock.now
         kill(process.pid, SIGHUP)
         let logged = process.waitForLog(containing: ok ? "reloaded" : "reload rejected", after: mark, timeout: .seconds(10))
         let took = ContinuousClock.now - start
-        XCTAssertNotNil(logged, "\(step): SIGHUP to \(process.node) logged no \(ok ? "reload" : "rejection")\n\(process.logTail())", line: line)
-        XCTAssertTrue(process.isRunning, "\(step): SIGHUP ended \(process.node)\n\(process.logTail())", line: line)
+        XCTAssertNotNil(logged, "\(step): SIGHUP to \(process.label) logged no \(ok ? "reload" : "rejection")\n\(process.logTail())", line: line)
+        XCTAssertTrue(process.isRunning, "\(step): SIGHUP ended \(process.label)\n\(process.logTail())", line: line)
         // The log line comes just before last_reload is updated.
         let kept = self.poll(timeout: .seconds(3)) {
-            (self.status(process.node, in: mesh)?["last_reload"] as? [String: Any])?["ok"] as? Bool == ok
+            (self.status(process.label, in: mesh)?["last_reload"] as? [String: Any])?["ok"] as? Bool == ok
         }
-        XCTAssertNotNil(kept, "\(step): after SIGHUP \(process.node) status last_reload.ok should be \(ok)", line: line)
-        print("\(step): SIGHUP to \(process.node) -> \(logged ?? "nothing logged") in \(took.milliseconds) ms")
+        XCTAssertNotNil(kept, "\(step): after SIGHUP \(process.label) status last_reload.ok should be \(ok)", line: line)
+        print("\(step): SIGHUP to \(process.label) -> \(logged ?? "nothing logged") in \(took.milliseconds) ms")
         return logged
     }
 
@@ -385,14 +385,14 @@ final class ReloadTests: MeshTestCase {
             stdin: Data(), timeout: .seconds(10))
         let enddate = try Command.run("openssl", ["x509", "-noout", "-enddate"], stdin: Data(handshake.stdout.utf8), timeout: .seconds(10))
         guard enddate.status == 0, enddate.stdout.hasPrefix("notAfter=") else {
-            throw TestPKI.Failure(description: "no certificate from \(node) at \(address): \(handshake.output)")
+            throw Command.Failed(command: "openssl s_client to \(node) at \(address)", result: handshake)
         }
         return String(enddate.stdout.dropFirst("notAfter=".count)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private func certificateEnd(file: URL) throws -> String {
-        let result = try TestPKI.openssl(["x509", "-noout", "-enddate", "-in", file.path])
-        return String(result.stdout.dropFirst("notAfter=".count)).trimmingCharacters(in: .whitespacesAndNewlines)
+        let stdout = try Command.check("openssl", ["x509", "-noout", "-enddate", "-in", file.path])
+        return String(stdout.dropFirst("notAfter=".count)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// An ISO-8601 date from the control API.

@@ -144,17 +144,16 @@ final class SecurityMatrixTests: MeshTestCase {
     func testMeshdDialsOpenSSLServerWithClientCertificate() throws {
         let mesh = try self.makeMesh(range: 8, nodes: ["app1", "db1"])
         let (host, port) = mesh.meshAddress("db1")
-        let server = try OpenSSLServer(
-            arguments: [
-                "-tls1_3", "-alpn", "h2", "-Verify", "1", "-accept", "\(host):\(port)",
+        // stdin a pipe held open, so s_server never sees EOF and quits.
+        let server = try mesh.spawn(
+            label: "s_server", executable: "openssl", arguments: [
+                "s_server", "-tls1_3", "-alpn", "h2", "-Verify", "1", "-accept", "\(host):\(port)",
                 "-cert", mesh.pki.cert("db1").path, "-key", mesh.pki.key("db1").path, "-CAfile", mesh.pki.caPEM.path,
-            ],
-            outputURL: mesh.root.appendingPathComponent("logs/s_server.log"))
-        self.addCleanup { server.stop() }
-        XCTAssertTrue(server.waitForOutput(containing: "ACCEPT", timeout: .seconds(10)), "s_server did not start:\n\(server.text)")
+            ], interactive: true)
+        XCTAssertTrue(server.waitForOutput("ACCEPT", timeout: .seconds(10)), "s_server did not start:\n\(server.log())")
         let app1 = try mesh.start("app1")
-        let preface = server.waitForOutput(containing: "PRI * HTTP/2.0", timeout: .seconds(15))
-        let text = server.text
+        let preface = server.waitForOutput("PRI * HTTP/2.0", timeout: .seconds(15))
+        let text = server.log()
         XCTAssertTrue(preface, "s_server never received the HTTP/2 preface from meshd:\n\(text)\n\(app1.logTail())")
         XCTAssertTrue(text.contains("CN = app1") || text.contains("CN=app1"), "s_server did not see app1's certificate:\n\(text)")
         XCTAssertFalse(text.contains("verify error"), "s_server could not verify app1's certificate:\n\(text)")

@@ -17,7 +17,7 @@ final class ShutdownTests: MeshTestCase {
         let db1 = try mesh.start("db1")
         guard mesh.waitUp(app1, peer: "db1") else { return }
 
-        let payload = try self.randomBytes(16 * 1024)
+        let payload = self.randomBuffer(16 * 1024)
         let echoed = self.group.next().makePromise(of: Void.self)
         let held = StreamClient.start(
             group: self.group, host: forward.host, port: forward.port, payload: payload, halfClose: false,
@@ -59,7 +59,7 @@ final class ShutdownTests: MeshTestCase {
         let db1 = try mesh.start("db1")
         guard mesh.waitUp(app1, peer: "db1") else { return }
 
-        let payload = try self.randomBytes(64 * 1024)
+        let payload = self.randomBuffer(64 * 1024)
         let outcome = StreamClient.start(
             group: self.group, host: forward.host, port: forward.port, payload: payload, halfClose: true, timeout: .seconds(30))
         Thread.sleep(forTimeInterval: 0.5)  // a few KiB echoed, most still owed

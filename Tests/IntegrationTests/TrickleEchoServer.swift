@@ -1,3 +1,4 @@
+import MeshTestSupport
 import NIOCore
 import NIOPosix
 
@@ -81,5 +82,14 @@ private final class TrickleHandler: ChannelInboundHandler {
         } else if context.channel.isActive {
             self.scheduleTick(context: context)
         }
+    }
+}
+
+extension MeshTestCase {
+    /// A `TrickleEchoServer` closed at teardown.
+    func makeTrickleEchoServer() throws -> TrickleEchoServer {
+        let server = try TrickleEchoServer(group: self.group)
+        self.addCleanup { server.close() }
+        return server
     }
 }

@@ -29,7 +29,7 @@ final class TunnelTrafficTests: MeshTestCase {
               mesh.waitUp(db2, peer: "app1") else { return }
 
         let size = 64 << 20
-        let payloads = try routes.map { _ in try self.randomBytes(size) }
+        let payloads = routes.map { _ in self.randomBuffer(size) }
         let started = ContinuousClock.now
         let outcomes = zip(routes, payloads).map { route, payload in
             StreamClient.start(group: self.group, host: route.1.host, port: route.1.port, payload: payload, timeout: .seconds(120))
@@ -56,7 +56,7 @@ final class TunnelTrafficTests: MeshTestCase {
         guard mesh.waitUp(app1, peer: "db1") else { return }
 
         let count = 1000
-        let block = try self.randomBytes(64 * 1024)
+        let block = self.randomBuffer(64 * 1024)
         let started = ContinuousClock.now
         var payloads: [ByteBuffer] = []
         var futures: [EventLoopFuture<StreamOutcome>] = []

@@ -3,6 +3,7 @@ import MeshBalancer
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
+import MeshTestSupport
 import XCTest
 
 /// The front door on an EmbeddedChannel: 'N' to negotiation requests, routing, the StartupMessage
@@ -62,10 +63,6 @@ final class FrontDoorHandlerTests: XCTestCase {
         return channel
     }
 
-    static func startup() -> ByteBuffer {
-        StartupPacketTests.startup(["user": "app", "database": "shop"], minor: 2)
-    }
-
     func readOutbound(_ channel: EmbeddedChannel) throws -> ByteBuffer {
         var all = ByteBuffer()
         while var part = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&part) }
@@ -82,12 +79,12 @@ final class FrontDoorHandlerTests: XCTestCase {
 
     func testSSLThenStartupIsPassedOnUnchanged() throws {
         let channel = try self.makeChannel()
-        try channel.writeInbound(StartupPacketTests.request(PostgresProtocol.sslRequestCode))
+        try channel.writeInbound(PostgresWire.request(PostgresProtocol.sslRequestCode))
         XCTAssertEqual(try self.readOutbound(channel), ByteBuffer(string: "N"))
         XCTAssertTrue(self.calls.routed.withLockedValue { $0 }.isEmpty)
 
         // The StartupMessage and a pipelined byte after it arrive in one read.
-        var bytes = Self.startup()
+        var bytes = PostgresWire.appStartup()
         bytes.writeString("p")
         try channel.writeInbound(bytes)
         XCTAssertEqual(self.calls.routed.withLockedValue { $0.map(\.user) }, ["app"])
@@ -106,22 +103,22 @@ final class FrontDoorHandlerTests: XCTestCase {
 
     func testGSSThenSSLThenStartupByteByByte() throws {
         let channel = try self.makeChannel()
-        var all = StartupPacketTests.request(PostgresProtocol.gssEncRequestCode)
-        all.writeImmutableBuffer(StartupPacketTests.request(PostgresProtocol.sslRequestCode))
-        all.writeImmutableBuffer(Self.startup())
+        var all = PostgresWire.request(PostgresProtocol.gssEncRequestCode)
+        all.writeImmutableBuffer(PostgresWire.request(PostgresProtocol.sslRequestCode))
+        all.writeImmutableBuffer(PostgresWire.appStartup())
         for index in 0..<all.readableBytes {
             try channel.writeInbound(all.getSlice(at: index, length: 1)!)
             let routed = self.calls.routed.withLockedValue { $0.count }
             XCTAssertEqual(routed, index == all.readableBytes - 1 ? 1 : 0, "byte \(index)")
         }
         XCTAssertEqual(try self.readOutbound(channel), ByteBuffer(string: "NN"))
-        XCTAssertEqual(self.splice.received.withLockedValue { $0 }, Self.startup())
+        XCTAssertEqual(self.splice.received.withLockedValue { $0 }, PostgresWire.appStartup())
         _ = try channel.finish()
     }
 
     func testTooManyNegotiationsAreRefused() throws {
         let channel = try self.makeChannel()
-        for _ in 0..<3 { try channel.writeInbound(StartupPacketTests.request(PostgresProtocol.sslRequestCode)) }
+        for _ in 0..<3 { try channel.writeInbound(PostgresWire.request(PostgresProtocol.sslRequestCode)) }
         var out = try self.readOutbound(channel)
         XCTAssertEqual(out.readString(length: 2), "NN")
         XCTAssertEqual(self.errorResponse(in: out)?.code, .protocolViolation)
@@ -132,7 +129,7 @@ final class FrontDoorHandlerTests: XCTestCase {
         let refusal = ErrorResponse(
             code: .cannotConnectNow, message: #"tunnelmesh: no primary available for "pg" (db1: down since 12:01:03, db2: standby)"#)
         let channel = try self.makeChannel(route: .failure(refusal))
-        try channel.writeInbound(Self.startup())
+        try channel.writeInbound(PostgresWire.appStartup())
         XCTAssertEqual(self.errorResponse(in: try self.readOutbound(channel)), refusal)
         XCTAssertFalse(channel.isActive)
         XCTAssertTrue(self.calls.bridged.withLockedValue { $0 }.isEmpty)
@@ -141,7 +138,7 @@ final class FrontDoorHandlerTests: XCTestCase {
 
     func testUnreachableNodeIsConnectionFailure() throws {
         let channel = try self.makeChannel(bridgeFails: true)
-        try channel.writeInbound(Self.startup())
+        try channel.writeInbound(PostgresWire.appStartup())
         let error = try XCTUnwrap(self.errorResponse(in: try self.readOutbound(channel)))
         XCTAssertEqual(error.code, .connectionFailure)
         XCTAssertEqual(error.message, #"tunnelmesh: cannot reach "postgres" on db2: no tunnel to db2 is up"#)
@@ -154,7 +151,7 @@ final class FrontDoorHandlerTests: XCTestCase {
         let cases: [(ByteBuffer, SQLState)] = [
             (giant, .protocolViolation),
             (ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"), .protocolViolation),
-            (StartupPacketTests.startup(["user": "app"], major: 2, minor: 0), .featureNotSupported),
+            (PostgresWire.startup(["user": "app"], major: 2, minor: 0), .featureNotSupported),
             (ByteBuffer(bytes: [0, 0, 0, 9, 0, 3, 0, 0, 1]), .protocolViolation),
         ]
         for (input, code) in cases {
@@ -189,7 +186,7 @@ final class FrontDoorHandlerTests: XCTestCase {
 
     func testRoutedConnectionOutlivesTheStartupTimeout() throws {
         let channel = try self.makeChannel()
-        try channel.writeInbound(Self.startup())
+        try channel.writeInbound(PostgresWire.appStartup())
         channel.embeddedEventLoop.advanceTime(by: .seconds(120))
         XCTAssertTrue(channel.isActive)
         _ = try channel.finish()

@@ -1,17 +1,18 @@
 import MeshBalancer
 import NIOCore
+import MeshTestSupport
 import XCTest
 
 /// The first packet of a front-door connection: every kind, every split, every malformation.
 final class StartupPacketTests: XCTestCase {
     func testSSLAndGSSENCRequests() throws {
-        XCTAssertEqual(try Self.readAll(Self.request(80_877_103)), [.sslRequest])
-        XCTAssertEqual(try Self.readAll(Self.request(80_877_104)), [.gssEncRequest])
+        XCTAssertEqual(try Self.readAll(PostgresWire.request(80_877_103)), [.sslRequest])
+        XCTAssertEqual(try Self.readAll(PostgresWire.request(80_877_104)), [.gssEncRequest])
     }
 
     func testSSLRequestThenStartupInOneBuffer() throws {
-        var bytes = Self.request(PostgresProtocol.sslRequestCode)
-        bytes.writeImmutableBuffer(Self.startup(["user": "app", "database": "shop"]))
+        var bytes = PostgresWire.request(PostgresProtocol.sslRequestCode)
+        bytes.writeImmutableBuffer(PostgresWire.startup(["user": "app", "database": "shop"]))
         let packets = try Self.readAll(bytes)
         XCTAssertEqual(packets.count, 2)
         XCTAssertEqual(packets.first, .sslRequest)
@@ -51,7 +52,7 @@ final class StartupPacketTests: XCTestCase {
 
     func testStartupMessageProtocol30And32() throws {
         for minor: UInt16 in [0, 2, 99] {
-            let bytes = Self.startup(["user": "app", "database": "shop", "application_name": "psql"], minor: minor)
+            let bytes = PostgresWire.startup(["user": "app", "database": "shop", "application_name": "psql"], minor: minor)
             let packets = try Self.readAll(bytes)
             guard case .startup(let message) = packets.first, packets.count == 1 else {
                 return XCTFail("3.\(minor): \(packets)")
@@ -67,7 +68,7 @@ final class StartupPacketTests: XCTestCase {
     }
 
     func testDatabaseDefaultsToUser() throws {
-        guard case .startup(let message) = try Self.readAll(Self.startup(["user": "app"])).first else {
+        guard case .startup(let message) = try Self.readAll(PostgresWire.startup(["user": "app"])).first else {
             return XCTFail("no startup")
         }
         XCTAssertEqual(message.database, "app")
@@ -75,7 +76,7 @@ final class StartupPacketTests: XCTestCase {
 
     func testUnknownProtocolMajorIsRefused() {
         for (major, minor): (UInt16, UInt16) in [(2, 0), (4, 0), (1234, 5681), (0, 0)] {
-            let bytes = Self.startup(["user": "app"], major: major, minor: minor)
+            let bytes = PostgresWire.startup(["user": "app"], major: major, minor: minor)
             XCTAssertThrowsError(try Self.readAll(bytes)) { error in
                 XCTAssertEqual(
                     error as? StartupPacketError, .unsupportedProtocol(ProtocolVersion(major: major, minor: minor)))
@@ -93,8 +94,8 @@ final class StartupPacketTests: XCTestCase {
         var cancel = ByteBuffer()
         BackendKeyData(processID: 3, secretKey: Array(repeating: 7, count: 32)).writeCancelRequest(to: &cancel)
         let packets = [
-            Self.request(PostgresProtocol.sslRequestCode), Self.request(PostgresProtocol.gssEncRequestCode), cancel,
-            Self.startup(["user": "app", "database": "shop"], minor: 2),
+            PostgresWire.request(PostgresProtocol.sslRequestCode), PostgresWire.request(PostgresProtocol.gssEncRequestCode), cancel,
+            PostgresWire.startup(["user": "app", "database": "shop"], minor: 2),
         ]
         for packet in packets {
             var buffer = ByteBuffer()
@@ -137,7 +138,7 @@ final class StartupPacketTests: XCTestCase {
 
     func testLargestAllowedStartupPacket() throws {
         let filler = String(repeating: "x", count: 10_000 - 8 - "options".count - 3)
-        let bytes = Self.startup(["options": filler])
+        let bytes = PostgresWire.startup(["options": filler])
         XCTAssertEqual(bytes.readableBytes, PostgresProtocol.maxStartupPacketLength)
         guard case .startup(let message) = try Self.readAll(bytes).first else { return XCTFail("not read") }
         XCTAssertEqual(message["options"]?.count, filler.count)
@@ -179,7 +180,7 @@ final class StartupPacketTests: XCTestCase {
     func testEmptyParameterListIsAccepted() throws {
         // PostgreSQL itself then complains that no user was given; that error stays PostgreSQL's.
         XCTAssertEqual(
-            try Self.readAll(Self.startup([:])), [.startup(StartupMessage(version: .init(major: 3, minor: 0), parameters: []))])
+            try Self.readAll(PostgresWire.startup([:])), [.startup(StartupMessage(version: .init(major: 3, minor: 0), parameters: []))])
     }
 
     func testGarbageFromOtherProtocols() {
@@ -209,19 +210,5 @@ final class StartupPacketTests: XCTestCase {
         }
         XCTFail("\(buffer.readableBytes) bytes left unread")
         return packets
-    }
-
-    static func request(_ code: UInt32) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.writeInteger(Int32(8))
-        buffer.writeInteger(code)
-        return buffer
-    }
-
-    static func startup(_ parameters: KeyValuePairs<String, String>, major: UInt16 = 3, minor: UInt16 = 0) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        StartupMessage(version: ProtocolVersion(major: major, minor: minor), parameters: parameters.map { ($0.key, $0.value) })
-            .write(to: &buffer)
-        return buffer
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MeshControl
+import MeshTestSupport
 import XCTest
 
 /// `meshctl backends`: the fixture's rows in, exact text out (no colour).

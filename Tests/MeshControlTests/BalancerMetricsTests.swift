@@ -3,6 +3,7 @@ import MeshBalancer
 import MeshControl
 import MeshTunnel
 import NIOCore
+import MeshTestSupport
 import XCTest
 
 /// The balancer series of `/metrics`, read from a `BalancerView` over real registry, counts and

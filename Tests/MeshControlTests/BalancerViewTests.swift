@@ -2,6 +2,7 @@ import Foundation
 import MeshBalancer
 import MeshControl
 import NIOCore
+import MeshTestSupport
 import XCTest
 
 /// `BalancerView` over a real registry, connection counts and outcomes: one row per balancer on this

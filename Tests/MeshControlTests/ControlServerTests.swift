@@ -5,6 +5,7 @@ import MeshTunnel
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import MeshTestSupport
 import XCTest
 
 /// The control server on a real Unix socket in a temp directory, spoken to by the real client.
@@ -199,16 +200,5 @@ final class ControlServerTests: XCTestCase {
         XCTAssertEqual(answer.code, status, "\(method) \(path)", file: file, line: line)
         let error = try ControlJSON.decoder().decode(ControlErrorBody.self, from: body)
         XCTAssertTrue(error.error.contains(text), "\(error.error)", file: file, line: line)
-    }
-}
-
-/// A fresh directory under the system temp directory; the caller removes it.
-enum TemporaryDirectory {
-    static func make() throws -> String {
-        // Normalised (no "//"), so paths the tests compare against match what meshctl prints.
-        let base = URL(fileURLWithPath: NSTemporaryDirectory()).standardizedFileURL.path
-        var template = Array((base + "/meshctl-test-XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        return String(cString: made)
     }
 }

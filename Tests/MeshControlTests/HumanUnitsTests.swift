@@ -1,5 +1,6 @@
 import Foundation
 import MeshControl
+import MeshTestSupport
 import XCTest
 
 final class HumanUnitsTests: XCTestCase {

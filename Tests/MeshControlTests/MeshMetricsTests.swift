@@ -2,6 +2,7 @@ import Foundation
 import MeshControl
 import MeshTunnel
 import NIOConcurrencyHelpers
+import MeshTestSupport
 import XCTest
 
 /// `MeshMetrics` over a source whose numbers the test sets: counters follow the source by delta

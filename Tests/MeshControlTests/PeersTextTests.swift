@@ -1,5 +1,6 @@
 import Foundation
 import MeshControl
+import MeshTestSupport
 import XCTest
 
 /// `meshctl peers`: fixed peers and clock in, exact text out (no colour), and the exact JSON.

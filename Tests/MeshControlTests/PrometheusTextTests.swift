@@ -1,3 +1,4 @@
+import MeshTestSupport
 import XCTest
 
 /// The test parser itself: it must accept well-formed exposition text and reject what Prometheus

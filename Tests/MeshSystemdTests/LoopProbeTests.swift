@@ -2,6 +2,7 @@ import Dispatch
 import MeshSystemd
 import NIOCore
 import NIOPosix
+import MeshTestSupport
 import XCTest
 
 /// The watchdog's event loop probe against real NIO event loops, one of them blocked.

@@ -1,5 +1,6 @@
 import Foundation
 import MeshConfig
+import MeshTestSupport
 import NIOCore
 import NIOPosix
 import XCTest
@@ -25,7 +26,7 @@ final class AnyClientTLSTests: XCTestCase {
 
     private var pki: TLSTestPKI { Self.pki }
     private var group: MultiThreadedEventLoopGroup!
-    private var processes: [TLSProcess] = []
+    private var processes: [SpawnedProcess] = []
     private var servers: [any Channel] = []
 
     override func setUp() {
@@ -115,11 +116,11 @@ final class AnyClientTLSTests: XCTestCase {
         return (channel.localAddress!.port!, log, halfCloses)
     }
 
-    private func sClient(port: Int, _ options: [String]) throws -> TLSProcess {
-        let process = try TLSProcess(
-            "/usr/bin/openssl",
+    private func sClient(port: Int, _ options: [String]) throws -> SpawnedProcess {
+        let process = try SpawnedProcess(
+            label: "s_client", executable: "/usr/bin/openssl", arguments:
             ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", pki.path("ca.pem"), "-verify_return_error", "-no_ign_eof"]
-                + options)
+                + options, interactive: true)
         processes.append(process)
         return process
     }
@@ -161,18 +162,18 @@ final class AnyClientTLSTests: XCTestCase {
     func testClientWithoutCertificateExchangesDataAndHalfCloses() throws {
         let server = try startServer()
         let client = try sClient(port: server.port, ["-tls1_3", "-alpn", "postgresql"])
-        XCTAssert(client.waitFor("Verify return code: 0 (ok)"), client.text)
-        XCTAssert(client.text.contains("ALPN protocol: postgresql"), client.text)
-        XCTAssert(client.text.contains("TLSv1.3"), client.text)
+        XCTAssert(client.waitForOutput("Verify return code: 0 (ok)"), client.log())
+        XCTAssert(client.log().contains("ALPN protocol: postgresql"), client.log())
+        XCTAssert(client.log().contains("TLSv1.3"), client.log())
 
         client.send("select 1\n")
-        XCTAssert(server.log.waitUntil { $0.received == "select 1\n" }, "server: \(server.log.errors); s_client: \(client.text)")
+        XCTAssert(server.log.waitUntil { $0.received == "select 1\n" }, "server: \(server.log.errors); s_client: \(client.log())")
         XCTAssertEqual(server.log.handshakes.count, 0, "no peer identity is claimed for a client outside the mesh")
 
         // stdin EOF: s_client sends close_notify. We hear it as the end of input, not as a close.
         client.closeInput()
-        XCTAssert(server.log.waitUntil { _ in server.halfCloses.inputClosed == 1 }, client.text)
-        XCTAssertEqual(client.waitForExit(), 0, client.text)
+        XCTAssert(server.log.waitUntil { _ in server.halfCloses.inputClosed == 1 }, client.log())
+        XCTAssertEqual(client.waitForExit(), 0, client.log())
         XCTAssert(server.log.waitUntil { $0.inactiveCount == 1 })
         XCTAssertEqual(server.log.errors, [])
     }
@@ -180,10 +181,10 @@ final class AnyClientTLSTests: XCTestCase {
     func testClosingOurOutputSendsCloseNotify() throws {
         let server = try startServer()
         let client = try sClient(port: server.port, ["-alpn", "postgresql"])
-        XCTAssert(client.waitFor("Verify return code: 0 (ok)"), client.text)
+        XCTAssert(client.waitForOutput("Verify return code: 0 (ok)"), client.log())
         client.send("bye\n")
-        XCTAssert(client.waitFor("see you\n"), client.text)
-        XCTAssertEqual(client.waitForExit(), 0, "s_client leaves at our close_notify: \(client.text)")
+        XCTAssert(client.waitForOutput("see you\n"), client.log())
+        XCTAssertEqual(client.waitForExit(), 0, "s_client leaves at our close_notify: \(client.log())")
         XCTAssert(server.log.waitUntil { $0.inactiveCount == 1 })
         XCTAssertEqual(server.halfCloses.inputClosed, 0)
     }
@@ -191,30 +192,30 @@ final class AnyClientTLSTests: XCTestCase {
     func testTLS12IsAcceptedWithForwardSecrecy() throws {
         let server = try startServer()
         let client = try sClient(port: server.port, ["-tls1_2"])
-        XCTAssert(client.waitFor("Verify return code: 0 (ok)"), client.text)
-        XCTAssert(client.text.contains("TLSv1.2"), client.text)
-        XCTAssert(client.text.contains("ECDHE"), client.text)
+        XCTAssert(client.waitForOutput("Verify return code: 0 (ok)"), client.log())
+        XCTAssert(client.log().contains("TLSv1.2"), client.log())
+        XCTAssert(client.log().contains("ECDHE"), client.log())
         client.send("over 1.2\n")
-        XCTAssert(server.log.waitUntil { $0.received == "over 1.2\n" }, client.text)
+        XCTAssert(server.log.waitUntil { $0.received == "over 1.2\n" }, client.log())
     }
 
     func testTLS12WithoutForwardSecrecyIsRefused() throws {
         let server = try startServer()
         let client = try sClient(port: server.port, ["-tls1_2", "-cipher", "AES128-GCM-SHA256"])
-        XCTAssertNotEqual(client.waitForExit(), 0, client.text)
-        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.text)
+        XCTAssertNotEqual(client.waitForExit(), 0, client.log())
+        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.log())
     }
 
     func testClientWithoutALPNIsServedUnlessALPNIsRequired() throws {
         let relaxed = try startServer()
         let plain = try sClient(port: relaxed.port, [])
-        XCTAssert(plain.waitFor("Verify return code: 0 (ok)"), plain.text)
-        XCTAssert(plain.text.contains("No ALPN negotiated"), plain.text)
+        XCTAssert(plain.waitForOutput("Verify return code: 0 (ok)"), plain.log())
+        XCTAssert(plain.log().contains("No ALPN negotiated"), plain.log())
 
         let strict = try startServer(requireALPN: true)
         let refused = try sClient(port: strict.port, [])
-        XCTAssertNotEqual(refused.waitForExit(), 0, refused.text)
-        XCTAssert(refused.text.contains("no application protocol"), refused.text)
+        XCTAssertNotEqual(refused.waitForExit(), 0, refused.log())
+        XCTAssert(refused.log().contains("no application protocol"), refused.log())
         XCTAssert(strict.log.waitUntil { !$0.handshakeErrors.isEmpty })
         XCTAssertEqual(strict.log.handshakeErrors.first?.detail, #"client offered no ALPN protocol; this connection requires "postgresql""#)
     }
@@ -222,8 +223,8 @@ final class AnyClientTLSTests: XCTestCase {
     func testClientOfferingOnlyOtherProtocolsIsRefused() throws {
         let server = try startServer()
         let client = try sClient(port: server.port, ["-alpn", "h2,http/1.1"])
-        XCTAssertNotEqual(client.waitForExit(), 0, client.text)
-        XCTAssert(client.text.contains("no application protocol"), client.text)
+        XCTAssertNotEqual(client.waitForExit(), 0, client.log())
+        XCTAssert(client.log().contains("no application protocol"), client.log())
         XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty })
         XCTAssertEqual(
             server.log.handshakeErrors.first?.detail, #"client offered ALPN ["h2", "http/1.1"] but this server speaks only "postgresql""#)

@@ -1,5 +1,6 @@
 import Foundation
 import MeshConfig
+import MeshTestSupport
 import NIOCore
 import NIOPosix
 import XCTest
@@ -23,7 +24,7 @@ final class TLSInteropTests: XCTestCase {
 
     private var pki: TLSTestPKI { Self.pki }
     private var group: MultiThreadedEventLoopGroup!
-    private var processes: [TLSProcess] = []
+    private var processes: [SpawnedProcess] = []
     private var servers: [TLSTestServer] = []
 
     override func setUp() {
@@ -41,8 +42,8 @@ final class TLSInteropTests: XCTestCase {
         super.tearDown()
     }
 
-    private func openssl(_ arguments: [String]) throws -> TLSProcess {
-        let process = try TLSProcess("/usr/bin/openssl", arguments)
+    private func openssl(_ arguments: [String]) throws -> SpawnedProcess {
+        let process = try SpawnedProcess(label: "openssl", executable: "/usr/bin/openssl", arguments: arguments, interactive: true)
         processes.append(process)
         return process
     }
@@ -56,7 +57,7 @@ final class TLSInteropTests: XCTestCase {
         return server
     }
 
-    private func sClient(port: Int, _ options: [String]) throws -> TLSProcess {
+    private func sClient(port: Int, _ options: [String]) throws -> SpawnedProcess {
         try openssl(
             ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", pki.path("ca.pem"), "-verify_return_error", "-no_ign_eof"]
                 + options)
@@ -69,18 +70,18 @@ final class TLSInteropTests: XCTestCase {
         let client = try sClient(
             port: server.port,
             ["-tls1_3", "-alpn", "h2", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")])
-        XCTAssert(server.log.waitUntil { !$0.handshakes.isEmpty }, "server errors: \(server.log.errors); s_client: \(client.text)")
+        XCTAssert(server.log.waitUntil { !$0.handshakes.isEmpty }, "server errors: \(server.log.errors); s_client: \(client.log())")
         XCTAssertEqual(server.log.handshakes.first?.peer, MeshIdentity(mesh: "demo", node: "app1"))
-        XCTAssert(client.waitFor("hello from meshd"), client.text)
-        XCTAssert(client.text.contains("ALPN protocol: h2"), client.text)
-        XCTAssert(client.text.contains("Verify return code: 0 (ok)"), client.text)
+        XCTAssert(client.waitForOutput("hello from meshd"), client.log())
+        XCTAssert(client.log().contains("ALPN protocol: h2"), client.log())
+        XCTAssert(client.log().contains("Verify return code: 0 (ok)"), client.log())
 
         client.send("ping from s_client\n")
         XCTAssert(server.log.waitUntil { $0.received == "ping from s_client\n" }, server.log.received)
 
         // stdin EOF: s_client sends close_notify and leaves; a clean close on our side.
         client.closeInput()
-        XCTAssertEqual(client.waitForExit(), 0, client.text)
+        XCTAssertEqual(client.waitForExit(), 0, client.log())
         XCTAssert(server.log.waitUntil { $0.inactiveCount == 1 })
         XCTAssertEqual(server.log.errors, [])
     }
@@ -92,17 +93,17 @@ final class TLSInteropTests: XCTestCase {
         let session = pki.path("session-\(UUID().uuidString.prefix(6)).pem")
         let options = ["-tls1_3", "-alpn", "h2", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")]
         let first = try sClient(port: server.port, options + ["-sess_out", session])
-        XCTAssert(first.waitFor("hello"), first.text)
+        XCTAssert(first.waitForOutput("hello"), first.log())
         first.closeInput()
-        XCTAssertEqual(first.waitForExit(), 0, first.text)
-        XCTAssert(FileManager.default.fileExists(atPath: session), "s_client saved the session: \(first.text)")
+        XCTAssertEqual(first.waitForExit(), 0, first.log())
+        XCTAssert(FileManager.default.fileExists(atPath: session), "s_client saved the session: \(first.log())")
 
         let second = try sClient(port: server.port, options + ["-sess_in", session])
-        XCTAssert(second.waitFor("hello"), second.text)
+        XCTAssert(second.waitForOutput("hello"), second.log())
         second.closeInput()
-        XCTAssertEqual(second.waitForExit(), 0, second.text)
-        XCTAssert(second.text.contains("New, TLSv1.3"), second.text)
-        XCTAssertFalse(second.text.contains("Reused"), second.text)
+        XCTAssertEqual(second.waitForExit(), 0, second.log())
+        XCTAssert(second.log().contains("New, TLSv1.3"), second.log())
+        XCTAssertFalse(second.log().contains("Reused"), second.log())
         XCTAssertEqual(server.log.handshakes.count, 2)
     }
 
@@ -110,32 +111,32 @@ final class TLSInteropTests: XCTestCase {
         let server = try startServer()
         let client = try sClient(
             port: server.port, ["-tls1_2", "-alpn", "h2", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")])
-        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.text)
+        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.log())
         XCTAssertEqual(server.log.handshakeErrors.first?.reason, .protocolVersion, "\(server.log.errors)")
         XCTAssertNotEqual(client.waitForExit(), 0)
-        XCTAssert(client.text.contains("alert protocol version"), client.text)
+        XCTAssert(client.log().contains("alert protocol version"), client.log())
         XCTAssert(server.log.handshakes.isEmpty)
     }
 
     func testClientWithoutCertificateIsRejectedWithNoCertificate() throws {
         let server = try startServer(greeting: "must never be seen\n")
         let client = try sClient(port: server.port, ["-tls1_3", "-alpn", "h2"])
-        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.text)
+        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.log())
         XCTAssertEqual(server.log.handshakeErrors.first?.reason, .noCertificate, "\(server.log.errors)")
         XCTAssertNotEqual(client.waitForExit(), 0)
-        XCTAssert(client.text.contains("certificate required"), client.text)
-        XCTAssertFalse(client.text.contains("must never be seen"))
+        XCTAssert(client.log().contains("certificate required"), client.log())
+        XCTAssertFalse(client.log().contains("must never be seen"))
     }
 
     func testClientWithoutALPNIsRejected() throws {
         let server = try startServer()
         let client = try sClient(port: server.port, ["-tls1_3", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")])
-        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.text)
+        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.log())
         let error = try XCTUnwrap(server.log.handshakeErrors.first)
         XCTAssertEqual(error.reason, .other)
         XCTAssertEqual(error.detail, "client offered no ALPN protocol; mesh peers must offer \"h2\"")
         XCTAssertNotEqual(client.waitForExit(), 0)
-        XCTAssert(client.text.contains("no application protocol"), client.text)
+        XCTAssert(client.log().contains("no application protocol"), client.log())
     }
 
     func testClientOfferingOnlyOtherProtocolsIsRejected() throws {
@@ -143,7 +144,7 @@ final class TLSInteropTests: XCTestCase {
         let client = try sClient(
             port: server.port,
             ["-tls1_3", "-alpn", "http/1.1", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")])
-        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.text)
+        XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.log())
         XCTAssertEqual(server.log.handshakeErrors.first?.detail, "client offered ALPN [\"http/1.1\"] but mesh peers speak only \"h2\"")
         XCTAssertNotEqual(client.waitForExit(), 0)
     }
@@ -178,15 +179,15 @@ final class TLSInteropTests: XCTestCase {
 
     // MARK: Our client, openssl s_server
 
-    private func sServer(ca: String = "ca.pem", extra: [String] = ["-alpn", "h2"]) throws -> (TLSProcess, Int) {
+    private func sServer(ca: String = "ca.pem", extra: [String] = ["-alpn", "h2"]) throws -> (SpawnedProcess, Int) {
         let server = try openssl(
             ["s_server", "-accept", "127.0.0.1:0", "-tls1_3", "-Verify", "1", "-verify_return_error",
              "-cert", pki.path("db1.pem"), "-key", pki.path("db1.key"), "-CAfile", pki.path(ca), "-naccept", "1"] + extra)
-        guard server.waitFor("ACCEPT"),
-            let line = server.text.split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT") }),
+        guard server.waitForOutput("ACCEPT"),
+            let line = server.log().split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT") }),
             let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
         else {
-            throw TLSTestFailure("s_server did not start: \(server.text)")
+            throw TLSTestFailure("s_server did not start: \(server.log())")
         }
         return (server, port)
     }
@@ -197,19 +198,19 @@ final class TLSInteropTests: XCTestCase {
         let channel = try tlsTestConnect(
             group: group, port: port, context: try pki.context(.client, "app1", crl: true),
             policy: .exactly(MeshIdentity(mesh: "demo", node: "db1")), log: log)
-        XCTAssert(log.waitUntil { !$0.handshakes.isEmpty }, "errors: \(log.errors); s_server: \(server.text)")
+        XCTAssert(log.waitUntil { !$0.handshakes.isEmpty }, "errors: \(log.errors); s_server: \(server.log())")
         XCTAssertEqual(log.handshakes.first?.peer, MeshIdentity(mesh: "demo", node: "db1"))
         XCTAssertEqual(log.handshakes.first?.alpn, "h2")
 
         try channel.writeAndFlush(ByteBuffer(string: "hello from the mesh client\n")).wait()
-        XCTAssert(server.waitFor("hello from the mesh client"), server.text)
+        XCTAssert(server.waitForOutput("hello from the mesh client"), server.log())
         server.send("hello from s_server\n")
         XCTAssert(log.waitUntil { $0.received == "hello from s_server\n" }, log.received)
 
         // close_notify both ways, within the bounded wait.
         XCTAssert(try channel.close().waitBounded(timeout: .seconds(5)))
         XCTAssertEqual(log.errors, [])
-        XCTAssertNotNil(server.waitForExit(), "s_server -naccept 1 leaves after the connection: \(server.text)")
+        XCTAssertNotNil(server.waitForExit(), "s_server -naccept 1 leaves after the connection: \(server.log())")
     }
 
     func testOpenSSLServerRefusingOurCertificateIsPeerRejected() throws {
@@ -219,7 +220,7 @@ final class TLSInteropTests: XCTestCase {
         _ = try tlsTestConnect(
             group: group, port: port, context: try pki.context(.client, "app1"),
             policy: .exactly(MeshIdentity(mesh: "demo", node: "db1")), log: log)
-        XCTAssert(log.waitUntil { !$0.handshakeErrors.isEmpty }, "s_server: \(server.text)")
+        XCTAssert(log.waitUntil { !$0.handshakeErrors.isEmpty }, "s_server: \(server.log())")
         let error = try XCTUnwrap(log.handshakeErrors.first)
         XCTAssertEqual(error.reason, .peerRejected)
         XCTAssertEqual(error.detail, "peer rejected our certificate: alert \"unknown CA\"")
@@ -232,7 +233,7 @@ final class TLSInteropTests: XCTestCase {
         _ = try tlsTestConnect(
             group: group, port: port, context: try pki.context(.client, "app1"),
             policy: .exactly(MeshIdentity(mesh: "demo", node: "db1")), log: log)
-        XCTAssert(log.waitUntil { !$0.handshakeErrors.isEmpty }, "s_server: \(server.text)")
+        XCTAssert(log.waitUntil { !$0.handshakeErrors.isEmpty }, "s_server: \(server.log())")
         XCTAssertEqual(log.handshakeErrors.first?.detail, "server did not select ALPN \"h2\"; it is not a mesh node")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MeshConfig
+import MeshTestSupport
 import XCTest
 
 @testable import MeshTLS
@@ -133,11 +134,7 @@ final class TLSTestPKI {
 
     @discardableResult
     func openssl(_ arguments: [String]) throws -> String {
-        let result = try TLSProcess.run("/usr/bin/openssl", arguments, timeout: 20)
-        guard result.status == 0 else {
-            throw TLSTestFailure("openssl \(arguments.joined(separator: " ")) exited \(result.status): \(result.output)")
-        }
-        return result.output
+        try Command.check("/usr/bin/openssl", arguments, timeout: .seconds(20))
     }
 }
 

@@ -50,7 +50,7 @@ public final class PostgresCluster {
     public static func makeRoot() throws -> String {
         let root = "/tmp/meshbalancer-pg-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false)
-        try ChildProcess.check("/bin/chown", ["\(osUser):", root])
+        try Command.check("/bin/chown", ["\(osUser):", root])
         return root
     }
 
@@ -66,7 +66,7 @@ public final class PostgresCluster {
         try cluster.asServerUser("/bin/mkdir", ["-m", "0700", cluster.directory])
         try cluster.asServerUser(
             "\(bin)/initdb", ["-D", cluster.dataDirectory, "-U", superuser, "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
-            timeout: 60)
+            timeout: .seconds(60))
         let hbaLines = hba + [
             "local all all trust", "host all all 127.0.0.1/32 trust", "host replication all 127.0.0.1/32 trust",
         ]
@@ -84,7 +84,7 @@ public final class PostgresCluster {
         try standby.asServerUser(
             "\(self.bin)/pg_basebackup",
             ["-h", "127.0.0.1", "-p", "\(self.port)", "-U", Self.superuser, "-D", standby.dataDirectory, "-R", "-X", "stream", "-c", "fast"],
-            timeout: 60)
+            timeout: .seconds(60))
         try standby.appendSettings()
         try standby.start()
         return standby
@@ -116,28 +116,28 @@ public final class PostgresCluster {
 
     public func start() throws {
         try self.asServerUser(
-            "\(self.bin)/pg_ctl", ["-D", self.dataDirectory, "-l", self.logFile, "-w", "-t", "30", "start"], timeout: 40)
+            "\(self.bin)/pg_ctl", ["-D", self.dataDirectory, "-l", self.logFile, "-w", "-t", "30", "start"], timeout: .seconds(40))
         self.running = true
     }
 
     /// Stops at once (no checkpoint), as a crash would look to the probe. Safe to call twice.
     public func stop() {
         guard self.running else { return }
-        _ = try? self.asServerUser("\(self.bin)/pg_ctl", ["-D", self.dataDirectory, "-m", "immediate", "-w", "-t", "15", "stop"], timeout: 20)
+        _ = try? self.asServerUser("\(self.bin)/pg_ctl", ["-D", self.dataDirectory, "-m", "immediate", "-w", "-t", "15", "stop"], timeout: .seconds(20))
         self.running = false
     }
 
     public func promote() throws {
-        try self.asServerUser("\(self.bin)/pg_ctl", ["-D", self.dataDirectory, "-w", "-t", "30", "promote"], timeout: 40)
+        try self.asServerUser("\(self.bin)/pg_ctl", ["-D", self.dataDirectory, "-w", "-t", "30", "promote"], timeout: .seconds(40))
     }
 
     /// Runs SQL as the superuser over the Unix socket; returns unaligned, tuples-only output.
     @discardableResult
     public func sql(_ statement: String, database: String = "postgres") throws -> String {
-        let output = try ChildProcess.check(
+        let output = try Command.check(
             "\(self.bin)/psql",
             ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", self.directory, "-p", "\(self.port)", "-U", Self.superuser, "-d", database, "-c", statement],
-            timeout: 30)
+            timeout: .seconds(30))
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -147,13 +147,13 @@ public final class PostgresCluster {
         return text.split(separator: "\n").suffix(15).joined(separator: "\n")
     }
 
-    private func asServerUser(_ executable: String, _ arguments: [String], timeout: TimeInterval = 30) throws {
-        try ChildProcess.check("/usr/sbin/runuser", ["-u", Self.osUser, "--", executable] + arguments, timeout: timeout)
+    private func asServerUser(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(30)) throws {
+        try Command.check("/usr/sbin/runuser", ["-u", Self.osUser, "--", executable] + arguments, timeout: timeout)
     }
 
     private func writeAsServerUser(_ text: String, to path: String) throws {
         try text.write(toFile: path, atomically: false, encoding: .utf8)
-        try ChildProcess.check("/bin/chown", ["\(Self.osUser):", path])
+        try Command.check("/bin/chown", ["\(Self.osUser):", path])
     }
 }
 
