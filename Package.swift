@@ -130,6 +130,7 @@ let package = Package(
                 "MeshConfig", "MeshTunnel", "MeshBalancer", "MeshControl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/MeshTestSupport"

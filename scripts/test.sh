@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian packages), builds, and runs the whole test suite.
-# Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter MeshConfigTests]
+# Installs what the tests need (Debian packages), builds, and runs the test suite.
+# Usage: scripts/test.sh [--quick] [extra `swift test` arguments, e.g. --filter MeshConfigTests]
+#   (no flag)  the whole suite: what CI and README mean by "the tests" (~5 min of tests on 2 cores).
+#   --quick    everything but IntegrationTests: the unit targets (in-process only) and ProcessTests
+#              (meshctl, one or two meshd, openssl, PostgreSQL, systemd tools, one at a time), under
+#              3 minutes after a build; the multi-node scenarios (partitions, crash loops, the soak,
+#              floods, the balancer end to end) are IntegrationTests and run only in the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scope=()
+if [ "${1:-}" = "--quick" ]; then
+  scope=(--skip IntegrationTests)
+  shift
+fi
 
 . scripts/test-packages.sh
 install_test_packages test.sh
@@ -11,4 +22,4 @@ swift build --build-tests
 # One test process at a time: the multi-process tests start several meshd, PostgreSQL and openssl
 # processes each, and two such suites at once on a 2-core machine starve each other (a tunnel
 # pushing 64 MB through 1,000 streams in a debug build was seen to go quiet past its 3 s liveness).
-swift test --skip-build "$@"
+swift test --skip-build "${scope[@]}" "$@"

@@ -25,12 +25,18 @@ final class BalancerFixture {
         test: MeshTestCase, range: Int, databases: Int = 2, independent: Bool = false, maxLag: String = "10s",
         roFallback: String = "primary", hba: [String] = [], tls: MeshFile.Balancer.TLS? = nil
     ) throws {
+        // Without PostgreSQL installed the balancer tests skip, saying how to get it.
+        let bin: String
+        do {
+            bin = try PostgresCluster.binDirectory()
+        } catch {
+            throw XCTSkip("\(error)")
+        }
         let names = (1...databases).map { "db\($0)" }
         self.mesh = try test.makeMesh(range: range, nodes: ["app1"] + names)
         self.pgRoot = try PostgresCluster.makeRoot()
         let root = self.pgRoot
         test.addCleanup { PostgresCluster.removeRoot(root) }
-        let bin = try PostgresCluster.binDirectory()
         self.psqlPath = bin + "/psql"
         self.pgbenchPath = bin + "/pgbench"
 

@@ -5,15 +5,6 @@ import XCTest
 /// The PostgreSQL balancer end to end: real PostgreSQL primaries and standbys behind db nodes,
 /// real meshd processes, psql and pgbench as the clients, app1's `pg` balancer in between.
 final class BalancerTests: MeshTestCase {
-    override func setUpWithError() throws {
-        try super.setUpWithError()
-        do {
-            _ = try PostgresCluster.binDirectory()
-        } catch {
-            throw XCTSkip("\(error)")
-        }
-    }
-
     func testRWReachesThePrimaryAndROTheStandby() throws {
         let fixture = try BalancerFixture(test: self, range: 70)
         try fixture.start()

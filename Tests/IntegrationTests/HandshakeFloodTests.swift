@@ -85,7 +85,7 @@ final class HandshakeFloodTests: MeshTestCase {
         let lateAfter = (firstLate ?? drained) - drained
         // They were accepted in the drain's last moments, so they end close to a whole timeout later.
         XCTAssertGreaterThan(lateAfter, Self.handshakeTimeout - .seconds(4), "the held connections were closed before their handshake timeout")
-        print("held connections: first closed \(lateAfter.milliseconds) ms after the flood was accepted (handshake_timeout \(Self.handshakeTimeout))")
+        print("held connections: first closed \(lateAfter.milliseconds) ms after the flood was accepted (handshake_timeout \(Self.handshakeTimeout.components.seconds) s)")
         closedEarly += closedForHonest
         let closed = floodOpened - open.count
         let rssAfter = b.residentBytes() ?? 0
@@ -103,7 +103,7 @@ final class HandshakeFloodTests: MeshTestCase {
         XCTAssertLessThan(rejectedLines + summaries.count, 100, "one line per rejected connection is a log flood")
         XCTAssertTrue(floodLog.contains { $0.contains("evicted") }, "evictions are named in the log\n\(b.logTail())")
         print("b's log: \(rejectedLines) rejected-connection lines and \(summaries.count) summaries for \(floodOpened) connections; first summary: \(summaries.first ?? "-")")
-        print("RESULT flood connections=\(floodOpened) pending_limit=\(Self.pendingLimit) handshake_timeout=\(Self.handshakeTimeout) honest_up_ms=\(honestUp.milliseconds) closed=\(closed)/\(floodOpened) evicted_early=\(closedEarly) closed_at_timeout=\(closedLate) bytes_seen=\(sentBytes) log_lines=\(rejectedLines + summaries.count) rss_before_mib=\(rssBefore >> 20) rss_after_mib=\(rssAfter >> 20)")
+        print("RESULT flood connections=\(floodOpened) pending_limit=\(Self.pendingLimit) handshake_timeout=\(Self.handshakeTimeout.components.seconds)s honest_up_ms=\(honestUp.milliseconds) closed=\(closed)/\(floodOpened) evicted_early=\(closedEarly) closed_at_timeout=\(closedLate) bytes_seen=\(sentBytes) log_lines=\(rejectedLines + summaries.count) rss_before_mib=\(rssBefore >> 20) rss_after_mib=\(rssAfter >> 20)")
     }
 
     /// app1 opens streams through its forward without end; db1 serves at most max_streams_per_peer

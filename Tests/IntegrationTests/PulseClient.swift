@@ -124,7 +124,7 @@ private final class PulseHandlerBox: @unchecked Sendable {
     weak var client: PulseClient?
 }
 
-private final class PulseHandler: ChannelInboundHandler {
+private final class PulseHandler: StreamEndRecording {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -141,7 +141,7 @@ private final class PulseHandler: ChannelInboundHandler {
     private var sentTotal = 0
     private var timer: Scheduled<Void>?
     private var stopped = false
-    private var end: StreamEnd?
+    var end: StreamEnd?
 
     init(interval: TimeAmount, chunkSize: Int, box: PulseHandlerBox) {
         self.interval = interval
@@ -197,18 +197,6 @@ private final class PulseHandler: ChannelInboundHandler {
             self.pending.removeFirst()
         }
         self.box.client?.echoed(total: self.echoedTotal, mismatchAt: self.mismatchAt, completed: completed)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event {
-            if self.end == nil { self.end = .eof }
-            context.close(promise: nil)
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if self.end == nil { self.end = StreamClient.classify(error) }
-        context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

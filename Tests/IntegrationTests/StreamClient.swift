@@ -59,7 +59,7 @@ enum StreamClient {
     }
 }
 
-private final class ExchangeHandler: ChannelInboundHandler {
+private final class ExchangeHandler: StreamEndRecording {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -69,7 +69,7 @@ private final class ExchangeHandler: ChannelInboundHandler {
     private let done: EventLoopPromise<StreamOutcome>
     private var echoed: EventLoopPromise<Void>?
     private var received = ByteBuffer()
-    private var end: StreamEnd?
+    var end: StreamEnd?
     private var finished = false
     private var deadline: Scheduled<Void>?
 
@@ -100,18 +100,6 @@ private final class ExchangeHandler: ChannelInboundHandler {
             self.echoed = nil
             echoed.succeed(())
         }
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event {
-            if self.end == nil { self.end = .eof }
-            context.close(promise: nil)
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if self.end == nil { self.end = StreamClient.classify(error) }
-        context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

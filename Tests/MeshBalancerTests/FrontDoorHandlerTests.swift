@@ -63,24 +63,10 @@ final class FrontDoorHandlerTests: XCTestCase {
         return channel
     }
 
-    func readOutbound(_ channel: EmbeddedChannel) throws -> ByteBuffer {
-        var all = ByteBuffer()
-        while var part = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&part) }
-        return all
-    }
-
-    func errorResponse(in bytes: ByteBuffer) -> ErrorResponse? {
-        var bytes = bytes
-        guard bytes.readInteger(as: UInt8.self) == UInt8(ascii: "E"), let length = bytes.readInteger(as: Int32.self),
-            Int(length) - 4 == bytes.readableBytes
-        else { return nil }
-        return ErrorResponse(body: bytes)
-    }
-
     func testSSLThenStartupIsPassedOnUnchanged() throws {
         let channel = try self.makeChannel()
         try channel.writeInbound(PostgresWire.request(PostgresProtocol.sslRequestCode))
-        XCTAssertEqual(try self.readOutbound(channel), ByteBuffer(string: "N"))
+        XCTAssertEqual(try PostgresWire.readOutbound(channel), ByteBuffer(string: "N"))
         XCTAssertTrue(self.calls.routed.withLockedValue { $0 }.isEmpty)
 
         // The StartupMessage and a pipelined byte after it arrive in one read.
@@ -96,7 +82,7 @@ final class FrontDoorHandlerTests: XCTestCase {
         // Later bytes go straight to the splice.
         try channel.writeInbound(ByteBuffer(string: "Q"))
         XCTAssertEqual(self.splice.received.withLockedValue { $0.readableBytes }, bytes.readableBytes + 1)
-        XCTAssertEqual(try self.readOutbound(channel).readableBytes, 0)
+        XCTAssertEqual(try PostgresWire.readOutbound(channel).readableBytes, 0)
         XCTAssertTrue(channel.isActive)
         _ = try channel.finish()
     }
@@ -111,7 +97,7 @@ final class FrontDoorHandlerTests: XCTestCase {
             let routed = self.calls.routed.withLockedValue { $0.count }
             XCTAssertEqual(routed, index == all.readableBytes - 1 ? 1 : 0, "byte \(index)")
         }
-        XCTAssertEqual(try self.readOutbound(channel), ByteBuffer(string: "NN"))
+        XCTAssertEqual(try PostgresWire.readOutbound(channel), ByteBuffer(string: "NN"))
         XCTAssertEqual(self.splice.received.withLockedValue { $0 }, PostgresWire.appStartup())
         _ = try channel.finish()
     }
@@ -119,9 +105,9 @@ final class FrontDoorHandlerTests: XCTestCase {
     func testTooManyNegotiationsAreRefused() throws {
         let channel = try self.makeChannel()
         for _ in 0..<3 { try channel.writeInbound(PostgresWire.request(PostgresProtocol.sslRequestCode)) }
-        var out = try self.readOutbound(channel)
+        var out = try PostgresWire.readOutbound(channel)
         XCTAssertEqual(out.readString(length: 2), "NN")
-        XCTAssertEqual(self.errorResponse(in: out)?.code, .protocolViolation)
+        XCTAssertEqual(PostgresWire.errorResponse(in: out)?.code, .protocolViolation)
         XCTAssertFalse(channel.isActive)
     }
 
@@ -130,7 +116,7 @@ final class FrontDoorHandlerTests: XCTestCase {
             code: .cannotConnectNow, message: #"tunnelmesh: no primary available for "pg" (db1: down since 12:01:03, db2: standby)"#)
         let channel = try self.makeChannel(route: .failure(refusal))
         try channel.writeInbound(PostgresWire.appStartup())
-        XCTAssertEqual(self.errorResponse(in: try self.readOutbound(channel)), refusal)
+        XCTAssertEqual(PostgresWire.errorResponse(in: try PostgresWire.readOutbound(channel)), refusal)
         XCTAssertFalse(channel.isActive)
         XCTAssertTrue(self.calls.bridged.withLockedValue { $0 }.isEmpty)
         XCTAssertEqual(self.splice.received.withLockedValue { $0.readableBytes }, 0)
@@ -139,7 +125,7 @@ final class FrontDoorHandlerTests: XCTestCase {
     func testUnreachableNodeIsConnectionFailure() throws {
         let channel = try self.makeChannel(bridgeFails: true)
         try channel.writeInbound(PostgresWire.appStartup())
-        let error = try XCTUnwrap(self.errorResponse(in: try self.readOutbound(channel)))
+        let error = try XCTUnwrap(PostgresWire.errorResponse(in: try PostgresWire.readOutbound(channel)))
         XCTAssertEqual(error.code, .connectionFailure)
         XCTAssertEqual(error.message, #"tunnelmesh: cannot reach "postgres" on db2: no tunnel to db2 is up"#)
         XCTAssertFalse(channel.isActive)
@@ -157,7 +143,7 @@ final class FrontDoorHandlerTests: XCTestCase {
         for (input, code) in cases {
             let channel = try self.makeChannel()
             try channel.writeInbound(input)
-            XCTAssertEqual(self.errorResponse(in: try self.readOutbound(channel))?.code, code, "\(input)")
+            XCTAssertEqual(PostgresWire.errorResponse(in: try PostgresWire.readOutbound(channel))?.code, code, "\(input)")
             XCTAssertFalse(channel.isActive)
         }
         XCTAssertTrue(self.calls.routed.withLockedValue { $0 }.isEmpty)
@@ -170,7 +156,7 @@ final class FrontDoorHandlerTests: XCTestCase {
         key.writeCancelRequest(to: &bytes)
         try channel.writeInbound(bytes)
         XCTAssertEqual(self.calls.cancelled.withLockedValue { $0 }, [key])
-        XCTAssertEqual(try self.readOutbound(channel).readableBytes, 0, "PostgreSQL answers a cancel with nothing")
+        XCTAssertEqual(try PostgresWire.readOutbound(channel).readableBytes, 0, "PostgreSQL answers a cancel with nothing")
         XCTAssertFalse(channel.isActive)
         XCTAssertTrue(self.calls.routed.withLockedValue { $0 }.isEmpty)
     }

@@ -10,21 +10,7 @@ import XCTest
 /// The `.anyClient` server context (a balancer's own certificate) on real sockets against real
 /// `openssl s_client`: no client certificate, TLS 1.3 or 1.2, ALPN "postgresql" selected or refused,
 /// and each direction closed on its own.
-final class AnyClientTLSTests: XCTestCase {
-    nonisolated(unsafe) static var pki: TLSTestPKI!
-
-    override class func setUp() {
-        super.setUp()
-        pki = try! TLSTestPKI()
-    }
-
-    override class func tearDown() {
-        pki?.remove()
-        pki = nil
-        super.tearDown()
-    }
-
-    private var pki: TLSTestPKI { Self.pki }
+final class AnyClientTLSTests: TLSPKITestCase {
     private var group: MultiThreadedEventLoopGroup!
     private var processes: [SpawnedProcess] = []
     private var servers: [any Channel] = []

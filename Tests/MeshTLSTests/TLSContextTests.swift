@@ -5,22 +5,7 @@ import XCTest
 @testable import MeshTLS
 
 /// TLSContext loading: what a good node gets, and the exact complaint for each broken file.
-final class TLSContextTests: XCTestCase {
-    nonisolated(unsafe) static var pki: TLSTestPKI!
-
-    override class func setUp() {
-        super.setUp()
-        pki = try! TLSTestPKI()
-    }
-
-    override class func tearDown() {
-        pki?.remove()
-        pki = nil
-        super.tearDown()
-    }
-
-    var pki: TLSTestPKI { Self.pki }
-
+final class TLSContextTests: TLSPKITestCase {
     private func setupError(_ files: TLSFiles, role: TLSContext.Role = .server, file: StaticString = #filePath, line: UInt = #line)
         -> TLSSetupError?
     {

@@ -6,23 +6,19 @@ import XCTest
 @testable import MeshTLS
 
 /// The handler between two EmbeddedChannels: handshake, data, flushing, closing, broken input.
-final class TLSHandlerTests: XCTestCase {
-    nonisolated(unsafe) static var pki: TLSTestPKI!
+final class TLSHandlerTests: TLSPKITestCase {
     nonisolated(unsafe) static var serverContext: TLSContext!
     nonisolated(unsafe) static var clientContext: TLSContext!
 
     override class func setUp() {
         super.setUp()
-        pki = try! TLSTestPKI()
-        serverContext = try! pki.context(.server, "db1", crl: true)
-        clientContext = try! pki.context(.client, "app1", crl: true)
+        serverContext = try! sharedPKI.context(.server, "db1", crl: true)
+        clientContext = try! sharedPKI.context(.client, "app1", crl: true)
     }
 
     override class func tearDown() {
         serverContext = nil
         clientContext = nil
-        pki?.remove()
-        pki = nil
         super.tearDown()
     }
 
@@ -394,7 +390,7 @@ final class TLSHandlerTests: XCTestCase {
         _ node: String, as reason: HandshakeFailureReason, clientSees alert: String,
         file: StaticString = #filePath, line: UInt = #line
     ) throws {
-        let client = try Self.pki.context(.client, node)
+        let client = try Self.sharedPKI.context(.client, node)
         let pipe = try makePipe(client: client)
         try pipe.activate()
         try pipe.exchange()
@@ -443,13 +439,13 @@ final class TLSHandlerTests: XCTestCase {
     }
 
     func testRejectionDetailsNameThePeerAndTheProblem() throws {
-        let pipe = try makePipe(client: try Self.pki.context(.client, "intruder"))
+        let pipe = try makePipe(client: try Self.sharedPKI.context(.client, "intruder"))
         try pipe.activate()
         try pipe.exchange()
         let detail = try XCTUnwrap(pipe.serverRecorder.handshakeError?.detail)
         XCTAssert(detail.hasPrefix("peer certificate names spiffe://demo/node/intruder, but node \"intruder\" is not declared"), detail)
 
-        let expired = try makePipe(client: try Self.pki.context(.client, "expired"))
+        let expired = try makePipe(client: try Self.sharedPKI.context(.client, "expired"))
         try expired.activate()
         try expired.exchange()
         let expiredDetail = try XCTUnwrap(expired.serverRecorder.handshakeError?.detail)
@@ -460,7 +456,7 @@ final class TLSHandlerTests: XCTestCase {
         _ node: String, dialing expected: String, as reason: HandshakeFailureReason, serverSees alert: String,
         file: StaticString = #filePath, line: UInt = #line
     ) throws {
-        let server = try Self.pki.context(.server, node, crl: true)
+        let server = try Self.sharedPKI.context(.server, node, crl: true)
         let pipe = try makePipe(server: server, clientPolicy: .exactly(MeshIdentity(mesh: "demo", node: expected)))
         try pipe.activate()
         try pipe.exchange()
@@ -495,8 +491,8 @@ final class TLSHandlerTests: XCTestCase {
 
     func testWithoutCRLTheRevokedCertificateIsAccepted() throws {
         // The control for the test above: it is the CRL that makes the difference.
-        let server = try Self.pki.context(.server, "db1")
-        let pipe = try makePipe(client: try Self.pki.context(.client, "revoked"), server: server)
+        let server = try Self.sharedPKI.context(.server, "db1")
+        let pipe = try makePipe(client: try Self.sharedPKI.context(.client, "revoked"), server: server)
         try pipe.activate()
         try pipe.exchange()
         XCTAssertEqual(pipe.serverRecorder.handshake?.peer.node, "revoked")

@@ -8,21 +8,7 @@ import XCTest
 @testable import MeshTLS
 
 /// Our handler on real sockets against real `openssl s_client` and `openssl s_server` processes.
-final class TLSInteropTests: XCTestCase {
-    nonisolated(unsafe) static var pki: TLSTestPKI!
-
-    override class func setUp() {
-        super.setUp()
-        pki = try! TLSTestPKI()
-    }
-
-    override class func tearDown() {
-        pki?.remove()
-        pki = nil
-        super.tearDown()
-    }
-
-    private var pki: TLSTestPKI { Self.pki }
+final class TLSInteropTests: TLSPKITestCase {
     private var group: MultiThreadedEventLoopGroup!
     private var processes: [SpawnedProcess] = []
     private var servers: [TLSTestServer] = []

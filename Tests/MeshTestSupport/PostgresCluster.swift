@@ -46,16 +46,19 @@ public final class PostgresCluster {
         self.bin = bin
     }
 
-    /// A temporary root for a test's clusters, owned by the server user.
+    /// A temporary root for a test's clusters, owned by the server user: in memory (/dev/shm) where
+    /// there is one, since initdb, pg_basebackup and removing a cluster took seconds each on disk.
     public static func makeRoot() throws -> String {
-        let root = "/tmp/meshbalancer-pg-" + UUID().uuidString.prefix(8)
+        let base = FileManager.default.isWritableFile(atPath: "/dev/shm") ? "/dev/shm" : "/tmp"
+        let root = base + "/meshbalancer-pg-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false)
         try Command.check("/bin/chown", ["\(osUser):", root])
         return root
     }
 
     public static func removeRoot(_ root: String) {
-        try? FileManager.default.removeItem(atPath: root)
+        // rm, not FileManager: removing a cluster's ~2,000 files took FileManager 2.7 s, rm 0.1 s.
+        _ = try? Command.run("/bin/rm", ["-rf", "--", root])
     }
 
     /// A new primary: initdb, loopback-only configuration, started. `hba` lines come before the

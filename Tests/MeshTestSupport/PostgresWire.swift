@@ -1,5 +1,6 @@
 import MeshBalancer
 import NIOCore
+import NIOEmbedded
 
 /// PostgreSQL front-end packets as a client sends them, for the front-door tests (in-process and
 /// against real clients alike).
@@ -22,5 +23,21 @@ public enum PostgresWire {
     /// The StartupMessage the front-door tests send: user app, database shop, protocol 3.2.
     public static func appStartup() -> ByteBuffer {
         self.startup(["user": "app", "database": "shop"], minor: 2)
+    }
+
+    /// Everything the channel has written so far, in one buffer.
+    public static func readOutbound(_ channel: EmbeddedChannel) throws -> ByteBuffer {
+        var all = ByteBuffer()
+        while var part = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&part) }
+        return all
+    }
+
+    /// The ErrorResponse that `bytes` are exactly (type byte, length, fields), else nil.
+    public static func errorResponse(in bytes: ByteBuffer) -> ErrorResponse? {
+        var bytes = bytes
+        guard bytes.readInteger(as: UInt8.self) == UInt8(ascii: "E"), let length = bytes.readInteger(as: Int32.self),
+            Int(length) - 4 == bytes.readableBytes
+        else { return nil }
+        return ErrorResponse(body: bytes)
     }
 }

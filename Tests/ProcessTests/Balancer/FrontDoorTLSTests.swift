@@ -74,27 +74,13 @@ final class FrontDoorTLSTests: XCTestCase {
         return channel
     }
 
-    func readOutbound(_ channel: EmbeddedChannel) throws -> ByteBuffer {
-        var all = ByteBuffer()
-        while var part = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&part) }
-        return all
-    }
-
-    func errorResponse(in bytes: ByteBuffer) -> ErrorResponse? {
-        var bytes = bytes
-        guard bytes.readInteger(as: UInt8.self) == UInt8(ascii: "E"), let length = bytes.readInteger(as: Int32.self),
-            Int(length) - 4 == bytes.readableBytes
-        else { return nil }
-        return ErrorResponse(body: bytes)
-    }
-
     func testSSLRequestWithTLSIsAnsweredSAndTLSStarts() throws {
         let channel = try self.makeChannel(tls: try self.certificate.context())
         let request = PostgresWire.request(PostgresProtocol.sslRequestCode)
         // Byte by byte: nothing is answered before the whole request is there.
         for index in 0..<request.readableBytes {
             try channel.writeInbound(request.getSlice(at: index, length: 1)!)
-            XCTAssertEqual(try self.readOutbound(channel).readableBytes, index == 7 ? 1 : 0, "byte \(index)")
+            XCTAssertEqual(try PostgresWire.readOutbound(channel).readableBytes, index == 7 ? 1 : 0, "byte \(index)")
         }
         XCTAssertNoThrow(try channel.pipeline.syncOperations.handler(type: OpenSSLHandler.self), "a TLS handler was added")
         XCTAssertNoThrow(try channel.pipeline.syncOperations.handler(type: FrontDoorHandler.self), "a front door reads behind it")
@@ -108,30 +94,30 @@ final class FrontDoorTLSTests: XCTestCase {
     func testSAnswerIsTheOnlyPlaintextByte() throws {
         let channel = try self.makeChannel(tls: try self.certificate.context())
         try channel.writeInbound(PostgresWire.request(PostgresProtocol.sslRequestCode))
-        XCTAssertEqual(try self.readOutbound(channel), ByteBuffer(string: "S"))
+        XCTAssertEqual(try PostgresWire.readOutbound(channel), ByteBuffer(string: "S"))
         XCTAssertTrue(channel.isActive)
         // The server waits for the ClientHello: it sends nothing of its own first.
         channel.embeddedEventLoop.run()
-        XCTAssertEqual(try self.readOutbound(channel).readableBytes, 0)
+        XCTAssertEqual(try PostgresWire.readOutbound(channel).readableBytes, 0)
         _ = try? channel.finish()
     }
 
     func testSSLRequestWithoutTLSIsAnsweredN() throws {
         let channel = try self.makeChannel(tls: nil)
         try channel.writeInbound(PostgresWire.request(PostgresProtocol.sslRequestCode))
-        XCTAssertEqual(try self.readOutbound(channel), ByteBuffer(string: "N"))
+        XCTAssertEqual(try PostgresWire.readOutbound(channel), ByteBuffer(string: "N"))
         XCTAssertThrowsError(try channel.pipeline.syncOperations.handler(type: OpenSSLHandler.self))
         try channel.writeInbound(PostgresWire.appStartup())
-        XCTAssertEqual(self.errorResponse(in: try self.readOutbound(channel)), Self.refusal)
+        XCTAssertEqual(PostgresWire.errorResponse(in: try PostgresWire.readOutbound(channel)), Self.refusal)
         XCTAssertEqual(self.routed.withLockedValue { $0.map(\.user) }, ["app"])
     }
 
     func testGSSENCRequestIsAnsweredNThenSSLRequestS() throws {
         let channel = try self.makeChannel(tls: try self.certificate.context())
         try channel.writeInbound(PostgresWire.request(PostgresProtocol.gssEncRequestCode))
-        XCTAssertEqual(try self.readOutbound(channel), ByteBuffer(string: "N"))
+        XCTAssertEqual(try PostgresWire.readOutbound(channel), ByteBuffer(string: "N"))
         try channel.writeInbound(PostgresWire.request(PostgresProtocol.sslRequestCode))
-        XCTAssertEqual(try self.readOutbound(channel), ByteBuffer(string: "S"))
+        XCTAssertEqual(try PostgresWire.readOutbound(channel), ByteBuffer(string: "S"))
         _ = try? channel.finish()
     }
 
@@ -140,7 +126,7 @@ final class FrontDoorTLSTests: XCTestCase {
         var bytes = PostgresWire.request(PostgresProtocol.sslRequestCode)
         bytes.writeImmutableBuffer(PostgresWire.appStartup())
         try channel.writeInbound(bytes)
-        let error = try XCTUnwrap(self.errorResponse(in: try self.readOutbound(channel)), "no 'S', an ErrorResponse")
+        let error = try XCTUnwrap(PostgresWire.errorResponse(in: try PostgresWire.readOutbound(channel)), "no 'S', an ErrorResponse")
         XCTAssertEqual(error.code, .protocolViolation)
         XCTAssertEqual(error.message, "tunnelmesh: received unencrypted data after SSL request")
         XCTAssertFalse(channel.isActive)
@@ -151,14 +137,14 @@ final class FrontDoorTLSTests: XCTestCase {
         let channel = try self.makeChannel(tls: try self.certificate.context())
         try channel.writeInbound(PostgresWire.appStartup())
         XCTAssertEqual(self.routed.withLockedValue { $0.map(\.user) }, ["app"])
-        XCTAssertEqual(self.errorResponse(in: try self.readOutbound(channel)), Self.refusal)
+        XCTAssertEqual(PostgresWire.errorResponse(in: try PostgresWire.readOutbound(channel)), Self.refusal)
     }
 
     func testDirectTLSWithoutTLSBlockIsClosedWithoutAnswer() throws {
         let channel = try self.makeChannel(tls: nil)
         // The start of a ClientHello record: handshake (22), TLS 1.0 record version, a length.
         try channel.writeInbound(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))
-        XCTAssertEqual(try self.readOutbound(channel).readableBytes, 0, "a TLS client would take an ErrorResponse for a broken record")
+        XCTAssertEqual(try PostgresWire.readOutbound(channel).readableBytes, 0, "a TLS client would take an ErrorResponse for a broken record")
         XCTAssertFalse(channel.isActive)
         XCTAssertTrue(self.routed.withLockedValue { $0 }.isEmpty)
     }

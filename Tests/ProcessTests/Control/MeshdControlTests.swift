@@ -16,13 +16,11 @@ final class MeshdControlTests: XCTestCase {
     override func setUp() async throws {
         self.directory = try TemporaryDirectory.make()
         self.meshctl = try BuildProducts.path("meshctl")
-        let pki = self.directory + "/pki"
-        try Command.check(self.meshctl, ["pki", "init", "--mesh", "ctltest", "--dir", pki])
-        for node in ["alpha", "beta"] { try Command.check(self.meshctl, ["pki", "issue", node, "--dir", pki]) }
-        let loop = MultiThreadedEventLoopGroup.singleton
-        let alphaPort = try await Self.freePort("127.0.44.1", loop)
-        let betaPort = try await Self.freePort("127.0.44.2", loop)
-        let forwardPort = try await Self.freePort("127.0.44.1", loop)
+        let pki = try TestPKI(mesh: "ctltest", dir: URL(fileURLWithPath: self.directory + "/pki"))
+        for node in ["alpha", "beta"] { try pki.issue(node) }
+        let alphaPort = try TCPSocket.freePort(host: "127.0.44.1")
+        let betaPort = try TCPSocket.freePort(host: "127.0.44.2")
+        let forwardPort = try TCPSocket.freePort(host: "127.0.44.1")
         self.config = self.directory + "/mesh.json"
         try Data("""
             {
@@ -152,12 +150,5 @@ final class MeshdControlTests: XCTestCase {
         let log = self.agents[node]?.log() ?? ""
         XCTFail("peers on \(node) did not reach the expected state within \(timeout)s; last: \(last)\nlog:\n\(log.suffix(3000))")
         throw CancellationError()
-    }
-
-    private static func freePort(_ host: String, _ loop: EventLoopGroup) async throws -> Int {
-        let channel = try await ServerBootstrap(group: loop).bind(host: host, port: 0).get()
-        let port = try XCTUnwrap(channel.localAddress?.port)
-        try await channel.close()
-        return port
     }
 }

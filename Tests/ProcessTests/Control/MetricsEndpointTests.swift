@@ -20,15 +20,13 @@ final class MetricsEndpointTests: XCTestCase {
     override func setUp() async throws {
         self.directory = try TemporaryDirectory.make()
         self.meshctl = try BuildProducts.path("meshctl")
-        let pki = self.directory + "/pki"
-        try Command.check(self.meshctl, ["pki", "init", "--mesh", "mettest", "--dir", pki])
-        for node in ["alpha", "beta"] { try Command.check(self.meshctl, ["pki", "issue", node, "--dir", pki]) }
-        let loop = MultiThreadedEventLoopGroup.singleton
-        self.echo = try EchoServer(group: loop)
-        self.alphaPort = try await Self.freePort("127.0.45.1", loop)
-        let betaPort = try await Self.freePort("127.0.45.2", loop)
-        self.forwardPort = try await Self.freePort("127.0.45.1", loop)
-        self.metricsPort = try await Self.freePort("127.0.45.1", loop)
+        let pki = try TestPKI(mesh: "mettest", dir: URL(fileURLWithPath: self.directory + "/pki"))
+        for node in ["alpha", "beta"] { try pki.issue(node) }
+        self.echo = try EchoServer(group: MultiThreadedEventLoopGroup.singleton)
+        self.alphaPort = try TCPSocket.freePort(host: "127.0.45.1")
+        let betaPort = try TCPSocket.freePort(host: "127.0.45.2")
+        self.forwardPort = try TCPSocket.freePort(host: "127.0.45.1")
+        self.metricsPort = try TCPSocket.freePort(host: "127.0.45.1")
         // "metrics" is one address for every node; two agents on one machine need two files.
         for (file, metrics) in [("alpha.json", "\"metrics\": \"127.0.45.1:\(self.metricsPort)\","), ("beta.json", "")] {
             try Data("""
@@ -170,12 +168,5 @@ final class MetricsEndpointTests: XCTestCase {
         let log = self.agents["alpha"]?.log() ?? ""
         XCTFail("alpha's /metrics did not show \(what) within \(timeout)s; last:\n\(last)\nlog:\n\(log.suffix(2000))")
         throw CancellationError()
-    }
-
-    private static func freePort(_ host: String, _ loop: EventLoopGroup) async throws -> Int {
-        let channel = try await ServerBootstrap(group: loop).bind(host: host, port: 0).get()
-        let port = try XCTUnwrap(channel.localAddress?.port)
-        try await channel.close()
-        return port
     }
 }
