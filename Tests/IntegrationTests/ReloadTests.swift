@@ -144,8 +144,14 @@ final class ReloadTests: MeshTestCase {
         for process in [app1, db1, db2] {
             XCTAssertNotNil(revokedDown[process.label], "revoke db3: \(process.label) reports db3 down as revoked\n\(process.logTail())")
         }
-        // backoff_max is 2 s: a few redials fit in 5 s, and each must fail.
-        Thread.sleep(forTimeInterval: 5)
+        // Every node dials db3 (it sorts last): wait until each has seen two redials fail (logged at
+        // debug as "still down"; backoff_max 2 s), rather than a fixed time, then none may be up.
+        let redialsFailed = self.poll(timeout: .seconds(10)) {
+            [app1, db1, db2].allSatisfy { process in
+                process.log(after: marks[process.label]!).split(separator: "\n").filter { $0.contains("peer db3 still down") }.count >= 2
+            }
+        }
+        XCTAssertNotNil(redialsFailed, "revoke db3: every node redials db3 and fails\n\(mesh.allLogs())")
         for process in [app1, db1, db2] {
             XCTAssertNil(
                 process.waitForLog(containing: "peer db3 up", after: marks[process.label]!, timeout: .zero),
