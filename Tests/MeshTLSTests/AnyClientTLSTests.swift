@@ -134,8 +134,10 @@ final class AnyClientTLSTests: TLSPKITestCase {
             XCTAssertEqual(error.file, "\(pki.path("db2.key")) and \(pki.path("db1.pem"))")
             XCTAssert(error.message.hasPrefix("the private key does not match the certificate"), error.message)
         }
+        let notPEM = pki.path("not-a-certificate.cnf")
+        try "[ ca ]\ndefault_ca = mesh\n".write(toFile: notPEM, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(
-            try TLSContext(anyClientCertificate: pki.path("ca.cnf"), key: pki.path("db1.key"), alpn: "postgresql", setting: "balancers.pg.tls")
+            try TLSContext(anyClientCertificate: notPEM, key: pki.path("db1.key"), alpn: "postgresql", setting: "balancers.pg.tls")
         ) { error in
             let message = (error as! TLSSetupError).message
             XCTAssert(message.hasPrefix("not a PEM certificate"), message)

@@ -73,8 +73,7 @@ final class TLSContextTests: TLSPKITestCase {
     }
 
     func testEncryptedKeyIsRefusedWithoutPrompting() throws {
-        let encrypted = pki.path("db1-encrypted.key")
-        try pki.openssl(["pkey", "-in", pki.path("db1.key"), "-aes256", "-passout", "pass:secret", "-out", encrypted])
+        let encrypted = try pki.encryptedKey("db1", passphrase: "secret", to: "db1-encrypted.key")
         var files = pki.files("db1")
         files.key = encrypted
         let error = try XCTUnwrap(setupError(files))
@@ -104,11 +103,7 @@ final class TLSContextTests: TLSPKITestCase {
         XCTAssert(error.message.hasPrefix("this CRL is not signed by the CA in \(files.ca)"), error.message)
 
         // Past its nextUpdate.
-        let stale = pki.path("stale-crl.pem")
-        try pki.openssl([
-            "ca", "-batch", "-config", pki.path("ca.cnf"), "-gencrl", "-crl_lastupdate", "20200101000000Z",
-            "-crl_nextupdate", "20200201000000Z", "-out", stale,
-        ])
+        let stale = try pki.staleRevocationList("stale-crl.pem")
         files = pki.files("db1", crl: true)
         files.crl = stale
         error = try XCTUnwrap(setupError(files))

@@ -1,7 +1,7 @@
 import XCTest
 
-/// Base of the TLS suites that share one `TLSTestPKI`: made before the suite's first test (openssl
-/// takes seconds for the whole set), removed after its last.
+/// Base of the TLS suites that share one `TLSTestPKI`: made before the suite's first test (dozens of
+/// P-256 keys and signatures), removed after its last.
 class TLSPKITestCase: XCTestCase {
     nonisolated(unsafe) static var sharedPKI: TLSTestPKI!
 
