@@ -164,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "MeshTLSTests",
             dependencies: [
-                "MeshTLS", "MeshConfig", "COpenSSL", "MeshTestSupport",
+                "MeshTLS", "MeshConfig", "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -16,6 +16,7 @@ import Glibc
 public final class SpawnedProcess {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     public let pid: pid_t

@@ -1,7 +1,6 @@
 import Foundation
 import MeshConfig
 import MeshTLS
-import MeshTestSupport
 import XCTest
 
 /// The CA library against the real `openssl` tool: issue, verify with the CRL, revoke, verify again.

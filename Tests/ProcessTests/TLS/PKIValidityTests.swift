@@ -1,6 +1,5 @@
 import Foundation
 import MeshTLS
-import MeshTestSupport
 import XCTest
 
 /// Validity windows and name rules: what openssl says about backdated and future certificates, and

@@ -10,25 +10,7 @@ import XCTest
 /// The `.anyClient` server context (a balancer's own certificate) on real sockets against real
 /// `openssl s_client`: no client certificate, TLS 1.3 or 1.2, ALPN "postgresql" selected or refused,
 /// and each direction closed on its own.
-final class AnyClientTLSTests: TLSPKITestCase {
-    private var group: MultiThreadedEventLoopGroup!
-    private var processes: [SpawnedProcess] = []
-    private var servers: [any Channel] = []
-
-    override func setUp() {
-        super.setUp()
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    }
-
-    override func tearDown() {
-        processes.forEach { $0.stop() }
-        processes = []
-        servers.forEach { try? $0.close().wait() }
-        servers = []
-        try? group.syncShutdownGracefully()
-        group = nil
-        super.tearDown()
-    }
+final class AnyClientTLSTests: InteropTestCase {
 
     /// What the application side saw, beyond `TLSConnectionLog`: end-of-input events.
     final class HalfCloseLog: @unchecked Sendable {
@@ -98,17 +80,14 @@ final class AnyClientTLSTests: TLSPKITestCase {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
-        servers.append(channel)
+        self.addCleanup { try? channel.close().wait() }
         return (channel.localAddress!.port!, log, halfCloses)
     }
 
     private func sClient(port: Int, _ options: [String]) throws -> SpawnedProcess {
-        let process = try SpawnedProcess(
-            label: "s_client", executable: "/usr/bin/openssl", arguments:
+        try self.openssl(
             ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", pki.path("ca.pem"), "-verify_return_error", "-no_ign_eof"]
-                + options, interactive: true)
-        processes.append(process)
-        return process
+                + options)
     }
 
     // MARK: The context

@@ -8,38 +8,13 @@ import XCTest
 @testable import MeshTLS
 
 /// Our handler on real sockets against real `openssl s_client` and `openssl s_server` processes.
-final class TLSInteropTests: TLSPKITestCase {
-    private var group: MultiThreadedEventLoopGroup!
-    private var processes: [SpawnedProcess] = []
-    private var servers: [TLSTestServer] = []
-
-    override func setUp() {
-        super.setUp()
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    }
-
-    override func tearDown() {
-        processes.forEach { $0.stop() }
-        processes = []
-        servers.forEach { $0.stop() }
-        servers = []
-        try? group.syncShutdownGracefully()
-        group = nil
-        super.tearDown()
-    }
-
-    private func openssl(_ arguments: [String]) throws -> SpawnedProcess {
-        let process = try SpawnedProcess(label: "openssl", executable: "/usr/bin/openssl", arguments: arguments, interactive: true)
-        processes.append(process)
-        return process
-    }
-
+final class TLSInteropTests: InteropTestCase {
     private func startServer(greeting: String? = nil, handshakeTimeout: TimeAmount = .seconds(5)) throws -> TLSTestServer {
         let server = try TLSTestServer(
             group: group, context: try pki.context(.server, "db1", crl: true),
             policy: .declaredNode(mesh: "demo", nodes: ["db1", "db2", "app1"]), greeting: greeting,
             handshakeTimeout: handshakeTimeout)
-        servers.append(server)
+        self.addCleanup { server.stop() }
         return server
     }
 
@@ -173,7 +148,7 @@ final class TLSInteropTests: TLSPKITestCase {
             let line = server.log().split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT") }),
             let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
         else {
-            throw TLSTestFailure("s_server did not start: \(server.log())")
+            throw SpawnedProcess.Failure(description: "s_server did not start: \(server.log())")
         }
         return (server, port)
     }
@@ -201,7 +176,7 @@ final class TLSInteropTests: TLSPKITestCase {
 
     func testOpenSSLServerRefusingOurCertificateIsPeerRejected() throws {
         // s_server trusts another CA, so it refuses our (good) certificate after our Finished.
-        let (server, port) = try sServer(ca: "otherca-root.pem")
+        let (server, port) = try sServer(ca: "other/ca.pem")
         let log = TLSConnectionLog()
         _ = try tlsTestConnect(
             group: group, port: port, context: try pki.context(.client, "app1"),
