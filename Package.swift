@@ -190,20 +190,21 @@ let package = Package(
         .testTarget(
             name: "MeshBalancerTests",
             dependencies: [
-                "MeshBalancer", "MeshTLS", "MeshConfig", "MeshTestSupport",
+                "MeshBalancer", "MeshConfig", "MeshTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Tests that start real processes one component at a time (meshctl and meshd on one node or
-        // two, openssl, PostgreSQL, meshd under a systemd-like launcher); all quick, so they are part
-        // of `scripts/test.sh --quick`. The multi-node scenarios are IntegrationTests.
+        // two, openssl, PostgreSQL, systemd tools, meshd under a stand-in supervisor); all quick, so
+        // `scripts/test.sh --quick` runs them. The unit targets above start no process; the
+        // multi-node scenarios are IntegrationTests.
         .testTarget(
             name: "ProcessTests",
             dependencies: [
-                "MeshTestSupport", "MeshConfig", "MeshTLS", "MeshTunnel", "MeshBalancer", "MeshControl", "MeshSystemd",
+                "MeshTestSupport", "MeshConfig", "MeshTLS", "MeshTunnel", "MeshBalancer", "MeshControl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -214,7 +215,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "MeshConfig", "COpenSSL", "MeshTestSupport",
+                "COpenSSL", "MeshTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
