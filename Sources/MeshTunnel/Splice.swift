@@ -9,18 +9,16 @@ import NIOCore
 /// - A side that dies before both directions finished makes the other side abort: its socket is
 ///   reset (RST via SO_LINGER 0), never closed with FIN, so a client cannot take a cut stream for a
 ///   complete one. That holds even when meshd itself dies: sockets carry SO_LINGER 0 from the
-///   start and lose it only when their output ends cleanly.
+///   start and lose it only when their output ends cleanly (`LocalSocket`).
 ///
 /// Tunnel streams do not use this: `StreamSocket` joins a socket to a stream in `TunnelStreams`.
 /// The two channels may live on different event loops; signals hop loops only when they must.
-enum Splice {}
-
-extension Splice {
-    /// Two TCP sides, for a connection to a service this node serves itself (no tunnel between):
-    /// the accepted client's side reads once the service's side is added, and vice versa.
-    static func makeLocalPair(clientLoop: EventLoop, serviceLoop: EventLoop) -> (client: SpliceHandler<TCPWire>, service: SpliceHandler<TCPWire>) {
-        let client = SpliceHandler<TCPWire>(loop: clientLoop)
-        let service = SpliceHandler<TCPWire>(loop: serviceLoop)
+enum Splice {
+    /// Two sides, for a connection to a service this node serves itself: the accepted client's side
+    /// reads once the service's side is added, and vice versa.
+    static func makeLocalPair(clientLoop: EventLoop, serviceLoop: EventLoop) -> (client: SpliceHandler, service: SpliceHandler) {
+        let client = SpliceHandler(loop: clientLoop)
+        let service = SpliceHandler(loop: serviceLoop)
         client.partner = SplicePartner(service)
         service.partner = SplicePartner(client)
         return (client, service)
@@ -28,7 +26,7 @@ extension Splice {
 }
 
 /// A message from one side of a splice to the other.
-enum SpliceSignal {
+enum SpliceSignal: Equatable {
     /// Bytes the partner read, to be written and flushed here.
     case bytes([ByteBuffer])
     /// The partner's input ended cleanly: half-close our output.
@@ -39,123 +37,67 @@ enum SpliceSignal {
     case partnerWritable(Bool)
 }
 
-/// How one kind of channel speaks in a splice.
-protocol SpliceWire {
-    associatedtype Message
-    /// Bytes in an inbound message, and whether it ends the input.
-    static func unwrap(_ message: Message) -> (bytes: ByteBuffer?, ends: Bool)
-    static func wrap(_ bytes: ByteBuffer) -> Message
-    static func isEndOfInput(_ event: Any) -> Bool
-    /// Prepares the channel when the splice takes it over.
-    static func begin(_ context: ChannelHandlerContext)
-    static func finishOutput(_ context: ChannelHandlerContext)
-    static func abort(_ context: ChannelHandlerContext)
-    /// Whether the channel should be closed by us once both directions have finished.
-    static var closesWhenDone: Bool { get }
-    /// Closes the channel once both directions finished (only called when `closesWhenDone`).
-    static func closeWhenDone(_ context: ChannelHandlerContext)
-}
-
-/// A local socket: FIN is `close(mode: .output)`, abort is RST.
-enum TCPWire: SpliceWire {
-    static func unwrap(_ message: ByteBuffer) -> (bytes: ByteBuffer?, ends: Bool) { (message, false) }
-    static func wrap(_ bytes: ByteBuffer) -> ByteBuffer { bytes }
-    static func isEndOfInput(_ event: Any) -> Bool {
-        if case .some(.inputClosed) = event as? ChannelEvent { return true }
-        return false
-    }
-    /// SO_LINGER {on, 0} while the stream is unfinished: if meshd dies (kill -9, a crash), the
-    /// kernel closes the socket for it, and without this that close is a FIN after whatever bytes
-    /// had arrived, which the peer would take for a complete stream (a silent truncation). With it
-    /// the peer is reset.
-    static func begin(_ context: ChannelHandlerContext) {
-        _ = (context.channel as? SocketOptionProvider)?.setSoLinger(NIOLinger(l_onoff: 1, l_linger: 0))
-    }
-    /// Shuts our output only once every byte written before it reached the socket: NIO turns an
-    /// output close on a socket whose input already ended into a full close, which would drop
-    /// writes still queued (a client reading slowly would see EOF early: a silent truncation).
-    /// Lingering is restored first: from here on, the kernel owes the peer our bytes and a FIN.
-    static func finishOutput(_ context: ChannelHandlerContext) {
-        let channel = context.channel
-        Self.afterQueuedWrites(context) {
-            Self.restoreLingering(channel)
-            channel.close(mode: .output, promise: nil)
-        }
-    }
-    static func closeWhenDone(_ context: ChannelHandlerContext) {
-        let channel = context.channel
-        Self.afterQueuedWrites(context) {
-            Self.restoreLingering(channel)
-            channel.close(promise: nil)
-        }
-    }
-    /// Normal lingering (SO_LINGER off): close() sends what is queued, then FIN.
-    static func restoreLingering(_ channel: Channel) {
-        _ = (channel as? SocketOptionProvider)?.setSoLinger(NIOLinger(l_onoff: 0, l_linger: 0))
-    }
-    /// Runs `body` once the writes queued so far are in the kernel (writes complete in order).
-    private static func afterQueuedWrites(_ context: ChannelHandlerContext, _ body: @escaping @Sendable () -> Void) {
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(NIOAny(ByteBuffer()), promise: written)
-        written.futureResult.whenComplete { _ in body() }
-    }
-    static func abort(_ context: ChannelHandlerContext) {
-        TCPReset.reset(context.channel)
-    }
-    static var closesWhenDone: Bool { true }
-}
-
 /// A reference to the other side's handler, used only on that handler's event loop.
 struct SplicePartner: @unchecked Sendable {
-    private let handler: any SpliceSignalReceiver
-    private let loop: EventLoop
+    private let handler: SpliceHandler
 
-    init<Wire>(_ handler: SpliceHandler<Wire>) {
+    init(_ handler: SpliceHandler) {
         self.handler = handler
-        self.loop = handler.loop
     }
 
     func send(_ signal: SpliceSignal) {
-        if self.loop.inEventLoop {
+        if self.handler.loop.inEventLoop {
             self.handler.receive(signal)
         } else {
-            let transfer = self
-            self.loop.execute { transfer.handler.receive(signal) }
+            let handler = self.handler
+            handler.loop.execute { handler.receive(signal) }
         }
     }
-}
-
-protocol SpliceSignalReceiver: AnyObject {
-    func receive(_ signal: SpliceSignal)
 }
 
 /// One side of a splice. See `Splice` for the rules it keeps.
 // @unchecked: every member is touched only on `loop`; the partner reaches it through `SplicePartner`,
 // which hops there first.
-final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalReceiver, @unchecked Sendable {
-    typealias InboundIn = Wire.Message
-    typealias OutboundIn = Wire.Message
-    typealias OutboundOut = Wire.Message
+final class SpliceHandler: ChannelDuplexHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    /// The lifecycle of this side: each direction finishes on its own, then the channel closes.
-    private enum State {
-        /// `inputDone`: our channel's input ended; `outputDone`: we half-closed our output.
-        case open(inputDone: Bool, outputDone: Bool)
+    /// This side's lifecycle: each direction finishes on its own, then the channel closes.
+    enum State: Equatable {
+        /// Not in its pipeline yet: what the partner sent so far waits here, in order.
+        case detached(early: [SpliceSignal])
+        case open(input: Input, output: Output)
+        /// Both directions finished, or one was cut: nothing more goes either way.
         case closed
+    }
+
+    /// Our channel's input, which we read only while the partner can take the bytes.
+    enum Input: Equatable {
+        /// The partner is writable: reads pass.
+        case flowing
+        /// The partner is not writable (or not there yet); `readHeld`: NIO asked for a read meanwhile.
+        case paused(readHeld: Bool)
+        /// Our channel's input ended cleanly and the partner was told.
+        case ended
+        /// An error ended our channel: its closing is not a clean end of input.
+        case failed
+    }
+
+    /// Our channel's output, which carries what the partner read.
+    enum Output: Equatable {
+        /// Writing; `toldPartnerFull`: we asked the partner to pause until our channel drains.
+        case open(toldPartnerFull: Bool)
+        /// Half-closed after the partner's end.
+        case finished
     }
 
     let loop: EventLoop
     var partner: SplicePartner?
-    private var state: State = .open(inputDone: false, outputDone: false)
+    private(set) var state: State = .detached(early: [])
     private var context: ChannelHandlerContext?
-    /// Signals that arrived before this side was added to its channel, in order.
-    private var early: [SpliceSignal] = []
-    private var partnerWritable = false
-    private var readHeld = false
-    private var toldPartnerUnwritable = false
+    /// What our channel read in the current read burst, sent to the partner at its end.
     private var batch: [ByteBuffer] = []
-    /// An error was caught on our channel: its closing is not a clean end of input.
-    private var failed = false
 
     init(loop: EventLoop) {
         self.loop = loop
@@ -164,9 +106,9 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     /// Acts on what the partner already sent, then lets it start reading.
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        Wire.begin(context)
-        let early = self.early
-        self.early = []
+        LocalSocket.begin(context)
+        guard case .detached(let early) = self.state else { return }
+        self.state = .open(input: .paused(readHeld: false), output: .open(toldPartnerFull: false))
         for signal in early { self.receive(signal) }
         self.partner?.send(.partnerWritable(true))
     }
@@ -178,9 +120,7 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     // MARK: Our channel
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let (bytes, ends) = Wire.unwrap(self.unwrapInboundIn(data))
-        if let bytes { self.batch.append(bytes) }
-        if ends { self.inputEnded() }
+        self.batch.append(self.unwrapInboundIn(data))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -189,7 +129,7 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if Wire.isEndOfInput(event) {
+        if LocalSocket.isEndOfInput(event) {
             self.inputEnded()
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -197,25 +137,25 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, self.toldPartnerUnwritable {
-            self.toldPartnerUnwritable = false
+        if context.channel.isWritable, case .open(let input, .open(toldPartnerFull: true)) = self.state {
+            self.state = .open(input: input, output: .open(toldPartnerFull: false))
             self.partner?.send(.partnerWritable(true))
         }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if Wire.closesWhenDone, !self.failed, case .open(inputDone: false, outputDone: true) = self.state {
+        if case .open(let input, .finished) = self.state, input != .ended, input != .failed {
             // NIO closes a socket whose output we already shut down when its input reaches EOF,
             // without an `inputClosed` event: that is a clean end of input, not a failure.
             self.inputEnded()
         }
+        self.sendBatch()
         let finished: Bool
         switch self.state {
-        case .open(inputDone: true, outputDone: true), .closed: finished = true
-        case .open: finished = false
+        case .open(.ended, .finished), .closed: finished = true
+        case .open, .detached: finished = false
         }
-        self.sendBatch()
         self.state = .closed
         if !finished { self.partner?.send(.abort) }
         self.partner = nil
@@ -223,18 +163,18 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // A socket or stream error ends this side; channelInactive tells the partner to abort.
-        self.failed = true
+        // A socket error ends this side; channelInactive tells the partner to abort.
+        if case .open(_, let output) = self.state { self.state = .open(input: .failed, output: output) }
         context.close(promise: nil)
     }
 
     func read(context: ChannelHandlerContext) {
         switch self.state {
-        case .open(inputDone: false, _) where self.partnerWritable:
+        case .open(.flowing, _):
             context.read()
-        case .open(inputDone: false, _):
-            self.readHeld = true
-        case .open(inputDone: true, _), .closed:
+        case .open(.paused, let output):
+            self.state = .open(input: .paused(readHeld: true), output: output)
+        case .open(.ended, _), .open(.failed, _), .detached, .closed:
             break
         }
     }
@@ -242,39 +182,43 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
     // MARK: Signals from the partner
 
     func receive(_ signal: SpliceSignal) {
-        guard let context = self.context else {
-            if case .open = self.state { self.early.append(signal) }
+        guard case .open(let input, let output) = self.state, let context else {
+            if case .detached(var early) = self.state {
+                early.append(signal)
+                self.state = .detached(early: early)
+            }
             return
         }
-        switch (self.state, signal) {
-        case (.closed, _):
-            return
-
-        case (.open, .abort):
+        switch (signal, output) {
+        case (.abort, _):
             self.state = .closed
-            Wire.abort(context)
+            LocalSocket.abort(context)
 
-        case (.open(_, outputDone: false), .bytes(let buffers)):
-            for buffer in buffers { context.write(self.wrapOutboundOut(Wire.wrap(buffer)), promise: nil) }
+        case (.bytes(let buffers), .open(let toldPartnerFull)):
+            for buffer in buffers { context.write(self.wrapOutboundOut(buffer), promise: nil) }
             context.flush()
-            if !context.channel.isWritable, !self.toldPartnerUnwritable {
-                self.toldPartnerUnwritable = true
+            if !context.channel.isWritable, !toldPartnerFull {
+                self.state = .open(input: input, output: .open(toldPartnerFull: true))
                 self.partner?.send(.partnerWritable(false))
             }
 
-        case (.open(_, outputDone: true), .bytes), (.open(_, outputDone: true), .end):
+        case (.bytes, .finished), (.end, .finished):
             return  // the partner sends nothing after `end`
 
-        case (.open(let inputDone, outputDone: false), .end):
-            self.state = .open(inputDone: inputDone, outputDone: true)
-            Wire.finishOutput(context)
+        case (.end, .open):
+            self.state = .open(input: input, output: .finished)
+            LocalSocket.finishOutput(context)
             self.closeIfDone(context)
 
-        case (.open, .partnerWritable(let writable)):
-            self.partnerWritable = writable
-            if writable, self.readHeld {
-                self.readHeld = false
-                context.read()
+        case (.partnerWritable(let writable), _):
+            switch (input, writable) {
+            case (.paused(let readHeld), true):
+                self.state = .open(input: .flowing, output: output)
+                if readHeld { context.read() }
+            case (.flowing, false):
+                self.state = .open(input: .paused(readHeld: false), output: output)
+            case (.paused, false), (.flowing, true), (.ended, _), (.failed, _):
+                break
             }
         }
     }
@@ -290,14 +234,14 @@ final class SpliceHandler<Wire: SpliceWire>: ChannelDuplexHandler, SpliceSignalR
 
     private func inputEnded() {
         self.sendBatch()
-        guard case .open(inputDone: false, let outputDone) = self.state else { return }
-        self.state = .open(inputDone: true, outputDone: outputDone)
+        guard case .open(let input, let output) = self.state, input != .ended, input != .failed else { return }
+        self.state = .open(input: .ended, output: output)
         self.partner?.send(.end)
         if let context { self.closeIfDone(context) }
     }
 
     private func closeIfDone(_ context: ChannelHandlerContext) {
-        guard case .open(inputDone: true, outputDone: true) = self.state, Wire.closesWhenDone else { return }
-        Wire.closeWhenDone(context)
+        guard case .open(.ended, .finished) = self.state else { return }
+        LocalSocket.closeWhenDone(context)
     }
 }

@@ -53,7 +53,7 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        TCPWire.begin(context)
+        LocalSocket.begin(context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -80,7 +80,7 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .open = self.state, TCPWire.isEndOfInput(event) {
+        if case .open = self.state, LocalSocket.isEndOfInput(event) {
             self.inputEnded()
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -137,7 +137,7 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
 
     private func closeIfDone() {
         guard case .open(inputEnded: true, outputEnded: true) = self.state, let context else { return }
-        TCPWire.closeWhenDone(context)
+        LocalSocket.closeWhenDone(context)
     }
 
     // MARK: Calls from the tunnel (any thread; they run on `loop`)
@@ -165,7 +165,7 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
         guard self.loop.inEventLoop else { return self.loop.execute { self.finishOutput() } }
         guard case .open(let inputEnded, outputEnded: false) = self.state, let context else { return }
         self.state = .open(inputEnded: inputEnded, outputEnded: true)
-        TCPWire.finishOutput(context)
+        LocalSocket.finishOutput(context)
         self.closeIfDone()
     }
 
@@ -174,7 +174,7 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
         guard self.loop.inEventLoop else { return self.loop.execute { self.abort() } }
         guard case .open = self.state, let context else { return }
         self.state = .closed
-        TCPWire.abort(context)
+        LocalSocket.abort(context)
     }
 
     func setReadable(_ readable: Bool) {
@@ -193,7 +193,7 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
         guard self.loop.inEventLoop else { return self.loop.execute { self.detach() } }
         guard case .open = self.state, let context else { return }
         self.state = .detached
-        TCPWire.restoreLingering(context.channel)
+        LocalSocket.restoreLingering(context.channel)
         if self.readHeld {
             self.readHeld = false
             context.read()
