@@ -12,21 +12,10 @@ final class SpliceHandler: ChannelDuplexHandler, @unchecked Sendable {
     enum State: Equatable {
         /// Not in its pipeline yet: what the partner sent so far waits here, in order.
         case detached(early: [SpliceSignal])
-        case open(input: Input, output: Output)
+        /// `input`: read while the partner can take the bytes.
+        case open(input: SocketInput, output: Output)
         /// Both directions finished, or one was cut: nothing more goes either way.
         case closed
-    }
-
-    /// Our channel's input, which we read only while the partner can take the bytes.
-    enum Input: Equatable {
-        /// The partner is writable: reads pass.
-        case flowing
-        /// The partner is not writable (or not there yet); `readHeld`: NIO asked for a read meanwhile.
-        case paused(readHeld: Bool)
-        /// Our channel's input ended cleanly and the partner was told.
-        case ended
-        /// An error ended our channel: its closing is not a clean end of input.
-        case failed
     }
 
     /// Our channel's output, which carries what the partner read.
@@ -90,7 +79,7 @@ final class SpliceHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .open(let input, .finished) = self.state, input != .ended, input != .failed {
+        if case .open(let input, .finished) = self.state, input.isOpen {
             // NIO closes a socket whose output we already shut down when its input reaches EOF,
             // without an `inputClosed` event: that is a clean end of input, not a failure.
             self.inputEnded()
@@ -114,14 +103,10 @@ final class SpliceHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func read(context: ChannelHandlerContext) {
-        switch self.state {
-        case .open(.flowing, _):
-            context.read()
-        case .open(.paused, let output):
-            self.state = .open(input: .paused(readHeld: true), output: output)
-        case .open(.ended, _), .open(.failed, _), .detached, .closed:
-            break
-        }
+        guard case .open(var input, let output) = self.state else { return }
+        let now = input.readRequested()
+        self.state = .open(input: input, output: output)
+        if now { context.read() }
     }
 
     // MARK: Signals from the partner
@@ -156,15 +141,10 @@ final class SpliceHandler: ChannelDuplexHandler, @unchecked Sendable {
             self.closeIfDone(context)
 
         case (.partnerWritable(let writable), _):
-            switch (input, writable) {
-            case (.paused(let readHeld), true):
-                self.state = .open(input: .flowing, output: output)
-                if readHeld { context.read() }
-            case (.flowing, false):
-                self.state = .open(input: .paused(readHeld: false), output: output)
-            case (.paused, false), (.flowing, true), (.ended, _), (.failed, _):
-                break
-            }
+            var input = input
+            let heldRead = input.farSide(canTake: writable)
+            self.state = .open(input: input, output: output)
+            if heldRead { context.read() }
         }
     }
 
@@ -179,7 +159,7 @@ final class SpliceHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func inputEnded() {
         self.sendBatch()
-        guard case .open(let input, let output) = self.state, input != .ended, input != .failed else { return }
+        guard case .open(let input, let output) = self.state, input.isOpen else { return }
         self.state = .open(input: .ended, output: output)
         self.partner?.send(.end)
         if let context { self.closeIfDone(context) }
