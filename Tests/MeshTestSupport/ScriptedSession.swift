@@ -5,15 +5,15 @@ import NIOCore
 /// `route` picks (or refuses), `bridge` joins the channel to what the test stands in for the
 /// tunnel (a bridge that throws is an unreachable node, answered 08006 as meshd does), `cancel`
 /// hears CancelRequests.
-final class ScriptedSession: FrontDoorSession, Sendable {
-    typealias Route = FrontDoorHandler.Route
+public final class ScriptedSession: FrontDoorSession, Sendable {
+    public typealias Route = FrontDoorHandler.Route
 
     private let channel: Channel
     private let route: @Sendable (StartupMessage) -> Result<Route, ErrorResponse>
     private let bridge: @Sendable (Channel, Route) throws -> Void
     private let cancelled: @Sendable (BackendKeyData) -> Void
 
-    init(
+    public init(
         channel: Channel,
         route: @escaping @Sendable (StartupMessage) -> Result<Route, ErrorResponse>,
         bridge: @escaping @Sendable (Channel, Route) throws -> Void = { _, _ in },
@@ -25,7 +25,7 @@ final class ScriptedSession: FrontDoorSession, Sendable {
         self.cancelled = cancel
     }
 
-    func start(_ message: StartupMessage) -> Result<Route, ErrorResponse> {
+    public func start(_ message: StartupMessage) -> Result<Route, ErrorResponse> {
         self.route(message).flatMap { route in
             do {
                 try self.bridge(self.channel, route)
@@ -37,7 +37,7 @@ final class ScriptedSession: FrontDoorSession, Sendable {
         }
     }
 
-    func cancel(_ key: BackendKeyData) {
+    public func cancel(_ key: BackendKeyData) {
         self.cancelled(key)
     }
 }
