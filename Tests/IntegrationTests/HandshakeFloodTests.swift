@@ -113,9 +113,7 @@ final class HandshakeFloodTests: MeshTestCase {
     func testStreamsBeyondThePerPeerLimitAreRefused() throws {
         let limit = 8
         let mesh = try self.makeMesh(range: 101, nodes: ["app1", "db1"])
-        let echo = try self.makeEchoServer()
-        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
-        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
+        let forward = try self.addEchoForward(mesh)
         let config = try Self.writeConfig(mesh, tunnel: ["max_streams_per_peer": limit])
         let app1 = try mesh.start("app1", config: config)
         let db1 = try mesh.start("db1", config: config)

@@ -11,12 +11,8 @@ final class PeerFailureTests: MeshTestCase {
     /// bound 15 s, time printed).
     func testKilledPeerIsReportedDownAndForwardRecoversAfterRestart() throws {
         let mesh = try self.makeMesh(range: 4, nodes: ["app1", "db1"])
-        let echo = try self.makeEchoServer()
-        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
-        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
-        let app1 = try mesh.start("app1")
-        let db1 = try mesh.start("db1")
-        guard mesh.waitUp(app1, peer: "db1") else { return }
+        let forward = try self.addEchoForward(mesh)
+        guard case let (app1, db1)? = try self.startPair(mesh) else { return }
         XCTAssertTrue(self.echoWorks(host: forward.host, port: forward.port), "forward works before the kill")
 
         let mark = app1.logMark()
@@ -43,9 +39,7 @@ final class PeerFailureTests: MeshTestCase {
     /// (1 s x 3 here; bound 10 s, time printed); thawed, the forward works again.
     func testFrozenPeerIsDetectedByMissedPingsAndRecovers() throws {
         let mesh = try self.makeMesh(range: 15, nodes: ["app1", "db1"])
-        let echo = try self.makeEchoServer()
-        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
-        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
+        let forward = try self.addEchoForward(mesh)
         let app1 = try mesh.start("app1")
         let db1 = try mesh.start("db1")
         self.addCleanup { db1.thaw() }
@@ -86,9 +80,7 @@ final class PeerFailureTests: MeshTestCase {
     /// everything echoed before the kill intact.
     private func killDuringHeldStream(range: Int, victim: String) throws {
         let mesh = try self.makeMesh(range: range, nodes: ["app1", "db1"])
-        let echo = try self.makeEchoServer()
-        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
-        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
+        let forward = try self.addEchoForward(mesh)
         let nodes = ["app1": try mesh.start("app1"), "db1": try mesh.start("db1")]
         guard mesh.waitUp(nodes["app1"]!, peer: "db1") else { return }
 

@@ -46,12 +46,8 @@ final class SecurityMatrixTests: MeshTestCase {
         let otherCA = try TestPKI(mesh: "itest", dir: mesh.root.appendingPathComponent("other-ca"))
         try otherCA.issue("app1")
 
-        let echo = try self.makeEchoServer()
-        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
-        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
-        let app1 = try mesh.start("app1")
-        let db1 = try mesh.start("db1")
-        guard mesh.waitUp(app1, peer: "db1") else { return }
+        let forward = try self.addEchoForward(mesh)
+        guard case let (app1, db1)? = try self.startPair(mesh) else { return }
         XCTAssertTrue(self.echoWorks(host: forward.host, port: forward.port), "forward works before the matrix")
         let app1Mark = app1.logMark()
 

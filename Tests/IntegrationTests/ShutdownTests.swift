@@ -10,12 +10,8 @@ final class ShutdownTests: MeshTestCase {
         let mesh = try self.makeMesh(
             range: 16, nodes: ["app1", "db1"],
             tunnel: .init(pingInterval: "1s", deadAfter: 3, backoffMax: "2s", shutdownGrace: "1s"))
-        let echo = try self.makeEchoServer()
-        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
-        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
-        let app1 = try mesh.start("app1")
-        let db1 = try mesh.start("db1")
-        guard mesh.waitUp(app1, peer: "db1") else { return }
+        let forward = try self.addEchoForward(mesh)
+        guard case let (app1, db1)? = try self.startPair(mesh) else { return }
 
         let payload = self.randomBuffer(16 * 1024)
         let echoed = self.group.next().makePromise(of: Void.self)

@@ -48,9 +48,7 @@ final class TunnelTrafficTests: MeshTestCase {
     /// each echoing its own distinct payload.
     func testThousandConcurrentStreamsAllComplete() throws {
         let mesh = try self.makeMesh(range: 2, nodes: ["app1", "db1"])
-        let echo = try self.makeEchoServer()
-        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
-        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
+        let forward = try self.addEchoForward(mesh)
         let app1 = try mesh.start("app1")
         _ = try mesh.start("db1")
         guard mesh.waitUp(app1, peer: "db1") else { return }

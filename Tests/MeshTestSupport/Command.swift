@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// What a finished (or timed-out) command left behind.
-public struct CommandResult {
+public struct CommandResult: Sendable {
     public var status: Int32
     public var stdout: String
     public var stderr: String
@@ -121,7 +121,7 @@ public enum Command {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tunnelmesh-cmd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         let inPath = scratch.appendingPathComponent("stdin").path
-        FileManager.default.createFile(atPath: inPath, contents: stdin ?? Data())
+        _ = FileManager.default.createFile(atPath: inPath, contents: stdin ?? Data())
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

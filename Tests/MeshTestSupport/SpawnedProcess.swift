@@ -39,7 +39,7 @@ public final class SpawnedProcess {
         let logURL = logURL ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("tunnelmesh-\(label)-\(UUID().uuidString.prefix(8)).log")
         self.logURL = logURL
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
 
         // Move the passed sockets out of the way first: a source that already were fd 4 would be
         // overwritten by the dup2 that makes fd 3 … (and dup2 onto itself would keep CLOEXEC).

@@ -110,7 +110,7 @@ final class FrontDoorSessionTests: XCTestCase {
 
         let sent = Date()
         sleeper.signal(SIGINT)  // psql sends a CancelRequest, through the front door
-        let result = try sleeper.wait(timeout: .seconds(10))
+        let result = sleeper.wait(timeout: .seconds(10))
         XCTAssertLessThan(Date().timeIntervalSince(sent), 1, "cancelled within a second")
         XCTAssert(result.stderr.contains("canceling statement due to user request"), result.stderr)
         XCTAssertEqual(cancels.withLockedValue { $0 }, ["postgres@db1"])

@@ -11,9 +11,7 @@ final class NotifyTests: MeshTestCase {
     /// is broken (which STATUS then says); SIGTERM gives STOPPING=1 and a clean exit.
     func testReadyStatusWatchdogReloadAndStopping() throws {
         let mesh = try self.makeMesh(range: 10, nodes: ["app1", "db1"])
-        let echo = try self.makeEchoServer()
-        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
-        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
+        let forward = try self.addEchoForward(mesh)
         let notify = try self.makeNotifySocket()
         let app1 = try mesh.start("app1", environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"])
 

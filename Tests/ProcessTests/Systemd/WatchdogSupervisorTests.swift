@@ -9,9 +9,7 @@ import XCTest
 final class WatchdogSupervisorTests: MeshTestCase {
     func testSupervisorRestartsAHungAndAFrozenMeshd() throws {
         let mesh = try self.makeMesh(range: 91, nodes: ["app1", "db1"])
-        let echo = try self.makeEchoServer()
-        mesh.addService("echo", on: ["db1": echo.endpoint], allow: ["app1"])
-        let forward = try mesh.addForward(on: "app1", to: "echo@db1")
+        let forward = try self.addEchoForward(mesh)
         let config = try mesh.writeConfig()
         let db1 = try mesh.start("db1")
         let period = Duration.seconds(1)
