@@ -65,7 +65,7 @@ public final class PostgresCluster {
     /// defaults (local trust, loopback trust, loopback replication trust).
     public static func primary(name: String, in root: String, hba: [String] = []) throws -> PostgresCluster {
         let bin = try self.binDirectory()
-        let cluster = PostgresCluster(name: name, directory: "\(root)/\(name)", port: try FreePort.find(), bin: bin)
+        let cluster = PostgresCluster(name: name, directory: "\(root)/\(name)", port: try TCPSocket.freePort(host: "127.0.0.1"), bin: bin)
         try cluster.asServerUser("/bin/mkdir", ["-m", "0700", cluster.directory])
         try cluster.asServerUser(
             "\(bin)/initdb", ["-D", cluster.dataDirectory, "-U", superuser, "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
@@ -82,7 +82,7 @@ public final class PostgresCluster {
     /// A streaming standby of this primary: `pg_basebackup -R` (which writes primary_conninfo and
     /// standby.signal), its own port and socket, started.
     public func makeStandby(name: String, in root: String) throws -> PostgresCluster {
-        let standby = PostgresCluster(name: name, directory: "\(root)/\(name)", port: try FreePort.find(), bin: self.bin)
+        let standby = PostgresCluster(name: name, directory: "\(root)/\(name)", port: try TCPSocket.freePort(host: "127.0.0.1"), bin: self.bin)
         try standby.asServerUser("/bin/mkdir", ["-m", "0700", standby.directory])
         try standby.asServerUser(
             "\(self.bin)/pg_basebackup",
@@ -157,28 +157,5 @@ public final class PostgresCluster {
     private func writeAsServerUser(_ text: String, to path: String) throws {
         try text.write(toFile: path, atomically: false, encoding: .utf8)
         try Command.check("/bin/chown", ["\(Self.osUser):", path])
-    }
-}
-
-/// A TCP port on 127.0.0.1 that nothing listens on right now.
-public enum FreePort {
-    public static func find() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw PostgresCluster.Problem("socket() failed: errno \(errno)") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        guard bound == 0 else { throw PostgresCluster.Problem("bind() failed: errno \(errno)") }
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { throw PostgresCluster.Problem("getsockname() failed: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -143,7 +143,7 @@ final class RoleProbeTests: XCTestCase {
     }
 
     func testNothingListeningIsDown() async throws {
-        let port = try FreePort.find()
+        let port = try TCPSocket.freePort(host: "127.0.0.1")
         let log = self.startProbe(target: .tcp(host: "127.0.0.1", port: port))
         let report = try await log.next { _ in true }
         guard case .down(let error) = report.health else { return XCTFail("up with nothing listening") }
@@ -155,7 +155,7 @@ final class RoleProbeTests: XCTestCase {
     }
 
     func testUnreadablePasswordFileIsDown() async throws {
-        let log = self.startProbe(target: .tcp(host: "127.0.0.1", port: try FreePort.find()), passwordFile: "/nonexistent/meshmon.password")
+        let log = self.startProbe(target: .tcp(host: "127.0.0.1", port: try TCPSocket.freePort(host: "127.0.0.1")), passwordFile: "/nonexistent/meshmon.password")
         guard case .down(let error) = try await log.next(where: { _ in true }).health else { return XCTFail("up") }
         XCTAssertTrue(error.contains("cannot read password_file /nonexistent/meshmon.password"), error)
     }
