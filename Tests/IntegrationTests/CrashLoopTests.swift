@@ -102,9 +102,10 @@ final class CrashLoopTests: MeshTestCase {
         XCTAssertEqual(heldResult.status, 2, "pgbench reports the aborted clients with exit status 2\n\(heldResult.output)")
         XCTAssertGreaterThan(heldProcessed, 1000, heldResult.stdout)
 
-        // New connections: under 1% failed, with enough attempts for the rate to mean something
-        // (~40 a second through a debug build: ~1,150 in the 30 s).
-        XCTAssertGreaterThanOrEqual(tally.attempts, 500, "\(tally)")
+        // New connections: under 1% failed, with enough attempts for the rate to mean something.
+        // A debug build managed 25-40 a second (800-1,150 in the 30 s, more when the machine is idle);
+        // 400 still puts the 1% bound at 4 connections.
+        XCTAssertGreaterThanOrEqual(tally.attempts, 400, "\(tally)")
         XCTAssertLessThan(tally.errorRate, 0.01, "\(tally)\n\(tally.errors.joined(separator: "\n"))")
 
         // Memory: each surviving meshd after round 5 within 1 MiB of its size after round 1. Every
