@@ -1,5 +1,5 @@
 import Foundation
-import MeshControl
+import MeshControlModel
 import XCTest
 
 /// `meshctl backends`: the fixture's rows in, exact text out (no colour).

@@ -1,5 +1,5 @@
 import Foundation
-import MeshControl
+import MeshControlModel
 import XCTest
 
 final class HumanUnitsTests: XCTestCase {

@@ -1,5 +1,6 @@
 import Foundation
 import MeshControl
+import MeshControlModel
 import XCTest
 
 /// `meshctl services`: entries built from a real parsed mesh.json, exact text and JSON out.

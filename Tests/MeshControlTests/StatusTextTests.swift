@@ -1,5 +1,5 @@
 import Foundation
-import MeshControl
+import MeshControlModel
 import XCTest
 
 /// `meshctl status`: fixed status and clock in, exact text out (no colour), and the exact JSON.
