@@ -17,11 +17,14 @@ public final class BalancerHost: Sendable {
     /// Connections taken, per balancer, listener, node and result.
     public let outcomes = BalancerOutcomes()
 
-    private let node: MeshNode
+    /// The node whose tunnels sessions are carried through.
+    let node: MeshNode
+    /// The live `rw` sessions, for `DemotionGuard` to cut.
+    let writeSessions: WriteSessions
+    /// Which node issued each live session's cancel key.
+    let cancelRoutes: CancelRoutes
     private let group: EventLoopGroup
     private let logger: Logger
-    private let sessions: WriteSessions
-    private let cancelRoutes: CancelRoutes
     private let exchange: ReportExchange
     private let probes: LocalProbes
     private let listeners = NIOLockedValueBox<[ListenerKey: Channel]>([:])
@@ -45,7 +48,7 @@ public final class BalancerHost: Sendable {
         let demotion = DemotionGuard(node: node, registry: registry, sessions: sessions, logger: logger)
         let exchange = ReportExchange(registry: registry, node: node, logger: logger) { demotion.check(after: $0) }
         self.registry = registry
-        self.sessions = sessions
+        self.writeSessions = sessions
         self.cancelRoutes = CancelRoutes(logger: logger)
         self.exchange = exchange
         self.probes = LocalProbes(node: node.name, logger: logger) { exchange.publish($0) }
@@ -126,7 +129,7 @@ public final class BalancerHost: Sendable {
         return "\(prefix)rw->\(rw), ro: \(readers.isEmpty ? "none" : readers.joined(separator: " "))"
     }
 
-    // MARK: Sessions (called by BalancerListener's front doors)
+    // MARK: Sessions (called by each BalancerSession)
 
     /// The event loop balancer sessions live on: the one their tunnels share.
     var sessionLoop: EventLoop { self.node.balancerLoop }
@@ -177,32 +180,6 @@ public final class BalancerHost: Sendable {
             unreachable.availability = .down(error: "no tunnel to \(backend.node) is up", since: link.since)
             return unreachable
         }
-    }
-
-    func bridge(_ channel: Channel, balancer: String, listener: ListenerKind, service: String, node: String) throws {
-        let outcomes = self.outcomes
-        let sessions = self.sessions
-        // Before the splice, so it sees the server's bytes on their way to the client.
-        try channel.pipeline.syncOperations.addHandler(self.cancelRoutes.watcher(for: channel, route: (service, node)))
-        do {
-            try self.node.bridge(channel, toService: service, on: node) { channel, result in
-                switch result {
-                case .success:
-                    outcomes.count(.init(balancer: balancer, listener: listener, node: node, result: .routed))
-                case .failure(let error):
-                    outcomes.count(.init(balancer: balancer, listener: listener, node: node, result: .failed))
-                    let response = ErrorResponse(
-                        code: .connectionFailure, message: "tunnelmesh: cannot reach \"\(service)\" on \(node): \(error)")
-                    channel.writeAndFlush(response.buffer(allocator: channel.allocator)).whenComplete { _ in
-                        channel.close(promise: nil)
-                    }
-                }
-            }
-        } catch {
-            outcomes.count(.init(balancer: balancer, listener: listener, node: node, result: .failed))
-            throw error
-        }
-        if listener == .rw { sessions.add(channel, balancer: balancer, node: node) }
     }
 
     /// Delivers a client's CancelRequest to the node whose backend issued the key; PostgreSQL

@@ -1,13 +1,11 @@
 import Logging
 import MeshConfig
 import MeshTunnel
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
 /// One listener of one balancer on this node (`<balancer>-rw` or `<balancer>-ro`): each accepted
-/// PostgreSQL connection gets a `FrontDoorHandler` whose route, bridge and cancel closures are
-/// answered by the `BalancerHost`, with the connection's count lease kept for its lifetime.
+/// PostgreSQL connection becomes a `BalancerSession` read by a `FrontDoorHandler`.
 struct BalancerListener: Sendable {
     let balancer: String
     let kind: ListenerKind
@@ -37,26 +35,8 @@ struct BalancerListener: Sendable {
     }
 
     private func frontDoor(for channel: Channel) -> FrontDoorHandler {
-        let host = self.host
-        let balancer = self.balancer
-        let kind = self.kind
-        // The node this connection was counted against, from routing until the channel closes.
-        let lease = NIOLockedValueBox<ConnectionCounts.Lease?>(nil)
-        channel.closeFuture.whenComplete { _ in
-            if let counted = lease.withLockedValue({ $0 }) { host.counts.close(counted) }
-        }
-        return FrontDoorHandler(
-            route: { _ in
-                host.route(balancer: balancer, listener: kind).map { chosen in
-                    lease.withLockedValue { $0 = chosen.lease }
-                    return (service: chosen.service, node: chosen.lease.node)
-                }
-            },
-            bridge: { channel, route in
-                try host.bridge(channel, balancer: balancer, listener: kind, service: route.service, node: route.node)
-            },
-            cancel: { key in host.cancel(key) },
-            tls: host.tlsContext(balancer: balancer),
-            logger: self.logger)
+        let session = BalancerSession(
+            balancer: self.balancer, listener: self.kind, channel: channel, host: self.host, logger: self.logger)
+        return FrontDoorHandler(session: session, tls: self.host.tlsContext(balancer: self.balancer), logger: self.logger)
     }
 }

@@ -1,13 +1,5 @@
 import NIOConcurrencyHelpers
 
-/// Which of a balancer's two listeners a connection came in on.
-public enum ListenerKind: String, Sendable, Hashable, CaseIterable {
-    /// Read-write: always the primary.
-    case rw
-    /// Read-only: a healthy standby, or per `ro_fallback` the primary.
-    case ro
-}
-
 /// The live connections of this agent's balancers, per balancer, listener and database node: the
 /// "fewest active connections" of read routing and the CONNS column of `meshctl backends`.
 /// Safe to use from any thread.

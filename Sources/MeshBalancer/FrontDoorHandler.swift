@@ -6,11 +6,11 @@ import NIOCore
 /// The first handler on a balancer listener's accepted connection. It reads the client's first
 /// packets: answers SSLRequest with 'S' and starts TLS when the balancer has its own certificate
 /// (`tls`), else with 'N' (this hop is loopback; the tunnel encrypts what leaves the node); answers
-/// GSSENCRequest with 'N'; hands a CancelRequest to `cancel` and closes; and for a StartupMessage asks
-/// `route` where to go, joins the connection to that node's service (`bridge`, which adds the splice
-/// at the end of the pipeline), passes the StartupMessage and anything after it on unchanged, so
-/// authentication stays between client and PostgreSQL, and removes itself. A refusal or a bad
-/// packet gets an ErrorResponse, then the connection is closed.
+/// GSSENCRequest with 'N'; hands a CancelRequest to its session and closes; and for a StartupMessage
+/// asks its session (`FrontDoorSession.start`) to route and join the connection, passes the
+/// StartupMessage and anything after it on unchanged, so authentication stays between client and
+/// PostgreSQL, and removes itself. A refusal or a bad packet gets an ErrorResponse, then the
+/// connection is closed.
 ///
 /// TLS, when configured: the client may ask for it with SSLRequest (every libpq) or start it at once
 /// (PostgreSQL 17's `sslnegotiation=direct`, first byte 0x16, which must then offer ALPN "postgresql",
@@ -47,43 +47,31 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
     private var startupTimer: Scheduled<Void>?
     /// When the client must have sent its StartupMessage; kept across the hand-over to TLS.
     private var startupDeadline: NIODeadline?
-    private let route: @Sendable (StartupMessage) -> Result<Route, ErrorResponse>
-    private let bridge: @Sendable (Channel, Route) throws -> Void
-    private let cancel: @Sendable (BackendKeyData) -> Void
+    private let session: any FrontDoorSession
     private let tls: TLSContext?
     /// Whether this front door reads from behind a TLS handler.
     private let encrypted: Bool
     private let startupTimeout: TimeAmount
     private let logger: Logger
 
-    /// - route: picks the node for a session, or the ErrorResponse to refuse it with.
-    /// - bridge: joins the channel to the route's service (`MeshNode.bridge` in meshd).
-    /// - cancel: delivers a CancelRequest to the backend that issued the key, if any.
+    /// - session: routes and joins the connection, and delivers cancels (a `BalancerSession` in meshd).
     /// - tls: the balancer's server context (`FrontDoorTLS.context`); nil answers SSLRequest with 'N'.
     public convenience init(
-        route: @escaping @Sendable (StartupMessage) -> Result<Route, ErrorResponse>,
-        bridge: @escaping @Sendable (Channel, Route) throws -> Void,
-        cancel: @escaping @Sendable (BackendKeyData) -> Void,
+        session: any FrontDoorSession,
         tls: TLSContext? = nil,
         startupTimeout: TimeAmount = FrontDoorHandler.defaultStartupTimeout,
         logger: Logger
     ) {
         self.init(
-            route: route, bridge: bridge, cancel: cancel, tls: tls, encrypted: false, negotiations: 0,
+            session: session, tls: tls, encrypted: false, negotiations: 0,
             startupTimeout: startupTimeout, startupDeadline: nil, logger: logger)
     }
 
-
     private init(
-        route: @escaping @Sendable (StartupMessage) -> Result<Route, ErrorResponse>,
-        bridge: @escaping @Sendable (Channel, Route) throws -> Void,
-        cancel: @escaping @Sendable (BackendKeyData) -> Void,
-        tls: TLSContext?, encrypted: Bool, negotiations: Int, startupTimeout: TimeAmount,
+        session: any FrontDoorSession, tls: TLSContext?, encrypted: Bool, negotiations: Int, startupTimeout: TimeAmount,
         startupDeadline: NIODeadline?, logger: Logger
     ) {
-        self.route = route
-        self.bridge = bridge
-        self.cancel = cancel
+        self.session = session
         self.tls = tls
         self.encrypted = encrypted
         self.state = .reading(buffer: ByteBuffer(), negotiations: negotiations)
@@ -179,7 +167,7 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
             case .cancelRequest(let key):
                 // PostgreSQL answers a CancelRequest with nothing and closes; so do we.
                 self.state = .finished
-                self.cancel(key)
+                self.session.cancel(key)
                 context.close(promise: nil)
 
             case .startup(let message):
@@ -234,7 +222,7 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
     ) {
         self.state = .finished
         let next = FrontDoorHandler(
-            route: self.route, bridge: self.bridge, cancel: self.cancel, tls: self.tls, encrypted: true,
+            session: self.session, tls: self.tls, encrypted: true,
             negotiations: negotiations, startupTimeout: self.startupTimeout, startupDeadline: self.startupDeadline,
             logger: self.logger)
         let handshake = OpenSSLHandler(anyClientContext: tls, requireALPN: direct)
@@ -254,24 +242,14 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
 
     // MARK: Routing
 
-    /// Routes the session and hands the StartupMessage and what followed it to the splice.
+    /// Has the session routed and joined, then hands it the StartupMessage and what followed it.
     private func pass(_ message: StartupMessage, bytes: ByteBuffer, rest: ByteBuffer, context: ChannelHandlerContext) {
-        let route: Route
-        switch self.route(message) {
-        case .failure(let refusal):
-            self.logger.info("front door: refused \(message.user ?? "?")@\(message.database ?? "?"): \(refusal.message)")
+        if case .failure(let refusal) = self.session.start(message) {
+            // No node qualifying is routine (57P03); a chosen node out of reach (08006) is not.
+            self.logger.log(
+                level: refusal.code == .connectionFailure ? .warning : .info,
+                "front door: refused \(message.user ?? "?")@\(message.database ?? "?"): \(refusal.message)")
             return self.refuse(context: context, with: refusal)
-        case .success(let chosen):
-            route = chosen
-        }
-        do {
-            try self.bridge(context.channel, route)
-        } catch {
-            self.logger.warning("front door: cannot reach \(route.service)@\(route.node): \(error)")
-            return self.refuse(
-                context: context,
-                with: ErrorResponse(
-                    code: .connectionFailure, message: "tunnelmesh: cannot reach \"\(route.service)\" on \(route.node): \(error)"))
         }
         self.startupTimer?.cancel()
         context.fireChannelRead(self.wrapInboundOut(bytes))

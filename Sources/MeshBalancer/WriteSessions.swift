@@ -1,28 +1,27 @@
-import MeshTunnel
 import NIOConcurrencyHelpers
-import NIOCore
 
 /// The live `rw` sessions of this agent's balancers, by balancer and node, so that a node that stops
 /// being the primary loses them at once: no application keeps writing into a demoted node (what
-/// HAProxy calls `on-marked-down shutdown-sessions`). Safe to use from any thread.
+/// HAProxy calls `on-marked-down shutdown-sessions`). Each `BalancerSession` adds itself when routed
+/// and removes itself when it ends. Safe to use from any thread.
 final class WriteSessions: Sendable {
     private struct Key: Hashable {
         var balancer: String
         var node: String
     }
 
-    private let sessions = NIOLockedValueBox<[Key: [ObjectIdentifier: Channel]]>([:])
+    private let sessions = NIOLockedValueBox<[Key: [ObjectIdentifier: BalancerSession]]>([:])
 
-    /// Tracks `channel` until it closes.
-    func add(_ channel: Channel, balancer: String, node: String) {
-        let key = Key(balancer: balancer, node: node)
-        let id = ObjectIdentifier(channel)
-        self.sessions.withLockedValue { $0[key, default: [:]][id] = channel }
-        channel.closeFuture.whenComplete { _ in
-            self.sessions.withLockedValue { sessions in
-                sessions[key]?.removeValue(forKey: id)
-                if sessions[key]?.isEmpty == true { sessions.removeValue(forKey: key) }
-            }
+    func add(_ session: BalancerSession, node: String) {
+        let key = Key(balancer: session.balancer, node: node)
+        self.sessions.withLockedValue { $0[key, default: [:]][session.id] = session }
+    }
+
+    func remove(_ session: BalancerSession, node: String) {
+        let key = Key(balancer: session.balancer, node: node)
+        self.sessions.withLockedValue { sessions in
+            sessions[key]?.removeValue(forKey: session.id)
+            if sessions[key]?.isEmpty == true { sessions.removeValue(forKey: key) }
         }
     }
 
@@ -31,11 +30,11 @@ final class WriteSessions: Sendable {
         self.sessions.withLockedValue { $0.keys.filter { $0.balancer == balancer }.map(\.node) }
     }
 
-    /// Resets every rw session of `balancer` on `node`; returns how many there were. A reset, not a
-    /// FIN: the client must see its session cut, not ended.
+    /// Cuts every rw session of `balancer` on `node` (see `BalancerSession.cut`); returns how many
+    /// there were.
     func cut(balancer: String, node: String) -> Int {
-        let channels = self.sessions.withLockedValue { $0.removeValue(forKey: Key(balancer: balancer, node: node)) ?? [:] }
-        for channel in channels.values { TCPReset.reset(channel) }
-        return channels.count
+        let cut = self.sessions.withLockedValue { $0.removeValue(forKey: Key(balancer: balancer, node: node)) ?? [:] }
+        for session in cut.values { session.cut() }
+        return cut.count
     }
 }

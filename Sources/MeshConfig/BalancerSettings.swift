@@ -1,21 +1,4 @@
-/// The balancer's local listeners on one node: read-write (to the primary) and read-only (to standbys).
-public struct BalancerListeners: Sendable, Equatable {
-    public var rw: Endpoint?
-    public var ro: Endpoint?
 
-    public init(rw: Endpoint? = nil, ro: Endpoint? = nil) {
-        self.rw = rw
-        self.ro = ro
-    }
-}
-
-/// Where read-only connections go when no standby is healthy.
-public enum ReadFallback: String, Sendable, Equatable {
-    /// Send them to the primary.
-    case primary
-    /// Refuse them.
-    case none
-}
 
 /// A PostgreSQL balancer: which service it routes to and where it listens on each node.
 public struct BalancerSettings: Sendable, Equatable {
@@ -44,30 +27,6 @@ public struct BalancerSettings: Sendable, Equatable {
     /// Socket-activation names of the listeners: "<balancer>-rw" and "<balancer>-ro".
     public var rwListenerName: String { "\(name)-rw" }
     public var roListenerName: String { "\(name)-ro" }
-}
-
-/// A balancer's `tls` block as written: its server certificate and key, paths that may contain
-/// `{node}`, relative to the config directory. Clients are not asked for a certificate: PostgreSQL
-/// authenticates them end to end, through the balancer.
-public struct BalancerTLSSettings: Sendable, Equatable {
-    public var cert: String
-    public var key: String
-
-    public init(cert: String, key: String) {
-        self.cert = cert
-        self.key = key
-    }
-}
-
-/// The certificate and key one node's balancer presents: `{node}` substituted and both paths absolute.
-public struct BalancerTLSFiles: Sendable, Equatable {
-    public var cert: String
-    public var key: String
-
-    public init(cert: String, key: String) {
-        self.cert = cert
-        self.key = key
-    }
 }
 
 extension MeshConfiguration {

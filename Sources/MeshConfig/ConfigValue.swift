@@ -1,24 +1,5 @@
 import Foundation
 
-/// The kinds of value JSONSerialization produces, named the way error messages name them.
-enum JSONKind: String {
-    case object, array, string, number, boolean, null
-
-    init(of value: Any) {
-        switch value {
-        case is [String: Any]: self = .object
-        case is [Any]: self = .array
-        case is String: self = .string
-        case is NSNull: self = .null
-        case let number as NSNumber:
-            // JSON booleans arrive as NSNumber too; only their objCType ("c") tells them apart.
-            let type = String(cString: number.objCType)
-            self = (type == "c" || type == "B") ? .boolean : .number
-        default: self = .null
-        }
-    }
-}
-
 /// One JSON value and the path it was found at, so every reading error can say exactly where.
 struct ConfigValue {
     let raw: Any
@@ -113,34 +94,5 @@ struct ConfigValue {
                 "unix socket path \(quoted(socketPath)) is \(length) bytes long; the limit is "
                     + "\(Endpoint.maxUnixPathLength), so use a shorter path")
         }
-    }
-}
-
-/// A JSON object being read, remembering its path for errors about its members.
-struct ConfigObject {
-    let fields: [String: Any]
-    let path: JSONPath
-    let file: String
-
-    func error(_ message: String) -> ConfigError {
-        ConfigError(file: file, path: path.text, message: message)
-    }
-
-    /// The member `key`, or nil when it is absent or `null` (null means "not set" for optional keys).
-    func optional(_ key: String) -> ConfigValue? {
-        guard let raw = fields[key], !(raw is NSNull) else { return nil }
-        return ConfigValue(raw: raw, path: path.key(key), file: file)
-    }
-
-    func required(_ key: String) throws(ConfigError) -> ConfigValue {
-        guard let raw = fields[key] else {
-            throw ConfigError(file: file, path: path.key(key).text, message: "missing required key")
-        }
-        return ConfigValue(raw: raw, path: path.key(key), file: file)
-    }
-
-    /// Members in name order, so that the first error reported does not depend on hashing.
-    var sortedMembers: [(name: String, value: ConfigValue)] {
-        fields.keys.sorted().map { ($0, ConfigValue(raw: fields[$0]!, path: path.key($0), file: file)) }
     }
 }

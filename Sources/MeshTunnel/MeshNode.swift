@@ -23,8 +23,7 @@ public final class MeshNode: Sendable {
     private let generation: NIOLockedValueBox<Generation>
     private let links = NIOLockedValueBox<[String: PeerLink]>([:])
     private let meshListener = NIOLockedValueBox<Channel?>(nil)
-    /// Open forward listeners by `ForwardKey`.
-    private let forwards = NIOLockedValueBox<[ForwardKey: Channel]>([:])
+    private let forwards: ForwardSet
     /// Who hears the peers' notes (`onNote`).
     private let noteHandler = NIOLockedValueBox<(@Sendable (_ peer: String, PeerNote) -> Void)?>(nil)
 
@@ -32,18 +31,6 @@ public final class MeshNode: Sendable {
         var config: MeshConfiguration
         var serverTLS: TLSContext
         var clientTLS: TLSContext
-    }
-
-    /// A forward is the same forward across a reload when all of it is the same.
-    private struct ForwardKey: Hashable, Sendable {
-        var listen: Endpoint
-        var service: String
-        var node: String
-        init(_ forward: ForwardSettings) {
-            self.listen = forward.listen
-            self.service = forward.service
-            self.node = forward.node
-        }
     }
 
     public init(
@@ -59,6 +46,7 @@ public final class MeshNode: Sendable {
         self.peers = PeerTable()
         self.events = TunnelEvents(
             peers: Set(config.nodes.keys).subtracting([node]), services: Set(config.services.keys))
+        self.forwards = ForwardSet(group: group, inherited: inheritedListeners, events: self.events, logger: logger)
         self.generation = NIOLockedValueBox(Generation(config: config, serverTLS: serverTLS, clientTLS: clientTLS))
         let links = config.sortedNodeNames.filter { $0 != node }.compactMap { self.makeLink(peer: $0, config: config) }
         self.links.withLockedValue { table in
@@ -110,33 +98,6 @@ public final class MeshNode: Sendable {
             "node \(self.name) listening on \(own), \(started.count) peers, \(config.forwards(on: self.name).count) forwards")
     }
 
-    /// What a reload changed.
-    public struct ReloadSummary: Sendable, CustomStringConvertible {
-        public var addedPeers: [String] = []
-        public var removedPeers: [String] = []
-        public var addedForwards: [String] = []
-        public var removedForwards: [String] = []
-        public var revokedPeers: [String] = []
-        /// Forwards that replace a removed one on the same address and could not open after it.
-        public var failedForwards: [String] = []
-
-        public var description: String {
-            var parts: [String] = []
-            if !self.addedPeers.isEmpty { parts.append("peers added: \(self.addedPeers.joined(separator: ", "))") }
-            if !self.removedPeers.isEmpty { parts.append("peers removed: \(self.removedPeers.joined(separator: ", "))") }
-            if !self.addedForwards.isEmpty { parts.append("forwards added: \(self.addedForwards.joined(separator: ", "))") }
-            if !self.removedForwards.isEmpty { parts.append("forwards removed: \(self.removedForwards.joined(separator: ", "))") }
-            if !self.revokedPeers.isEmpty { parts.append("revoked peers disconnected: \(self.revokedPeers.joined(separator: ", "))") }
-            if !self.failedForwards.isEmpty { parts.append("forwards that failed to open: \(self.failedForwards.joined(separator: ", "))") }
-            return parts.isEmpty ? "no tunnel or forward changed" : parts.joined(separator: "; ")
-        }
-    }
-
-    /// A reload that cannot be applied while running.
-    public struct ReloadError: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     /// Applies a new config and certificates: new handshakes use the new TLS contexts and access
     /// rules at once; added peers get tunnels, removed peers' tunnels close, peers whose certificate
     /// the new CRL revokes are disconnected; every other tunnel, and every stream on it, goes on.
@@ -144,47 +105,25 @@ public final class MeshNode: Sendable {
     public func reload(config: MeshConfiguration, serverTLS: TLSContext, clientTLS: TLSContext, revokedSerials: Set<String>)
         async throws -> ReloadSummary
     {
-        let old = self.config
-        guard config.mesh == old.mesh else {
-            throw ReloadError(description: "mesh name changed from \(old.mesh) to \(config.mesh); restart meshd to join another mesh")
-        }
-        guard config.nodes[self.name]?.address == old.nodes[self.name]?.address else {
-            throw ReloadError(description: "nodes.\(self.name).address changed; restart meshd to move the tunnel listener")
-        }
-        guard config.tunnel == old.tunnel else {
-            throw ReloadError(description: "tunnel settings changed; restart meshd to apply them")
-        }
-        var summary = ReloadSummary()
-
-        // Work out what changes. A peer whose address changed is a removed peer plus an added one.
         let current = self.links.withLockedValue { $0 }
-        let removedPeers = current.filter { peer, link in config.nodes[peer]?.address != link.address }.map(\.key).sorted()
-        let addedPeers = config.sortedNodeNames.filter { $0 != self.name && (current[$0] == nil || removedPeers.contains($0)) }
-        let wanted = Dictionary(config.forwards(on: self.name).map { (ForwardKey($0), $0) }, uniquingKeysWith: { a, _ in a })
-        let open = self.forwards.withLockedValue { $0 }
-        let removedForwards = open.keys.filter { wanted[$0] == nil || removedPeers.contains($0.node) }
-        let addedForwards = wanted.filter { key, _ in open[key] == nil || removedPeers.contains(key.node) }
-            .sorted { "\($0.key.listen)" < "\($1.key.listen)" }
+        let plan = try ReloadPlan.make(
+            node: self.name, running: self.config, new: config, links: current.mapValues(\.address),
+            forwards: self.forwards.keys)
+        var summary = ReloadSummary()
 
         // Prepare everything that can fail before changing anything: new links (not started yet)
         // and the listeners of new forwards. A failure undoes the preparation and leaves the node
         // exactly as it was, so a rejected reload is really rejected.
         var newLinks: [String: PeerLink] = [:]
-        for peer in addedPeers {
+        for peer in plan.addedPeers {
             newLinks[peer] = self.makeLink(peer: peer, config: config)
         }
-        let freedAddresses = Set(removedForwards.map(\.listen))
+        let waitLimit = TimeAmount(config.tunnel.handshakeTimeout)
         var opened: [ForwardKey: Channel] = [:]
-        var deferred: [(ForwardKey, ForwardSettings)] = []
         do {
-            for (key, forward) in addedForwards {
-                // A listener that takes over a removed forward's address can only open after it.
-                if freedAddresses.contains(key.listen) {
-                    deferred.append((key, forward))
-                    continue
-                }
-                guard let link = newLinks[key.node] ?? current[key.node] else { continue }
-                opened[key] = try await self.bindForward(forward, link: link)
+            for forward in plan.openedForwards {
+                guard let link = newLinks[forward.node] ?? current[forward.node] else { continue }
+                opened[ForwardKey(forward)] = try await self.forwards.bind(forward, link: link, waitLimit: waitLimit)
             }
         } catch {
             for channel in opened.values { try? await channel.close() }
@@ -194,35 +133,31 @@ public final class MeshNode: Sendable {
         // Commit.
         self.generation.withLockedValue { $0 = Generation(config: config, serverTLS: serverTLS, clientTLS: clientTLS) }
         self.events.declare(peers: Set(config.nodes.keys).subtracting([self.name]), services: Set(config.services.keys))
-        for peer in removedPeers {
+        for peer in plan.removedPeers {
             guard let link = current[peer] else { continue }
             self.links.withLockedValue { _ = $0.removeValue(forKey: peer) }
             try? await link.stop().get()
             self.peers.remove(peer)
             summary.removedPeers.append(peer)
         }
-        for peer in addedPeers {
+        for peer in plan.addedPeers {
             guard let link = newLinks[peer] else { continue }
             link.start()  // in the peer table before the listener lets the peer in (see `start()`)
             self.links.withLockedValue { $0[peer] = link }
             summary.addedPeers.append(peer)
         }
-        for key in removedForwards {
-            guard let channel = self.forwards.withLockedValue({ $0.removeValue(forKey: key) }) else { continue }
-            try? await channel.close()
-            summary.removedForwards.append("\(key.listen) -> \(key.service)@\(key.node)")
+        for key in plan.removedForwards {
+            if await self.forwards.close(key) { summary.removedForwards.append("\(key)") }
         }
-        self.forwards.withLockedValue { forwards in
-            for (key, channel) in opened { forwards[key] = channel }
-        }
-        summary.addedForwards += opened.keys.map { "\($0.listen) -> \($0.service)@\($0.node)" }.sorted()
-        for (key, forward) in deferred {
+        for (key, channel) in opened { self.forwards.register(channel, for: key) }
+        summary.addedForwards += opened.keys.map(\.description).sorted()
+        for forward in plan.deferredForwards {
             do {
                 try await self.openForward(forward)
-                summary.addedForwards.append("\(key.listen) -> \(key.service)@\(key.node)")
+                summary.addedForwards.append("\(ForwardKey(forward))")
             } catch {
                 self.logger.error("reload: \(error)")
-                summary.failedForwards.append("\(key.listen): \(error)")
+                summary.failedForwards.append("\(forward.listen): \(error)")
             }
         }
 
@@ -241,9 +176,8 @@ public final class MeshNode: Sendable {
     /// Stops accepting, sends GOAWAY on every tunnel, waits up to `grace` for open streams to
     /// finish, then closes everything.
     public func shutdown(grace: Duration) async {
-        let listeners = [self.meshListener.withLockedValue { $0 }].compactMap { $0 }
-            + self.forwards.withLockedValue { Array($0.values) }
-        for channel in listeners { try? await channel.close() }
+        if let listener = self.meshListener.withLockedValue({ $0 }) { try? await listener.close() }
+        await self.forwards.closeAll()
         let links = self.links.withLockedValue { Array($0.values) }
         for link in links { link.connection?.sendGoAway() }
         let deadline = ContinuousClock.now + grace
@@ -372,19 +306,7 @@ public final class MeshNode: Sendable {
 
     private func openForward(_ forward: ForwardSettings) async throws {
         guard let link = self.links.withLockedValue({ $0[forward.node] }) else { return }
-        let channel = try await self.bindForward(forward, link: link)
-        self.forwards.withLockedValue { $0[ForwardKey(forward)] = channel }
-    }
-
-    private func bindForward(_ forward: ForwardSettings, link: PeerLink) async throws -> Channel {
-        do {
-            let socket = ListenSocket.choose(name: forward.listenerName, endpoint: forward.listen, inherited: self.inherited)
-            let waitLimit = TimeAmount(self.generation.withLockedValue { $0.config.tunnel.handshakeTimeout })
-            return try await ForwardListener(forward: forward, events: self.events, waitLimit: waitLimit, logger: self.logger)
-                .bind(group: self.group, socket: socket, link: link).get()
-        } catch {
-            throw ListenError(what: "forward \(forward.listenerName)", endpoint: forward.listen, underlying: error)
-        }
+        try await self.forwards.open(forward, link: link, waitLimit: TimeAmount(self.config.tunnel.handshakeTimeout))
     }
 
     /// Access rules and per-peer state, read afresh for every stream so a reload applies at once.
@@ -431,36 +353,4 @@ public final class MeshNode: Sendable {
         connected.whenFailure { made.fail($0) }
         return connected.flatMap { _ in made.futureResult }
     }
-}
-
-/// A listener could not be opened.
-public struct ListenError: Error, CustomStringConvertible {
-    public var what: String
-    public var endpoint: Endpoint
-    public var underlying: Error
-
-    public init(what: String, endpoint: Endpoint, underlying: Error) {
-        self.what = what
-        self.endpoint = endpoint
-        self.underlying = underlying
-    }
-
-    public var description: String {
-        "cannot listen for \(self.what) on \(self.endpoint): \(self.underlying) — is another process using it?"
-    }
-}
-
-/// A route to this node itself for a service mesh.json does not serve here.
-public struct LocalServiceError: Error, CustomStringConvertible {
-    public var service: String
-    public var node: String
-    public var description: String {
-        "service \"\(self.service)\" is not served on \(self.node) itself (no services.\(self.service).on.\(self.node) in mesh.json)"
-    }
-}
-
-/// `meshctl ping` or a stream named a peer whose tunnel is not up.
-public struct PeerUnavailableError: Error, CustomStringConvertible {
-    public var peer: String
-    public var description: String { "no tunnel to \(self.peer) is up" }
 }

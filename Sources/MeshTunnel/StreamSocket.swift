@@ -24,25 +24,27 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
 
     private enum State {
-        /// Carrying bytes; each direction ends on its own, then the socket closes.
-        case open(inputEnded: Bool, outputEnded: Bool)
+        /// Carrying bytes; each direction ends on its own, then the socket closes. `input` is read
+        /// while the stream has send credit and the tunnel can take more (`setReadable`).
+        case open(input: SocketInput, output: Output)
         /// The stream did not open: the channel is its opener's again, to answer and close.
         case detached
         case closed
     }
 
+    /// The socket's output, which carries what the peer sends.
+    private enum Output: Equatable {
+        /// Writing; `heldCredit`: credit for bytes written while the socket was not writable,
+        /// granted to the peer once it is again.
+        case open(heldCredit: Int)
+        /// Half-closed after the peer's END_STREAM.
+        case ended
+    }
+
     let loop: EventLoop
     private let tunnel: TunnelSide
-    private var state = State.open(inputEnded: false, outputEnded: false)
+    private var state = State.open(input: .paused(readHeld: false), output: .open(heldCredit: 0))
     private var context: ChannelHandlerContext?
-    /// The tunnel lets us read (the stream has credit and the tunnel is writable).
-    private var readable = false
-    /// NIO asked for a read while we were not readable: do it once we are.
-    private var readHeld = false
-    /// Credit for bytes written while the socket was not writable, granted once it is again.
-    private var heldCredit = 0
-    /// An error was caught on the channel: its closing is not a clean end of input.
-    private var failed = false
 
     init(loop: EventLoop, tunnel: TunnelSide) {
         self.loop = loop
@@ -53,7 +55,7 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        TCPWire.begin(context)
+        LocalSocket.begin(context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -62,7 +64,7 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.state {
-        case .open(inputEnded: false, _):
+        case .open(let input, _) where input.isOpen:
             self.tunnel.read(self.unwrapInboundIn(data))
         case .detached:
             context.fireChannelRead(data)
@@ -73,14 +75,14 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         switch self.state {
-        case .open(inputEnded: false, _): self.tunnel.readComplete()
+        case .open(let input, _) where input.isOpen: self.tunnel.readComplete()
         case .detached: context.fireChannelReadComplete()
         case .open, .closed: break
         }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .open = self.state, TCPWire.isEndOfInput(event) {
+        if case .open = self.state, LocalSocket.isEndOfInput(event) {
             self.inputEnded()
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -88,56 +90,62 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, self.heldCredit > 0 {
-            let credit = self.heldCredit
-            self.heldCredit = 0
+        if context.channel.isWritable, case .open(let input, .open(let credit)) = self.state, credit > 0 {
+            self.state = .open(input: input, output: .open(heldCredit: 0))
             self.tunnel.credit(credit)
         }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !self.failed, case .open(inputEnded: false, outputEnded: true) = self.state {
+        if case .open(let input, .ended) = self.state, input.isOpen {
             // NIO closes a socket whose output we already shut down when its input reaches EOF,
             // without an `inputClosed` event: that is a clean end of input, not a failure.
             self.inputEnded()
         }
-        switch self.state {
-        case .open(let inputEnded, let outputEnded):
+        if case .open(let input, let output) = self.state {
             self.state = .closed
-            self.tunnel.closed(finished: inputEnded && outputEnded)
-        case .detached, .closed:
-            break
+            self.tunnel.closed(finished: input == .ended && output == .ended)
         }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if case .detached = self.state { return context.fireErrorCaught(error) }
-        // A socket error ends the stream; channelInactive tells the tunnel to reset it.
-        self.failed = true
+        switch self.state {
+        case .detached:
+            return context.fireErrorCaught(error)
+        case .open(_, let output):
+            // A socket error ends the stream; channelInactive tells the tunnel to reset it.
+            self.state = .open(input: .failed, output: output)
+        case .closed:
+            break
+        }
         context.close(promise: nil)
     }
 
     func read(context: ChannelHandlerContext) {
         switch self.state {
-        case .open(inputEnded: false, _) where self.readable: context.read()
-        case .open(inputEnded: false, _): self.readHeld = true
-        case .detached: context.read()
-        case .open, .closed: break
+        case .open(var input, let output):
+            let now = input.readRequested()
+            self.state = .open(input: input, output: output)
+            if now { context.read() }
+        case .detached:
+            context.read()
+        case .closed:
+            break
         }
     }
 
     private func inputEnded() {
-        guard case .open(inputEnded: false, let outputEnded) = self.state else { return }
-        self.state = .open(inputEnded: true, outputEnded: outputEnded)
+        guard case .open(let input, let output) = self.state, input.isOpen else { return }
+        self.state = .open(input: .ended, output: output)
         self.tunnel.inputEnded()
         self.closeIfDone()
     }
 
     private func closeIfDone() {
-        guard case .open(inputEnded: true, outputEnded: true) = self.state, let context else { return }
-        TCPWire.closeWhenDone(context)
+        guard case .open(.ended, .ended) = self.state, let context else { return }
+        LocalSocket.closeWhenDone(context)
     }
 
     // MARK: Calls from the tunnel (any thread; they run on `loop`)
@@ -145,12 +153,12 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
     /// Writes bytes the peer sent (flushed by `flush()`), worth `credit` bytes of stream window.
     func deliver(_ bytes: ByteBuffer, credit: Int) {
         guard self.loop.inEventLoop else { return self.loop.execute { self.deliver(bytes, credit: credit) } }
-        guard case .open(_, outputEnded: false) = self.state, let context else { return }
+        guard case .open(let input, .open(let held)) = self.state, let context else { return }
         context.write(self.wrapOutboundOut(bytes), promise: nil)
         if context.channel.isWritable {
             self.tunnel.credit(credit)
         } else {
-            self.heldCredit += credit
+            self.state = .open(input: input, output: .open(heldCredit: held + credit))
         }
     }
 
@@ -163,9 +171,9 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
     /// The peer ended its side: FIN once every queued byte is out.
     func finishOutput() {
         guard self.loop.inEventLoop else { return self.loop.execute { self.finishOutput() } }
-        guard case .open(let inputEnded, outputEnded: false) = self.state, let context else { return }
-        self.state = .open(inputEnded: inputEnded, outputEnded: true)
-        TCPWire.finishOutput(context)
+        guard case .open(let input, .open) = self.state, let context else { return }
+        self.state = .open(input: input, output: .ended)
+        LocalSocket.finishOutput(context)
         self.closeIfDone()
     }
 
@@ -174,16 +182,15 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
         guard self.loop.inEventLoop else { return self.loop.execute { self.abort() } }
         guard case .open = self.state, let context else { return }
         self.state = .closed
-        TCPWire.abort(context)
+        LocalSocket.abort(context)
     }
 
     func setReadable(_ readable: Bool) {
         guard self.loop.inEventLoop else { return self.loop.execute { self.setReadable(readable) } }
-        self.readable = readable
-        if readable, self.readHeld, let context {
-            self.readHeld = false
-            context.read()
-        }
+        guard case .open(var input, let output) = self.state else { return }
+        let heldRead = input.farSide(canTake: readable)
+        self.state = .open(input: input, output: output)
+        if heldRead, let context { context.read() }
     }
 
     /// The stream did not open. The channel goes back to its opener (which answers the client in
@@ -191,58 +198,9 @@ final class StreamSocket: ChannelDuplexHandler, @unchecked Sendable {
     /// Runs before the opener hears of the failure, so it acts on a released channel.
     func detach() {
         guard self.loop.inEventLoop else { return self.loop.execute { self.detach() } }
-        guard case .open = self.state, let context else { return }
+        guard case .open(let input, _) = self.state, let context else { return }
         self.state = .detached
-        TCPWire.restoreLingering(context.channel)
-        if self.readHeld {
-            self.readHeld = false
-            context.read()
-        }
-    }
-}
-
-/// A socket's way to its stream in the tunnel: each call runs `TunnelStreams`' handling on the
-/// tunnel's loop, directly when the socket shares it. One method per message rather than one
-/// generic `run { }`: a closure passed per call would be allocated per message on the hot path.
-struct TunnelSide: @unchecked Sendable {
-    let streams: TunnelStreams
-    let stream: TunnelStream
-    let loop: EventLoop
-
-    /// Hands a stream made by an opener to its tunnel.
-    func open() {
-        if self.loop.inEventLoop { return self.streams.open(self.stream) }
-        self.loop.execute { self.streams.open(self.stream) }
-    }
-
-    /// Gives up on the stream: reset it.
-    func cancel() {
-        if self.loop.inEventLoop { return self.streams.cancel(self.stream) }
-        self.loop.execute { self.streams.cancel(self.stream) }
-    }
-
-    func read(_ bytes: ByteBuffer) {
-        if self.loop.inEventLoop { return self.streams.socketRead(self.stream, bytes) }
-        self.loop.execute { self.streams.socketRead(self.stream, bytes) }
-    }
-
-    func readComplete() {
-        if self.loop.inEventLoop { return self.streams.socketReadComplete(self.stream) }
-        self.loop.execute { self.streams.socketReadComplete(self.stream) }
-    }
-
-    func inputEnded() {
-        if self.loop.inEventLoop { return self.streams.socketInputEnded(self.stream) }
-        self.loop.execute { self.streams.socketInputEnded(self.stream) }
-    }
-
-    func credit(_ bytes: Int) {
-        if self.loop.inEventLoop { return self.streams.socketConsumed(self.stream, bytes: bytes) }
-        self.loop.execute { self.streams.socketConsumed(self.stream, bytes: bytes) }
-    }
-
-    func closed(finished: Bool) {
-        if self.loop.inEventLoop { return self.streams.socketClosed(self.stream, finished: finished) }
-        self.loop.execute { self.streams.socketClosed(self.stream, finished: finished) }
+        LocalSocket.restoreLingering(context.channel)
+        if input == .paused(readHeld: true) { context.read() }
     }
 }

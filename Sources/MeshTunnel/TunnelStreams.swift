@@ -732,11 +732,3 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 }
-
-/// The peer reset a stream (or it closed with an error).
-public struct StreamResetError: Error, CustomStringConvertible {
-    public var peer: String
-    public var service: String
-    public var code: HTTP2ErrorCode
-    public var description: String { "stream to \"\(self.service)\" on \(self.peer) was reset (\(self.code))" }
-}

@@ -3,12 +3,6 @@ import MeshBalancer
 import MeshConfig
 import MeshTLS
 
-/// A failure before the agent opens any socket, with the exit status it maps to.
-struct StartupError: Error {
-    var code: Int32
-    var message: String
-}
-
 /// Everything meshd checks before it opens a socket: the config, the node's name, and its TLS
 /// files. Any problem here exits 2 with a message naming the file and what to do.
 struct Startup {

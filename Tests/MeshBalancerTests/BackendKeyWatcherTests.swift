@@ -128,9 +128,9 @@ final class BackendKeyWatcherTests: XCTestCase {
         let second = BackendKeyData(processID: 100, secretKey: Array(repeating: 2, count: 32))
 
         let one = try self.connected()
-        try one.pipeline.syncOperations.addHandler(routes.watcher(for: one, route: self.route))
+        try one.pipeline.syncOperations.addHandler(routes.watcher(session: ObjectIdentifier(one), route: self.route))
         let two = try self.connected()
-        try two.pipeline.syncOperations.addHandler(routes.watcher(for: two, route: (service: "postgres", node: "db1")))
+        try two.pipeline.syncOperations.addHandler(routes.watcher(session: ObjectIdentifier(two), route: (service: "postgres", node: "db1")))
         XCTAssertNil(routes.route(for: first), "no key before the server sent it")
 
         self.send(to: one, BackendKeyScannerTests.serverGreeting(key: first))
@@ -141,9 +141,11 @@ final class BackendKeyWatcherTests: XCTestCase {
         XCTAssertNil(routes.route(for: BackendKeyData(processID: 100, secretKey: Array(repeating: 3, count: 32))), "unknown key")
         XCTAssertNil(routes.route(for: BackendKeyData(processID: 100, secretKey: Array(repeating: 1, count: 31))), "a prefix is not the key")
 
+        routes.forget(session: ObjectIdentifier(one))
         _ = try one.finish()
-        XCTAssertNil(routes.route(for: first), "removed when the client connection closed")
+        XCTAssertNil(routes.route(for: first), "removed when its session ended")
         XCTAssertEqual(routes.route(for: second)?.node, "db1")
+        routes.forget(session: ObjectIdentifier(two))
         _ = try two.finish()
         XCTAssertEqual(routes.count, 0)
     }
@@ -152,14 +154,16 @@ final class BackendKeyWatcherTests: XCTestCase {
         let routes = CancelRoutes(logger: Logger(label: "cancel-routes-test"))
         let key = BackendKeyData(processID: 5, secretKey: [1, 2, 3, 4])
         let older = try self.connected()
-        try older.pipeline.syncOperations.addHandler(routes.watcher(for: older, route: (service: "postgres", node: "db1")))
+        try older.pipeline.syncOperations.addHandler(routes.watcher(session: ObjectIdentifier(older), route: (service: "postgres", node: "db1")))
         let newer = try self.connected()
-        try newer.pipeline.syncOperations.addHandler(routes.watcher(for: newer, route: (service: "postgres", node: "db2")))
+        try newer.pipeline.syncOperations.addHandler(routes.watcher(session: ObjectIdentifier(newer), route: (service: "postgres", node: "db2")))
         self.send(to: older, BackendKeyScannerTests.serverGreeting(key: key))
         self.send(to: newer, BackendKeyScannerTests.serverGreeting(key: key))
         XCTAssertEqual(routes.route(for: key)?.node, "db2")
+        routes.forget(session: ObjectIdentifier(older))
         _ = try older.finish()
-        XCTAssertEqual(routes.route(for: key)?.node, "db2", "the older session's close leaves the newer one's entry")
+        XCTAssertEqual(routes.route(for: key)?.node, "db2", "the older session's end leaves the newer one's entry")
+        routes.forget(session: ObjectIdentifier(newer))
         _ = try newer.finish()
         XCTAssertNil(routes.route(for: key))
     }
@@ -167,7 +171,7 @@ final class BackendKeyWatcherTests: XCTestCase {
     func testSessionWithoutKeyLeavesNoEntry() throws {
         let routes = CancelRoutes(logger: Logger(label: "cancel-routes-test"))
         let channel = try self.connected()
-        try channel.pipeline.syncOperations.addHandler(routes.watcher(for: channel, route: self.route))
+        try channel.pipeline.syncOperations.addHandler(routes.watcher(session: ObjectIdentifier(channel), route: self.route))
         self.send(to: channel, BackendKeyScannerTests.serverGreeting(key: nil))
         XCTAssertEqual(routes.count, 0)
         XCTAssertFalse(self.hasWatcher(channel))

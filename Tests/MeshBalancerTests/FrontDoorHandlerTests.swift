@@ -8,7 +8,7 @@ import XCTest
 /// The front door on an EmbeddedChannel: 'N' to negotiation requests, routing, the StartupMessage
 /// passed on unchanged to what `bridge` added, refusals as ErrorResponses, cancels, timeouts.
 final class FrontDoorHandlerTests: XCTestCase {
-    /// What the handler did with a connection, as seen through its closures.
+    /// What the handler asked of its session.
     final class Calls: Sendable {
         let routed = NIOLockedValueBox<[StartupMessage]>([])
         let bridged = NIOLockedValueBox<[String]>([])
@@ -44,7 +44,9 @@ final class FrontDoorHandlerTests: XCTestCase {
     ) throws -> EmbeddedChannel {
         let calls = self.calls
         let splice = self.splice
-        let handler = FrontDoorHandler(
+        let channel = EmbeddedChannel()
+        let session = ScriptedSession(
+            channel: channel,
             route: { message in
                 calls.routed.withLockedValue { $0.append(message) }
                 return route
@@ -54,9 +56,8 @@ final class FrontDoorHandlerTests: XCTestCase {
                 calls.bridged.withLockedValue { $0.append("\(route.service)@\(route.node)") }
                 try channel.pipeline.syncOperations.addHandler(splice)
             },
-            cancel: { key in calls.cancelled.withLockedValue { $0.append(key) } },
-            logger: Logger(label: "front-door-test"))
-        let channel = EmbeddedChannel()
+            cancel: { key in calls.cancelled.withLockedValue { $0.append(key) } })
+        let handler = FrontDoorHandler(session: session, logger: Logger(label: "front-door-test"))
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6432)).wait()
         return channel

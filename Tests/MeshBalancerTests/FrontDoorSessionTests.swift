@@ -47,7 +47,9 @@ final class FrontDoorSessionTests: XCTestCase {
             route: { _ in .success((service: "postgres", node: "db1")) },
             bridge: { channel, route in
                 // As meshd does: the watcher goes on before the splice that writes the server's bytes.
-                try channel.pipeline.syncOperations.addHandler(routes.watcher(for: channel, route: route))
+                let session = ObjectIdentifier(channel)
+                try channel.pipeline.syncOperations.addHandler(routes.watcher(session: session, route: route))
+                channel.closeFuture.whenComplete { _ in routes.forget(session: session) }
                 try DirectBridge.join(channel, toPort: ports[route.node]!, events: events)
             },
             cancel: { key in

@@ -65,13 +65,14 @@ final class FrontDoorTLSTests: XCTestCase {
 
     func makeChannel(tls: TLSContext?) throws -> EmbeddedChannel {
         let routed = self.routed
-        let handler = FrontDoorHandler(
+        let channel = EmbeddedChannel()
+        let session = ScriptedSession(
+            channel: channel,
             route: { message in
                 routed.withLockedValue { $0.append(message) }
                 return .failure(Self.refusal)
-            },
-            bridge: { _, _ in }, cancel: { _ in }, tls: tls, logger: Logger(label: "front-door-tls-test"))
-        let channel = EmbeddedChannel()
+            })
+        let handler = FrontDoorHandler(session: session, tls: tls, logger: Logger(label: "front-door-tls-test"))
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6432)).wait()
         return channel

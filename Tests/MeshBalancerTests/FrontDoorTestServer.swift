@@ -59,7 +59,7 @@ final class FrontDoorCertificate {
 }
 
 /// A front door on 127.0.0.1 at an ephemeral port, as meshd runs one for a balancer listener; what
-/// `bridge` and `cancel` do is the test's.
+/// `bridge` and `cancel` do is the test's (see `ScriptedSession`).
 final class FrontDoorTestServer {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private(set) var channel: (any Channel)!
@@ -77,10 +77,9 @@ final class FrontDoorTestServer {
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        let session = ScriptedSession(channel: channel, route: route, bridge: bridge, cancel: cancel)
                         try channel.pipeline.syncOperations.addHandler(
-                            FrontDoorHandler(
-                                route: route, bridge: bridge, cancel: cancel, tls: tls,
-                                logger: Logger(label: "front-door-test")))
+                            FrontDoorHandler(session: session, tls: tls, logger: Logger(label: "front-door-test")))
                     }
                 }
                 .bind(host: "127.0.0.1", port: 0).wait()

@@ -3,7 +3,8 @@ import XCTest
 
 @testable import MeshConfig
 
-/// The example mesh.json from DESIGN.md, verbatim, and helpers to build variations of it.
+/// The founding example mesh.json (the repository's `mesh.json` without its echo service and
+/// forwards), and helpers to build variations of it.
 enum ConfigFixtures {
     static let designExample = """
         {

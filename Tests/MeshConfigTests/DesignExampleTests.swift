@@ -3,7 +3,8 @@ import XCTest
 
 @testable import MeshConfig
 
-/// The DESIGN.md example loads, and every field comes out as written (or as its documented default).
+/// The founding example (`ConfigFixtures.designExample`) loads, and every field comes out as written
+/// (or as its default in README.md, "mesh.json").
 final class DesignExampleTests: XCTestCase {
     func testDesignExampleLoadsEveryField() throws {
         let config = try ConfigFixtures.parse(Data(ConfigFixtures.designExample.utf8))
