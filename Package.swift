@@ -226,7 +226,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "MeshConfig", "COpenSSL", "MeshTestSupport",
+                "COpenSSL", "MeshTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
