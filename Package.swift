@@ -1,6 +1,14 @@
 // swift-tools-version:6.1
 // tunnelmesh: a secure tunnel mesh for PostgreSQL clusters. ARCHITECTURE.md has the module map.
+import Foundation
 import PackageDescription
+
+// The fuzz entry points are a product only for Tests/Fuzz/Package.swift (scripts/fuzz.sh sets the
+// variable), so a normal build offers no library beyond meshd and meshctl. FuzzReplayTests uses the
+// target either way.
+let fuzzProducts: [Product] =
+    ProcessInfo.processInfo.environment["TUNNELMESH_FUZZ_PRODUCTS"] == "1"
+    ? [.library(name: "MeshFuzzTargets", targets: ["MeshFuzzTargets"])] : []
 
 let package = Package(
     name: "tunnelmesh",
@@ -8,9 +16,7 @@ let package = Package(
     products: [
         .executable(name: "meshd", targets: ["meshd"]),
         .executable(name: "meshctl", targets: ["meshctl"]),
-        // For Tests/Fuzz/Package.swift, whose libFuzzer executables call these entry points.
-        .library(name: "MeshFuzzTargets", targets: ["MeshFuzzTargets"]),
-    ],
+    ] + fuzzProducts,
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
@@ -20,7 +26,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
-        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // System library shims.
@@ -34,11 +39,16 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
 
         // mesh.json model and validation. Foundation only.
         .target(name: "MeshConfig"),
 
-        // OpenSSL 3 contexts and the NIO TLS handler over memory BIOs.
+        // OpenSSL 3 contexts, the NIO TLS handler over memory BIOs, the PKI, front-door TLS, file digests.
         .target(
             name: "MeshTLS",
             dependencies: [
@@ -56,33 +66,49 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
 
-        // PostgreSQL wire framing at the front door, the backend registry, routing and the local role probe.
+        // PostgreSQL wire framing at the front door, the backend registry, routing and the local role
+        // probe (libpq: PostgreSQL's own client, on the system's OpenSSL like the rest of meshd).
         .target(
             name: "MeshBalancer",
             dependencies: [
-                "MeshTunnel", "MeshTLS", "MeshConfig",
+                "MeshTunnel", "MeshTLS", "MeshConfig", "CLibPQ",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
 
-        // The control API on the node's Unix socket and the status model shared with meshctl.
+        // The control API's wire models and the text meshctl renders from them. Foundation only, so
+        // that meshctl links no tunnel, PostgreSQL or metrics code.
+        .target(name: "MeshControlModel"),
+
+        // The control API's client (HTTP/1.1 over the node's Unix socket), for meshctl and tests.
         .target(
-            name: "MeshControl",
+            name: "MeshControlClient",
             dependencies: [
-                "MeshTunnel", "MeshBalancer", "MeshConfig",
+                "MeshControlModel",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+
+        // The control API's server on the node's Unix socket, and metrics.
+        .target(
+            name: "MeshControl",
+            dependencies: [
+                "MeshControlModel", "MeshTunnel", "MeshBalancer", "MeshConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -103,7 +129,7 @@ let package = Package(
         .executableTarget(
             name: "meshd",
             dependencies: [
-                "MeshConfig", "MeshTLS", "MeshTunnel", "MeshBalancer", "MeshControl", "MeshSystemd",
+                "MeshConfig", "MeshTLS", "MeshTunnel", "MeshBalancer", "MeshControl", "MeshControlModel", "MeshSystemd",
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -117,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: [
-                "MeshConfig", "MeshTLS", "MeshBalancer", "MeshControl",
+                "MeshConfig", "MeshTLS", "MeshControlModel", "MeshControlClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -127,7 +153,7 @@ let package = Package(
         .target(
             name: "MeshTestSupport",
             dependencies: [
-                "MeshConfig", "MeshTunnel", "MeshBalancer", "MeshControl",
+                "MeshConfig", "MeshTunnel", "MeshBalancer", "MeshControl", "MeshControlModel", "MeshControlClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -173,9 +199,12 @@ let package = Package(
         .testTarget(
             name: "MeshControlTests",
             dependencies: [
-                "MeshControl", "MeshTunnel", "MeshBalancer", "MeshConfig", "MeshTestSupport",
+                "MeshControl", "MeshControlModel", "MeshControlClient", "MeshTunnel", "MeshBalancer", "MeshConfig", "MeshTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

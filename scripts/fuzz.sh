@@ -33,6 +33,9 @@ if [ $merge = no ]; then
   [[ "$seconds" =~ ^[0-9]+$ ]] || usage
 fi
 
+# The main package offers the entry points as a product (MeshFuzzTargets) only with this set.
+export TUNNELMESH_FUZZ_PRODUCTS=1
+
 scratch="${FUZZ_SCRATCH:-$PWD/Tests/Fuzz/.build}"
 work="${FUZZ_WORK:-$scratch/fuzz-work}/$target"
 committed="$PWD/Tests/FuzzCorpus/$target"

@@ -43,7 +43,7 @@ fi
 
 if [ "$build" -eq 1 ]; then
   # The Swift runtime is linked in, so the binaries run on hosts without a Swift toolchain
-  # (they need only libc, libstdc++, libssl3 and libsystemd0).
+  # (they need only libc, libstdc++, libssl3, libsystemd0 and libpq5).
   echo "==> building release binaries (swift build -c release --static-swift-stdlib)"
   (cd "$repo" && swift build -c release --static-swift-stdlib --product meshd \
     && swift build -c release --static-swift-stdlib --product meshctl)

@@ -8,6 +8,8 @@ install_test_packages() {
   command -v openssl >/dev/null || need+=(openssl)
   dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
   dpkg -s libsystemd-dev >/dev/null 2>&1 || need+=(libsystemd-dev)
+  # libpq, the role probe's PostgreSQL client (CLibPQ).
+  dpkg -s libpq-dev >/dev/null 2>&1 || need+=(libpq-dev)
   # systemd-socket-activate and systemd-analyze, for MeshSystemdTests.
   { command -v systemd-socket-activate && command -v systemd-analyze; } >/dev/null || need+=(systemd)
   command -v pkg-config >/dev/null || need+=(pkg-config)

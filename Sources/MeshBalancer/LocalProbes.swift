@@ -1,7 +1,6 @@
 import Logging
 import MeshConfig
 import NIOConcurrencyHelpers
-import NIOCore
 
 /// Runs one `RoleProbe` for each service with a `postgres` block that this node serves, and
 /// follows reloads: a probe whose service or settings changed is restarted, a removed one stopped.
@@ -12,14 +11,12 @@ public final class LocalProbes: Sendable {
     }
 
     private let node: String
-    private let group: any EventLoopGroup
     private let logger: Logger
     private let onReport: @Sendable (BackendReport) -> Void
     private let running = NIOLockedValueBox<[String: Running]>([:])
 
-    public init(node: String, group: any EventLoopGroup, logger: Logger, onReport: @escaping @Sendable (BackendReport) -> Void) {
+    public init(node: String, logger: Logger, onReport: @escaping @Sendable (BackendReport) -> Void) {
         self.node = node
-        self.group = group
         self.logger = logger
         self.onReport = onReport
     }
@@ -35,7 +32,7 @@ public final class LocalProbes: Sendable {
             }
             for (name, service) in wanted where running[name] == nil {
                 guard let probe = RoleProbe(
-                    service: service, node: self.node, eventLoopGroup: self.group, logger: self.logger, onReport: self.onReport)
+                    service: service, node: self.node, logger: self.logger, onReport: self.onReport)
                 else { continue }
                 self.logger.info("probing PostgreSQL of \(name) at \(probe.target) every \(service.postgres!.probeInterval)")
                 running[name] = Running(service: service, task: Task { await probe.run() })

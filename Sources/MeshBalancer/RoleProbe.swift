@@ -1,15 +1,16 @@
 import Foundation
 import Logging
 import MeshConfig
-import NIOCore
 import NIOPosix
-import NIOConcurrencyHelpers
-import PostgresNIO
 
 /// Probes this node's own PostgreSQL for one service every `probe_interval`, as `monitor_user`, and
 /// hands each finding to `onReport` as a `BackendReport`: role, timeline, WAL position, replay lag and
 /// pause, or `down` with the error. One connection is kept between probes; after a failure it is
 /// dropped and the next probe connects afresh.
+///
+/// The client is libpq, PostgreSQL's own, without TLS (`sslmode=disable`, as the target is this
+/// node's own server). Its calls block, so each probe runs them on a thread of its own with
+/// libpq's non-blocking API: every wait ends at the probe's timeout or when the probe is stopped.
 ///
 /// The monitor user needs `pg_monitor` (`GRANT pg_monitor TO meshmon`) so that the standby's WAL
 /// receiver state and checkpoint timeline are visible to it.
@@ -22,15 +23,13 @@ public struct RoleProbe: Sendable {
     /// Longest wait for a connection or an answer before the probe counts as failed.
     public var timeout: Duration
 
-    private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let onReport: @Sendable (BackendReport) -> Void
 
     /// The probe for `service` on `node`; nil when the service has no `postgres` block or is not
     /// served on `node`.
     public init?(
-        service: ServiceSettings, node: String, eventLoopGroup: any EventLoopGroup, logger: Logger,
-        onReport: @escaping @Sendable (BackendReport) -> Void
+        service: ServiceSettings, node: String, logger: Logger, onReport: @escaping @Sendable (BackendReport) -> Void
     ) {
         guard let settings = service.postgres, let target = service.on[node] else { return nil }
         self.service = service.name
@@ -39,7 +38,6 @@ public struct RoleProbe: Sendable {
         self.settings = settings
         // A probe may take up to two intervals (at least 1s): a slow answer is not yet a dead server.
         self.timeout = max(settings.probeInterval * 2, .seconds(1))
-        self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.onReport = onReport
     }
@@ -65,13 +63,23 @@ public struct RoleProbe: Sendable {
 
     /// Probes every `probe_interval` until the task is cancelled, then closes its connection.
     public func run() async {
+        let thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
         let runID = UInt64.random(in: 1...UInt64.max)
         var sequence: UInt64 = 0
-        var connection: PostgresConnection? = nil
+        var connection: LibPQConnection? = nil
+        var interrupt: PollInterrupt? = nil
         let clock = ContinuousClock()
         var next = clock.now
         while !Task.isCancelled {
-            let health = await self.probe(&connection)
+            let health: BackendReport.Health
+            do {
+                let current = try interrupt ?? PollInterrupt()
+                interrupt = current
+                health = await self.probe(&connection, on: thread, interrupt: current)
+            } catch {
+                health = .down(error: "\(self.target): \(error)")
+            }
             if Task.isCancelled { break }
             sequence += 1
             self.onReport(
@@ -80,21 +88,26 @@ public struct RoleProbe: Sendable {
             next = max(next + self.settings.probeInterval, clock.now)
             do { try await Task.sleep(until: next, clock: clock) } catch { break }
         }
-        try? await connection?.close()
+        connection?.close()
+        try? await thread.shutdownGracefully()
     }
 
     /// One probe. A kept connection that fails is retried once on a new one, so a restarted
     /// PostgreSQL does not show as down for a whole interval.
-    func probe(_ connection: inout PostgresConnection?) async -> BackendReport.Health {
+    func probe(_ connection: inout LibPQConnection?, on thread: NIOThreadPool, interrupt: PollInterrupt) async -> BackendReport.Health {
         for _ in 0..<2 {
-            // A connection the server closed cannot run a query (and postgres-nio would never answer).
-            if connection?.isClosed == true { connection = nil }
+            // libpq notices a closed connection only when it uses it; one it saw fail is done.
+            if connection?.isBroken == true {
+                connection?.close()
+                connection = nil
+            }
             let reused = connection != nil
             do {
-                if connection == nil { connection = try await self.connect() }
-                return .up(try await self.query(connection!))
+                if connection == nil { connection = try await self.connect(on: thread, interrupt: interrupt) }
+                return .up(try await self.query(connection!, on: thread, interrupt: interrupt))
             } catch {
-                if let failed = connection { failed.close().whenComplete { _ in } }
+                // After a timeout the server may still answer; a new connection starts clean.
+                connection?.close()
                 connection = nil
                 if Task.isCancelled || !reused {
                     self.logger.debug("probe failed", metadata: ["service": "\(self.service)", "error": "\(self.describe(error))"])
@@ -105,69 +118,72 @@ public struct RoleProbe: Sendable {
         return .down(error: "\(self.target): probe failed twice")
     }
 
-    private func connect() async throws -> PostgresConnection {
-        let password = try self.settings.passwordFile.map(Self.readPassword)
-        var configuration: PostgresConnection.Configuration
+    private func connect(on thread: NIOThreadPool, interrupt: PollInterrupt) async throws -> LibPQConnection {
+        let parameters = try self.connectionParameters()
+        let deadline = ContinuousClock.now + self.timeout
+        return try await Self.blocking(on: thread, interrupt: interrupt) {
+            try LibPQConnection.connect(parameters, deadline: deadline, interrupt: interrupt)
+        }
+    }
+
+    /// libpq's connection keywords for the target. Nothing is left to libpq's defaults that would
+    /// change what the probe does: no TLS or GSS encryption attempts (the target is this node's
+    /// own server), and the server ends a statement the probe has given up on.
+    func connectionParameters() throws -> [(keyword: String, value: String)] {
+        var parameters: [(keyword: String, value: String)]
         switch self.target {
         case .tcp(let host, let port):
-            configuration = .init(
-                host: host, port: port, username: self.settings.monitorUser, password: password,
-                database: self.settings.database, tls: .disable)
+            parameters = [("host", host), ("port", "\(port)")]
         case .unix(let path):
-            configuration = .init(
-                unixSocketPath: path, username: self.settings.monitorUser, password: password, database: self.settings.database)
+            // libpq reaches a Unix socket by its directory and the port in its name.
+            guard let socket = PostgresSocketPath(path) else { throw ProbeError.socketName(path) }
+            parameters = [("host", socket.directory), ("port", "\(socket.port)")]
         }
-        // Our own timeout (below) decides and says so; postgres-nio's is only a backstop.
-        configuration.options.connectTimeout = TimeAmount.nanoseconds(Int64(self.timeout.seconds * 2e9))
-        let logger = self.logger
-        let eventLoop = self.eventLoopGroup.next()
-        let settings = configuration
-        // The connect is cancellable: the timeout cancels it, which closes its channel.
-        return try await self.withTimeout(onTimeout: {}) {
-            try await PostgresConnection.connect(on: eventLoop, configuration: settings, id: 1, logger: logger)
+        parameters += [
+            ("user", self.settings.monitorUser), ("dbname", self.settings.database),
+            ("sslmode", "disable"), ("gssencmode", "disable"),
+            ("options", "-c statement_timeout=\(Int64((self.timeout / .milliseconds(1)).rounded(.up)))"),
+        ]
+        if let file = self.settings.passwordFile { parameters.append(("password", try Self.readPassword(file))) }
+        return parameters
+    }
+
+    private func query(_ connection: LibPQConnection, on thread: NIOThreadPool, interrupt: PollInterrupt) async throws -> BackendReport.Status {
+        let deadline = ContinuousClock.now + self.timeout
+        let rows = try await Self.blocking(on: thread, interrupt: interrupt) {
+            try connection.query(Self.query, deadline: deadline, interrupt: interrupt)
+        }
+        guard let row = rows.first, row.count == 5 else { throw ProbeError.unexpectedAnswer("\(rows.count) rows") }
+        guard let recovery = Self.bool(row[0]), let timeline = row[1].flatMap(Int32.init), let lsnText = row[2],
+            let lsn = WALPosition(lsnText), let paused = Self.bool(row[4])
+        else { throw ProbeError.unexpectedAnswer("\(row.map { $0 ?? "NULL" })") }
+        let lag = try row[3].map { text in
+            guard let seconds = Double(text) else { throw ProbeError.unexpectedAnswer("lag \"\(text)\"") }
+            return Duration.milliseconds(Int64((seconds * 1000).rounded()))
+        }
+        return BackendReport.Status(
+            role: recovery ? .standby : .primary, timeline: UInt32(bitPattern: timeline), lsn: lsn, replayLag: lag,
+            replayPaused: paused)
+    }
+
+    /// PostgreSQL's text form of a boolean.
+    private static func bool(_ text: String?) -> Bool? {
+        switch text {
+        case "t": true
+        case "f": false
+        default: nil
         }
     }
 
-    private func query(_ connection: PostgresConnection) async throws -> BackendReport.Status {
-        let logger = self.logger
-        // A query cannot be cancelled; closing the connection fails it, so a hung server cannot hang the probe.
-        return try await self.withTimeout(onTimeout: { connection.close().whenComplete { _ in } }) {
-            let rows = try await connection.query(PostgresQuery(unsafeSQL: Self.query), logger: logger)
-            for try await (recovery, timeline, lsnText, lag, paused) in rows.decode((Bool, Int32, String, Double?, Bool).self) {
-                guard let lsn = WALPosition(lsnText) else { throw ProbeError.unexpectedAnswer("LSN \"\(lsnText)\"") }
-                return BackendReport.Status(
-                    role: recovery ? .standby : .primary, timeline: UInt32(bitPattern: timeline), lsn: lsn,
-                    replayLag: lag.map { .milliseconds(Int64(($0 * 1000).rounded())) }, replayPaused: paused)
-            }
-            throw ProbeError.unexpectedAnswer("no row")
-        }
-    }
-
-    /// Runs `body`, failing with `ProbeError.timedOut` if it takes longer than `timeout`, then calls
-    /// `onTimeout`. It does not wait for a body that ignores cancellation: postgres-nio never completes
-    /// a query written to a connection the server has just closed, and that must not stop the probe.
-    private func withTimeout<T: Sendable>(
-        onTimeout: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () async throws -> T
+    /// Runs libpq's blocking `body` on the probe's thread; cancelling the caller fires `interrupt`,
+    /// which ends any wait in `body` at once.
+    private static func blocking<T: Sendable>(
+        on thread: NIOThreadPool, interrupt: PollInterrupt, _ body: @escaping @Sendable () throws -> T
     ) async throws -> T {
-        let timeout = self.timeout
-        let race = TimeoutRace<T>()
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                race.start(continuation)
-                let work = Task {
-                    do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
-                }
-                let timer = Task {
-                    do { try await Task.sleep(for: timeout) } catch { return }
-                    if race.finish(.failure(ProbeError.timedOut(timeout))) {
-                        onTimeout()
-                        work.cancel()
-                    }
-                }
-                race.onFinish { timer.cancel() }
-            }
+        try await withTaskCancellationHandler {
+            try await thread.runIfActive(body)
         } onCancel: {
-            race.finish(.failure(CancellationError()))
+            interrupt.fire()
         }
     }
 
@@ -187,110 +203,16 @@ public struct RoleProbe: Sendable {
         switch error {
         case let error as ProbeError:
             return "\(target): \(error)"
-        case let error as PSQLError:
-            if let info = error.serverInfo {
-                let severity = info[.severity] ?? "ERROR"
-                let state = info[.sqlState].map { " \($0)" } ?? ""
-                return "\(target): \(severity)\(state): \(info[.message] ?? "no message") (as \(self.settings.monitorUser))"
-            }
-            if let underlying = error.underlying {
-                return "\(target): \(Self.shortDescription(underlying))"
-            }
-            return "\(target): \(error.code)"
+        case LibPQError.server(let severity, let state, let message):
+            return "\(target): \(severity) \(state): \(message) (as \(self.settings.monitorUser))"
+        case LibPQError.client(let message):
+            return "\(target): \(message)"
+        case LibPQError.timedOut:
+            return "\(target): no answer within \(DurationText.format(self.timeout))"
+        case LibPQError.interrupted, is CancellationError:
+            return "\(target): probe stopped"
         default:
-            return "\(target): \(Self.shortDescription(error))"
-        }
-    }
-
-    /// NIO's connect errors repeat the address per attempt; the innermost error is what a person needs.
-    private static func shortDescription(_ error: any Error) -> String {
-        if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first {
-            return Self.shortDescription(first.error)
-        }
-        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
-        return "\(error)"
-    }
-}
-
-/// The continuation of `withTimeout`, resumed exactly once by whichever finishes first: the work,
-/// the timer or the caller's cancellation.
-private final class TimeoutRace<T: Sendable>: Sendable {
-    private enum State {
-        case waiting(cleanups: [@Sendable () -> Void])
-        case running(CheckedContinuation<T, any Error>, cleanups: [@Sendable () -> Void])
-        /// Finished before the continuation existed (cancelled at once): delivered by `start`.
-        case finishedEarly(Result<T, any Error>)
-        case done
-    }
-
-    private let state = NIOLockedValueBox(State.waiting(cleanups: []))
-
-    func start(_ continuation: CheckedContinuation<T, any Error>) {
-        let early = self.state.withLockedValue { state -> Result<T, any Error>? in
-            switch state {
-            case .waiting(let cleanups):
-                state = .running(continuation, cleanups: cleanups)
-                return nil
-            case .finishedEarly(let result):
-                state = .done
-                return result
-            case .running, .done:
-                preconditionFailure("TimeoutRace started twice")
-            }
-        }
-        if let early { continuation.resume(with: early) }
-    }
-
-    /// Registers work to undo once finished; runs it at once if already finished.
-    func onFinish(_ cleanup: @escaping @Sendable () -> Void) {
-        let runNow = self.state.withLockedValue { state -> Bool in
-            switch state {
-            case .waiting(let cleanups):
-                state = .waiting(cleanups: cleanups + [cleanup])
-                return false
-            case .running(let continuation, let cleanups):
-                state = .running(continuation, cleanups: cleanups + [cleanup])
-                return false
-            case .finishedEarly, .done:
-                return true
-            }
-        }
-        if runNow { cleanup() }
-    }
-
-    /// Resumes the caller with `result` unless something already did; returns whether this call won.
-    @discardableResult
-    func finish(_ result: Result<T, any Error>) -> Bool {
-        let won = self.state.withLockedValue { state -> (CheckedContinuation<T, any Error>?, [@Sendable () -> Void])? in
-            switch state {
-            case .waiting(let cleanups):
-                state = .finishedEarly(result)
-                return (nil, cleanups)
-            case .running(let continuation, let cleanups):
-                state = .done
-                return (continuation, cleanups)
-            case .finishedEarly, .done:
-                return nil
-            }
-        }
-        guard let (continuation, cleanups) = won else { return false }
-        continuation?.resume(with: result)
-        for cleanup in cleanups { cleanup() }
-        return true
-    }
-}
-
-/// Why a probe failed outside PostgreSQL's own errors.
-enum ProbeError: Error, CustomStringConvertible {
-    case timedOut(Duration)
-    case passwordFile(String, String)
-    case unexpectedAnswer(String)
-
-    var description: String {
-        switch self {
-        case .timedOut(let timeout): "no answer within \(DurationText.format(timeout))"
-        case .passwordFile(let path, let reason): "cannot read password_file \(path): \(reason)"
-        case .unexpectedAnswer(let what): "unexpected probe answer: \(what)"
+            return "\(target): \(error)"
         }
     }
 }

@@ -187,7 +187,15 @@ struct ConfigDecoder {
             var allow = AllowList.nodes([])
             if let value = fields.optional("allow") { allow = try decodeAllow(value, context: context) }
             var postgres: PostgresSettings?
-            if let value = fields.optional("postgres") { postgres = try decodePostgres(value) }
+            if let value = fields.optional("postgres") {
+                postgres = try decodePostgres(value)
+                // The probe's client, libpq, finds a server's Unix socket by directory and port.
+                for (node, target) in onObject.sortedMembers {
+                    guard case .unix(let path) = on[node], PostgresSocketPath(path) == nil else { continue }
+                    throw target.error(
+                        "a PostgreSQL server's Unix socket is named .s.PGSQL.<port> (e.g. unix:/var/run/postgresql/.s.PGSQL.5432), got \(quoted(path))")
+                }
+            }
             services[name] = ServiceSettings(name: name, on: on, allow: allow, postgres: postgres)
         }
         return services

@@ -1,5 +1,6 @@
 import Foundation
 import MeshConfig
+import MeshControlModel
 
 /// What the agent knows about itself that peers do not change: mesh, version, start time, the loaded
 /// config and its digest, and this node's certificate expiry. Replaced as a whole on reload.

@@ -1,5 +1,6 @@
 import MeshBalancer
 import MeshConfig
+import MeshControlModel
 import NIOCore
 
 /// The balancers that listen on this node, as `/v1/backends` and `/metrics` read them: which

@@ -1,4 +1,5 @@
 import Foundation
+import MeshControlModel
 import MeshTunnel
 import NIOConcurrencyHelpers
 import NIOHTTP1
@@ -16,13 +17,6 @@ import NIOHTTP1
 /// - `GET  /metrics`                → Prometheus text (`MeshMetrics`), when the agent has metrics
 /// - anything else → `ControlErrorBody` with 404 or 405.
 public final class ControlAPI: Sendable {
-    /// Upper bound on `count`, so one request cannot keep the agent busy for long.
-    public static let maxPingCount = 100
-    /// How long one PING may take before the request fails with 504.
-    public static let pingTimeout: Duration = .seconds(5)
-    /// Pause between PINGs of one request, like ping(8)'s interval but shorter.
-    public static let pingInterval: Duration = .milliseconds(100)
-
     private let source: any ControlDataSource
     private let facts: NIOLockedValueBox<AgentFacts>
     private let now: @Sendable () -> Date
@@ -139,8 +133,8 @@ public final class ControlAPI: Sendable {
     private func ping(peer name: String, query: [String: String]) async -> ControlResponse {
         var count = 1
         if let text = query["count"] {
-            guard let value = Int(text), (1...Self.maxPingCount).contains(value) else {
-                return .error(.badRequest, "count must be a whole number from 1 to \(Self.maxPingCount), not \"\(text)\"")
+            guard let value = Int(text), (1...PingReport.maxCount).contains(value) else {
+                return .error(.badRequest, "count must be a whole number from 1 to \(PingReport.maxCount), not \"\(text)\"")
             }
             count = value
         }
@@ -149,14 +143,14 @@ public final class ControlAPI: Sendable {
         }
         var samples: [Double] = []
         for index in 0..<count {
-            if index > 0 { try? await Task.sleep(for: Self.pingInterval) }
+            if index > 0 { try? await Task.sleep(for: PingReport.interval) }
             switch await self.onePing(name) {
             case .success(let rtt):
                 samples.append(Double(rtt.components.seconds) + Double(rtt.components.attoseconds) / 1e18)
             case .failure(.timedOut):
                 return .error(
                     .gatewayTimeout,
-                    "no PING answer from \(name) within \(Self.pingTimeout) (after \(samples.count) of \(count) round trips)")
+                    "no PING answer from \(name) within \(PingReport.timeout) (after \(samples.count) of \(count) round trips)")
             case .failure(.failed(let error)):
                 let state = self.source.peerStatuses().first(where: { $0.name == name }) ?? status
                 let why = state.lastError.map { ", last error: \($0)" } ?? ""
@@ -180,7 +174,7 @@ public final class ControlAPI: Sendable {
                 do { return .success(try await source.ping(peer: peer)) } catch { return .failure(.failed(error)) }
             }
             group.addTask {
-                do { try await Task.sleep(for: Self.pingTimeout) } catch { return nil }
+                do { try await Task.sleep(for: PingReport.timeout) } catch { return nil }
                 return .failure(.timedOut)
             }
             var outcome: Result<Duration, PingFailure> = .failure(.timedOut)

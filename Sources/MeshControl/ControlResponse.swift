@@ -1,4 +1,5 @@
 import Foundation
+import MeshControlModel
 import NIOHTTP1
 
 /// An HTTP response of the control API before it is written: a status and a body, JSON except for

@@ -1,5 +1,5 @@
 import ArgumentParser
-import MeshControl
+import MeshControlModel
 
 /// `meshctl backends`: the database nodes the balancers on this node route to.
 struct BackendsCommand: AsyncParsableCommand {

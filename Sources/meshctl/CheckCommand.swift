@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshConfig
-import MeshControl
+import MeshControlModel
 
 /// `meshctl check [PATH]`: validates mesh.json and this node's certificate files without an agent.
 struct CheckCommand: ParsableCommand {

@@ -1,7 +1,6 @@
 import Foundation
-import MeshBalancer
 import MeshConfig
-import MeshControl
+import MeshControlModel
 import MeshTLS
 
 /// The checks behind `meshctl check`, all offline: mesh.json, its CA and CRL files, and each chosen

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import MeshConfig
-import MeshControl
+import MeshControlClient
+import MeshControlModel
 
 /// Where meshctl finds the agent: `--control PATH`, or `--config PATH --node NAME` (the node's
 /// `control` in mesh.json), or else the default `/run/meshd/control.sock`. Accepted before or after

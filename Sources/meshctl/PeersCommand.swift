@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshControl
+import MeshControlModel
 
 /// `meshctl peers`: one row per peer with its tunnel's state, RTT, streams, traffic and errors.
 struct PeersCommand: AsyncParsableCommand {

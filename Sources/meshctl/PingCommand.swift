@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshControl
+import MeshControlModel
 
 /// `meshctl ping PEER [-c N]`: round trips through the tunnel itself (HTTP/2 PING frames).
 struct PingCommand: AsyncParsableCommand {
@@ -14,22 +14,22 @@ struct PingCommand: AsyncParsableCommand {
     @Argument(help: "The peer's node name.")
     var peer: String
 
-    @Option(name: .shortAndLong, help: "Number of round trips (1-\(ControlAPI.maxPingCount)).")
+    @Option(name: .shortAndLong, help: "Number of round trips (1-\(PingReport.maxCount)).")
     var count = 3
 
     @Flag(name: .long, help: "Print the ping JSON instead of text.")
     var json = false
 
     func validate() throws {
-        guard (1...ControlAPI.maxPingCount).contains(self.count) else {
-            throw ValidationError("-c must be from 1 to \(ControlAPI.maxPingCount)")
+        guard (1...PingReport.maxCount).contains(self.count) else {
+            throw ValidationError("-c must be from 1 to \(PingReport.maxCount)")
         }
     }
 
     func run() async throws {
         try await ControlCommand.run {
             // Each PING may take up to the agent's timeout, plus the pause between them.
-            let budget = (ControlAPI.pingTimeout + ControlAPI.pingInterval) * self.count + .seconds(5)
+            let budget = (PingReport.timeout + PingReport.interval) * self.count + .seconds(5)
             let client = try self.options.client(timeout: budget)
             let escaped = self.peer.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? self.peer
             let report: PingReport = try await client.post("/v1/peers/\(escaped)/ping?count=\(self.count)")

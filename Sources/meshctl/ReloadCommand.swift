@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshControl
+import MeshControlModel
 
 /// `meshctl reload`: asks the agent to re-read mesh.json and its certificates, waits, prints the result.
 struct ReloadCommand: AsyncParsableCommand {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import MeshControl
+import MeshControlModel
 
 /// `meshctl services`: the services this node serves to peers and the forwards it runs.
 struct ServicesCommand: AsyncParsableCommand {

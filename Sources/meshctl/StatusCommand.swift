@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MeshControl
+import MeshControlModel
 
 /// `meshctl status`: the agent's identity, uptime, config, last load, peers and certificate.
 struct StatusCommand: AsyncParsableCommand {

@@ -1,4 +1,3 @@
-import COpenSSL
 import Foundation
 import Logging
 import MeshBalancer
@@ -52,22 +51,5 @@ struct ControlService: Service {
         try? await gracefulShutdown()
         await self.metricsServer?.stop()
         await self.server.stop()
-    }
-
-    /// Lowercase hex SHA-256 of the file's bytes (what `sha256sum` prints), computed by OpenSSL.
-    static func sha256(ofFile path: String) throws -> String {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let ok = data.withUnsafeBytes { bytes in
-            EVP_Digest(bytes.baseAddress, bytes.count, &digest, &length, EVP_sha256(), nil)
-        }
-        guard ok == 1 else { throw DigestError(path: path) }
-        return digest.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
-    }
-
-    struct DigestError: Error, CustomStringConvertible {
-        var path: String
-        var description: String { "\(path): OpenSSL could not compute the file's SHA-256" }
     }
 }

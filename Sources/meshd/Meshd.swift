@@ -82,7 +82,7 @@ struct Meshd: AsyncParsableCommand {
         service.onStarted = { systemd.started(.listeners) }
         let configSHA256: String
         do {
-            configSHA256 = try ControlService.sha256(ofFile: self.config)
+            configSHA256 = try FileDigest.sha256(ofFile: self.config)
         } catch {
             throw StartupError(code: 2, message: "\(error)")
         }

@@ -3,6 +3,7 @@ import Logging
 import MeshBalancer
 import MeshConfig
 import MeshControl
+import MeshControlModel
 import MeshTLS
 import MeshTunnel
 
@@ -35,7 +36,7 @@ actor Reloader {
                 config: startup.config, serverTLS: startup.serverTLS, clientTLS: startup.clientTLS,
                 revokedSerials: startup.revokedSerials)
             await self.balancers.reload(tls: startup.balancerTLS)
-            let digest = try ControlService.sha256(ofFile: self.configPath)
+            let digest = try FileDigest.sha256(ofFile: self.configPath)
             outcome = ReloadOutcome(ok: true, at: at, summary: "\(summary)")
             let facts = AgentFacts(
                 config: startup.config, node: self.node, version: ControlService.version, startedAt: at,

@@ -1,5 +1,5 @@
 import Foundation
-import MeshControl
+import MeshControlModel
 import MeshTunnel
 
 /// The words `systemctl status meshd` shows after "Status:": how many peers are up, the last

@@ -1,5 +1,5 @@
 import Logging
-import MeshControl
+import MeshControlModel
 import MeshSystemd
 import MeshTunnel
 import NIOConcurrencyHelpers

@@ -220,6 +220,24 @@ final class ValidationRuleTests: XCTestCase {
             with: "mesh.json: services.postgres.on.db1: unix socket path \"\(long)\" is \(long.utf8.count) bytes long; the limit is \(Endpoint.maxUnixPathLength), so use a shorter path")
     }
 
+    func testPostgresServiceSocketIsNamedForItsPort() {
+        assertRejects(
+            [("services.postgres.on.db1", "unix:/run/pg.sock")],
+            with: #"mesh.json: services.postgres.on.db1: a PostgreSQL server's Unix socket is named .s.PGSQL.<port> (e.g. unix:/var/run/postgresql/.s.PGSQL.5432), got "/run/pg.sock""#)
+        let config = accepted([("services.postgres.on.db1", "unix:/var/run/postgresql/.s.PGSQL.5433")])
+        XCTAssertEqual(config?.services["postgres"]?.on["db1"], .unix(path: "/var/run/postgresql/.s.PGSQL.5433"))
+        // A service without a postgres block may use any socket name.
+        XCTAssertNotNil(accepted([("services.postgres.postgres", nil), ("balancers", nil), ("services.postgres.on.db1", "unix:/run/pg.sock")]))
+    }
+
+    func testPostgresSocketPathSplitsDirectoryAndPort() {
+        XCTAssertEqual(PostgresSocketPath("/var/run/postgresql/.s.PGSQL.5432"), PostgresSocketPath(directory: "/var/run/postgresql", port: 5432))
+        XCTAssertEqual(PostgresSocketPath("/.s.PGSQL.1"), PostgresSocketPath(directory: "/", port: 1))
+        for bad in [".s.PGSQL.5432", "/tmp/.s.PGSQL.", "/tmp/.s.PGSQL.0", "/tmp/.s.PGSQL.65536", "/tmp/.s.PGSQL.54x2", "/tmp/pg.sock", "/tmp/.s.PGSQL.5432.lock"] {
+            XCTAssertNil(PostgresSocketPath(bad), bad)
+        }
+    }
+
     func testAllowEntriesMustBeDeclaredNodesOrStar() {
         assertRejects(
             [("services.postgres.allow", ["app1", "ap1"])],

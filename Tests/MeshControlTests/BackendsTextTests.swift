@@ -1,5 +1,6 @@
 import Foundation
 import MeshControl
+import MeshControlModel
 import MeshTestSupport
 import XCTest
 

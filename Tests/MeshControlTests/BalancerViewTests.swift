@@ -1,6 +1,7 @@
 import Foundation
 import MeshBalancer
 import MeshControl
+import MeshControlModel
 import NIOCore
 import MeshTestSupport
 import XCTest

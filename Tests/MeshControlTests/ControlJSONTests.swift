@@ -1,5 +1,5 @@
 import Foundation
-import MeshControl
+import MeshControlModel
 import XCTest
 
 /// The wire format is a contract with scripts: snake_case keys, ISO-8601 dates, nulls written out.

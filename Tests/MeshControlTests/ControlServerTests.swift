@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import MeshControl
+import MeshControlClient
+import MeshControlModel
 import MeshTunnel
 import NIOCore
 import NIOHTTP1

@@ -1,6 +1,6 @@
 import Foundation
 import MeshConfig
-import MeshControl
+import MeshControlModel
 
 /// Fixed inputs for the golden-output tests: one clock, three peers in three states, one status.
 public enum ControlFixtures {

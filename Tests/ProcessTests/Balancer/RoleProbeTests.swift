@@ -55,7 +55,7 @@ final class RoleProbeTests: XCTestCase {
         let service = ServiceSettings(
             name: "postgres", on: ["db1": target], allow: .nodes(["app1"]),
             postgres: PostgresSettings(monitorUser: user, database: "postgres", passwordFile: passwordFile, probeInterval: interval))
-        let probe = RoleProbe(service: service, node: "db1", eventLoopGroup: self.group, logger: Logger(label: "probe")) {
+        let probe = RoleProbe(service: service, node: "db1", logger: Logger(label: "probe")) {
             log.append($0)
         }!
         self.probes.append(Task { await probe.run() })

@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import MeshBalancer
 import MeshControl
+import MeshControlClient
+import MeshControlModel
 import MeshTunnel
 import NIOPosix
 import MeshTestSupport

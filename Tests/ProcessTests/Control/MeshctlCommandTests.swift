@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshControl
+import MeshControlModel
 import MeshTunnel
 import NIOConcurrencyHelpers
 import NIOPosix

@@ -1,5 +1,5 @@
 import Foundation
-import MeshControl
+import MeshControlModel
 import NIOCore
 import NIOPosix
 import MeshTestSupport

@@ -1,5 +1,4 @@
 import Foundation
-import MeshTunnel
 
 /// One element of `GET /v1/peers`: a peer's tunnel as the agent's peer table saw it.
 ///
@@ -44,16 +43,7 @@ public struct PeerInfo: Codable, Sendable, Equatable {
         self.certificateNotAfter = certificateNotAfter
     }
 
-    public init(_ status: PeerStatus) {
-        self.init(
-            name: status.name, address: status.address, dialer: status.dialer, state: status.state.rawValue,
-            since: status.since, lastError: status.lastError, rttSeconds: status.rttSeconds,
-            streamsActive: status.streamsActive, streamsTotal: status.streamsTotal, bytesSent: status.bytesSent,
-            bytesReceived: status.bytesReceived, reconnects: status.reconnects,
-            certificateNotAfter: status.certificateNotAfter)
-    }
-
-    public var isUp: Bool { self.state == PeerStatus.State.up.rawValue }
+    public var isUp: Bool { self.state == "up" }
 
     enum CodingKeys: String, CodingKey {
         case name, address, dialer, state, since, reconnects

@@ -1,5 +1,4 @@
 import MeshConfig
-import MeshTLS
 
 /// TLS at a balancer's front door: the server context made from `balancers.<name>.tls`.
 public enum FrontDoorTLS {

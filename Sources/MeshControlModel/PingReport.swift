@@ -2,6 +2,13 @@
 ///
 /// Stable API: fields are added, never renamed or removed.
 public struct PingReport: Codable, Sendable, Equatable {
+    /// Upper bound on `count`, so one request cannot keep the agent busy for long.
+    public static let maxCount = 100
+    /// How long one PING may take before the request fails with 504.
+    public static let timeout: Duration = .seconds(5)
+    /// Pause between PINGs of one request, like ping(8)'s interval but shorter.
+    public static let interval: Duration = .milliseconds(100)
+
     public var peer: String
     /// Round trip times in seconds, in the order they were measured.
     public var samplesSeconds: [Double]

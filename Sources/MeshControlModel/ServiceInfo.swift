@@ -1,5 +1,3 @@
-import MeshConfig
-
 /// One element of `GET /v1/services`: a service this node serves, or a forward it runs.
 ///
 /// Stable API: fields are added, never renamed or removed. Fields that do not apply to the role are `null`.
@@ -28,21 +26,6 @@ public struct ServiceInfo: Codable, Sendable, Equatable {
         self.listen = listen
         self.to = to
         self.allow = allow
-    }
-
-    /// What `node` serves (by service name), then its forwards in file order.
-    public static func entries(config: MeshConfiguration, node: String) -> [ServiceInfo] {
-        let served = config.services(on: node).map { service in
-            let allow: [String] = switch service.allow {
-            case .anyNode: ["*"]
-            case .nodes(let names): names.sorted()
-            }
-            return ServiceInfo(name: service.name, role: .served, target: service.on[node].map { "\($0)" }, allow: allow)
-        }
-        let forwards = config.forwards(on: node).map { forward in
-            ServiceInfo(name: forward.service, role: .forward, listen: "\(forward.listen)", to: "\(forward.service)@\(forward.node)")
-        }
-        return served + forwards
     }
 
     enum CodingKeys: String, CodingKey {
