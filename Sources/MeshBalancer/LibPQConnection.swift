@@ -54,7 +54,7 @@ final class LibPQConnection: @unchecked Sendable {
         // libpq takes two NULL-terminated arrays of C strings; these copies live until it returns.
         let keywords = parameters.map { strdup($0.keyword) } + [nil]
         let values = parameters.map { strdup($0.value) } + [nil]
-        defer { (keywords + values).forEach { free($0) } }
+        defer { for pointer in keywords + values { free(pointer) } }
         return keywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordPointers in
             values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valuePointers in
                 PQconnectStartParams(keywordPointers.baseAddress, valuePointers.baseAddress, 0)

@@ -512,7 +512,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard canEncrypt else {
             // Closed by a callback inside one of our flushes: what is still staged never goes out.
             staging.clear()
-            promises.forEach { $0.fail(ChannelError.outputClosed) }
+            for promise in promises { promise.fail(ChannelError.outputClosed) }
             return
         }
         if failure == nil, staging.readableBytes > 0 {
@@ -521,7 +521,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         if let failure {
             let error = TLSConnectionError.recordError("encrypting failed: \(TLSErrorQueue.describe(failure))")
-            promises.forEach { $0.fail(error) }
+            for promise in promises { promise.fail(error) }
             failConnection(context: context, error: error)
             return
         }
@@ -592,8 +592,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         let combined = loop.makePromise(of: Void.self)
         combined.futureResult.whenComplete { result in
             switch result {
-            case .success: promises.forEach { $0.succeed(()) }
-            case .failure(let error): promises.forEach { $0.fail(error) }
+            case .success: for promise in promises { promise.succeed(()) }
+            case .failure(let error): for promise in promises { promise.fail(error) }
             }
         }
         return combined

@@ -188,7 +188,7 @@ public final class TLSContext: @unchecked Sendable {
     /// The CA file, and the CRL when configured (a missing or unreadable CRL is an error, never skipped).
     private static func loadTrust(_ ctx: OpaquePointer, files: TLSFiles) throws(TLSSetupError) {
         let authorities = try readCertificates(files.ca, what: "CA certificate (tls.ca)")
-        defer { authorities.forEach { X509_free($0) } }
+        defer { for authority in authorities { X509_free(authority) } }
         guard let store = SSL_CTX_get_cert_store(ctx) else {
             throw TLSSetupError(file: files.ca, message: "OpenSSL has no certificate store: \(queued())")
         }
@@ -201,7 +201,7 @@ public final class TLSContext: @unchecked Sendable {
         guard let crlPath = files.crl else { return }
 
         let crls = try readCRLs(crlPath)
-        defer { crls.forEach { X509_CRL_free($0) } }
+        defer { for crl in crls { X509_CRL_free(crl) } }
         for crl in crls {
             let issuer = authorities.first { X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name($0)) == 0 }
             guard let issuer, X509_CRL_verify(crl, X509_get0_pubkey(issuer)) == 1 else {

@@ -25,7 +25,7 @@ final class TLSHandlerTests: TLSPKITestCase {
     private var pipes: [TLSPipe] = []
 
     override func tearDown() {
-        pipes.forEach { $0.finish() }
+        for pipe in pipes { pipe.finish() }
         pipes = []
         super.tearDown()
     }

@@ -22,7 +22,7 @@ final class FrontDoorSessionTests: XCTestCase {
 
     override func tearDown() {
         self.server?.stop()
-        self.clusters.forEach { $0.stop() }
+        for cluster in self.clusters { cluster.stop() }
         if let root = self.root { PostgresCluster.removeRoot(root) }
         self.certificate?.remove()
         super.tearDown()

@@ -31,7 +31,7 @@ final class FrontDoorTLSTests: XCTestCase {
     private let routed = NIOLockedValueBox<[StartupMessage]>([])
 
     override func tearDown() {
-        self.servers.forEach { $0.stop() }
+        for server in self.servers { server.stop() }
         self.servers = []
         super.tearDown()
     }

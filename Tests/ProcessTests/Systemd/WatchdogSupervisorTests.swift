@@ -13,14 +13,14 @@ final class WatchdogSupervisorTests: MeshTestCase {
         let config = try mesh.writeConfig()
         let db1 = try mesh.start("db1")
         let period = Duration.seconds(1)
-        let supervisor = TestSupervisor(period: period, makeNotifySocket: { try self.makeNotifySocket() }) { incarnation, environment in
+        let supervisor = TestSupervisor(period: period, makeNotifySocket: { try self.makeNotifySocket() }, launch: { incarnation, environment in
             // Only the first start hangs an event loop (the test-only flag, 3 s in); systemd would
             // run the same command each time, but the point here is what happens after the restart.
             let stall = incarnation == 1 ? ["--debug-stall-event-loop-after", "3"] : []
             let command = TestSupervisor.exportOwnPid
                 + [BuildProducts.meshd.path, "--config", config.path, "--node", "app1", "--log-level", "debug"] + stall
             return try mesh.spawn(label: "app1", executable: command[0], arguments: Array(command.dropFirst()), environment: environment)
-        }
+        })
 
         // Incarnation 1: READY, pinging at half the period, serving.
         let first = try supervisor.start()
