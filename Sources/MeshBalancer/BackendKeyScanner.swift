@@ -66,7 +66,10 @@ public struct BackendKeyScanner: Sendable {
         case .header(var header):
             let take = min(5 - header.count, input.readableBytes)
             header += input.readBytes(length: take)!
-            guard header.count == 5 else { return self.state = .header(header) }
+            guard header.count == 5 else {
+                self.state = .header(header)
+                return
+            }
             let type = header[0]
             let length = Int(Int32(bigEndian: header[1...].withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }))
             self.state = Self.afterHeader(type: type, length: length)
@@ -79,7 +82,10 @@ public struct BackendKeyScanner: Sendable {
         case .collecting(let type, var body, let length):
             let take = min(length - body.count, input.readableBytes)
             body += input.readBytes(length: take)!
-            guard body.count == length else { return self.state = .collecting(type: type, body: body, length: length) }
+            guard body.count == length else {
+                self.state = .collecting(type: type, body: body, length: length)
+                return
+            }
             self.state = .finished(Self.outcome(type: type, body: body))
         }
     }

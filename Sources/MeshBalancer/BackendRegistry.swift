@@ -78,7 +78,12 @@ public final class BackendRegistry: Sendable {
     public func backends(service: String, nodes: some Sequence<String>, at now: NIODeadline = .now()) -> [BackendState] {
         self.state.withLockedValue { state in
             nodes.map { node in
-                Self.judge(Key(service: service, node: node), entry: state.entries[Key(service: service, node: node)], state: state, now: now)
+                Self.judge(
+                    Key(service: service, node: node),
+                    entry: state.entries[Key(service: service, node: node)],
+                    state: state,
+                    now: now
+                )
             }
         }
     }

@@ -93,14 +93,20 @@ extension BackendReport: Codable {
             self.health = .up(
                 Status(
                     role: try container.decode(Role.self, forKey: .role),
-                    timeline: try container.decode(UInt32.self, forKey: .timeline), lsn: lsn,
+                    timeline: try container.decode(UInt32.self, forKey: .timeline),
+                    lsn: lsn,
                     replayLag: lag.map { .milliseconds(Int64(($0 * 1000).rounded())) },
-                    replayPaused: try container.decode(Bool.self, forKey: .replayPaused)))
+                    replayPaused: try container.decode(Bool.self, forKey: .replayPaused)
+                )
+            )
         case "down":
             self.health = .down(error: try container.decode(String.self, forKey: .error))
         case let other:
             throw DecodingError.dataCorruptedError(
-                forKey: .state, in: container, debugDescription: "state must be \"up\" or \"down\", not \"\(other)\"")
+                forKey: .state,
+                in: container,
+                debugDescription: "state must be \"up\" or \"down\", not \"\(other)\""
+            )
         }
     }
 

@@ -211,7 +211,12 @@ public final class BalancerHost: Sendable {
     private func openListeners(_ keys: some Collection<ListenerKey>) async throws {
         for key in keys.sorted(by: { "\($0)" < "\($1)" }) {
             let listener = BalancerListener(
-                balancer: key.balancer, kind: key.kind, endpoint: key.endpoint, host: self, logger: self.logger)
+                balancer: key.balancer,
+                kind: key.kind,
+                endpoint: key.endpoint,
+                host: self,
+                logger: self.logger
+            )
             let socket = self.node.listenSocket(name: listener.name, endpoint: key.endpoint)
             do {
                 let channel = try await listener.bind(socket: socket, group: self.group).get()

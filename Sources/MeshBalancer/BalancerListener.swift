@@ -36,7 +36,12 @@ struct BalancerListener: Sendable {
 
     private func frontDoor(for channel: Channel) -> FrontDoorHandler {
         let session = BalancerSession(
-            balancer: self.balancer, listener: self.kind, channel: channel, host: self.host, logger: self.logger)
+            balancer: self.balancer,
+            listener: self.kind,
+            channel: channel,
+            host: self.host,
+            logger: self.logger
+        )
         return FrontDoorHandler(session: session, tls: self.host.tlsContext(balancer: self.balancer), logger: self.logger)
     }
 }

@@ -19,7 +19,9 @@ public final class ConnectionCounts: Sendable {
     /// listeners together) and counts the new connection, under one lock so that concurrent picks see
     /// each other. Returns the lease, or the choice's failure.
     public func open<Failure: Error>(
-        balancer: String, listener: ListenerKind, choosing choose: ([String: Int]) -> Result<String, Failure>
+        balancer: String,
+        listener: ListenerKind,
+        choosing choose: ([String: Int]) -> Result<String, Failure>
     ) -> Result<Lease, Failure> {
         self.counts.withLockedValue { counts in
             var perNode: [String: Int] = [:]

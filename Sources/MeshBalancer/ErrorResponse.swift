@@ -68,8 +68,12 @@ public struct ErrorResponse: Error, Sendable, Equatable, CustomStringConvertible
             let code = fields[UInt8(ascii: "C")], let message = fields[UInt8(ascii: "M")]
         else { return nil }
         self.init(
-            severity: Severity(rawValue: severityText) ?? .error, code: SQLState(rawValue: code), message: message,
-            detail: fields[UInt8(ascii: "D")], hint: fields[UInt8(ascii: "H")])
+            severity: Severity(rawValue: severityText) ?? .error,
+            code: SQLState(rawValue: code),
+            message: message,
+            detail: fields[UInt8(ascii: "D")],
+            hint: fields[UInt8(ascii: "H")]
+        )
     }
 }
 

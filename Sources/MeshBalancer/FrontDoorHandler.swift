@@ -63,13 +63,24 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
         logger: Logger
     ) {
         self.init(
-            session: session, tls: tls, encrypted: false, negotiations: 0,
-            startupTimeout: startupTimeout, startupDeadline: nil, logger: logger)
+            session: session,
+            tls: tls,
+            encrypted: false,
+            negotiations: 0,
+            startupTimeout: startupTimeout,
+            startupDeadline: nil,
+            logger: logger
+        )
     }
 
     private init(
-        session: any FrontDoorSession, tls: TLSContext?, encrypted: Bool, negotiations: Int, startupTimeout: TimeAmount,
-        startupDeadline: NIODeadline?, logger: Logger
+        session: any FrontDoorSession,
+        tls: TLSContext?,
+        encrypted: Bool,
+        negotiations: Int,
+        startupTimeout: TimeAmount,
+        startupDeadline: NIODeadline?,
+        logger: Logger
     ) {
         self.session = session
         self.tls = tls
@@ -143,7 +154,8 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
             let packet: StartupPacket
             do {
                 guard case .packet(let read) = try StartupPacket.read(from: &buffer) else {
-                    return self.state = .reading(buffer: buffer, negotiations: negotiations)
+                    self.state = .reading(buffer: buffer, negotiations: negotiations)
+                    return
                 }
                 packet = read
             } catch {
@@ -156,7 +168,8 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
                 guard negotiations < Self.maxNegotiations else {
                     return self.refuse(
                         context: context,
-                        with: ErrorResponse(code: .protocolViolation, message: "tunnelmesh: too many SSL/GSSENC requests"))
+                        with: ErrorResponse(code: .protocolViolation, message: "tunnelmesh: too many SSL/GSSENC requests")
+                    )
                 }
                 if packet == .sslRequest, let tls = self.tls {
                     return self.acceptSSLRequest(context: context, tls: tls, after: buffer, negotiations: negotiations + 1)
@@ -187,15 +200,19 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
         if self.encrypted {
             return self.refuse(
                 context: context,
-                with: ErrorResponse(code: .protocolViolation, message: "tunnelmesh: SSLRequest on a connection that is already encrypted"))
+                with: ErrorResponse(code: .protocolViolation, message: "tunnelmesh: SSLRequest on a connection that is already encrypted")
+            )
         }
         guard rest.readableBytes == 0 else {
             self.logger.info("front door: \(rest.readableBytes) unencrypted bytes followed the SSLRequest, closing")
             return self.refuse(
                 context: context,
                 with: ErrorResponse(
-                    code: .protocolViolation, message: "tunnelmesh: received unencrypted data after SSL request",
-                    detail: "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack."))
+                    code: .protocolViolation,
+                    message: "tunnelmesh: received unencrypted data after SSL request",
+                    detail: "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack."
+                )
+            )
         }
         // Written before the TLS handler exists, so it leaves in plaintext.
         context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(string: "S")), promise: nil)
@@ -206,7 +223,8 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
     private func directTLS(context: ChannelHandlerContext, ciphertext: ByteBuffer) {
         guard let tls = self.tls else {
             self.logger.info(
-                "front door: the client started TLS directly (sslnegotiation=direct), but this balancer has no tls block; closing. Add balancers.<name>.tls, or use the client's default sslnegotiation=postgres")
+                "front door: the client started TLS directly (sslnegotiation=direct), but this balancer has no tls block; closing. Add balancers.<name>.tls, or use the client's default sslnegotiation=postgres"
+            )
             self.state = .finished
             self.startupTimer?.cancel()
             context.close(promise: nil)
@@ -218,13 +236,22 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
     /// Puts a TLS handler and a fresh front door after this one, passes on the bytes read so far
     /// (ciphertext) and leaves: from here on the client's packets are read decrypted.
     private func startTLS(
-        context: ChannelHandlerContext, tls: TLSContext, ciphertext: ByteBuffer, direct: Bool, negotiations: Int
+        context: ChannelHandlerContext,
+        tls: TLSContext,
+        ciphertext: ByteBuffer,
+        direct: Bool,
+        negotiations: Int
     ) {
         self.state = .finished
         let next = FrontDoorHandler(
-            session: self.session, tls: self.tls, encrypted: true,
-            negotiations: negotiations, startupTimeout: self.startupTimeout, startupDeadline: self.startupDeadline,
-            logger: self.logger)
+            session: self.session,
+            tls: self.tls,
+            encrypted: true,
+            negotiations: negotiations,
+            startupTimeout: self.startupTimeout,
+            startupDeadline: self.startupDeadline,
+            logger: self.logger
+        )
         let handshake = OpenSSLHandler(anyClientContext: tls, requireALPN: direct)
         do {
             try context.pipeline.syncOperations.addHandlers([handshake, next], position: .after(self))
@@ -248,7 +275,8 @@ public final class FrontDoorHandler: ChannelInboundHandler, RemovableChannelHand
             // No node qualifying is routine (57P03); a chosen node out of reach (08006) is not.
             self.logger.log(
                 level: refusal.code == .connectionFailure ? .warning : .info,
-                "front door: refused \(message.user ?? "?")@\(message.database ?? "?"): \(refusal.message)")
+                "front door: refused \(message.user ?? "?")@\(message.database ?? "?"): \(refusal.message)"
+            )
             return self.refuse(context: context, with: refusal)
         }
         self.startupTimer?.cancel()

@@ -1,4 +1,5 @@
 import CLibPQ
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,7 +23,9 @@ final class LibPQConnection: @unchecked Sendable {
     /// Connects with libpq's connection keywords (`host`, `port`, `user`, `dbname`, ...), failing
     /// with `.timedOut` at `deadline` and `.interrupted` once `interrupt` fires.
     static func connect(
-        _ parameters: [(keyword: String, value: String)], deadline: ContinuousClock.Instant, interrupt: PollInterrupt
+        _ parameters: [(keyword: String, value: String)],
+        deadline: ContinuousClock.Instant,
+        interrupt: PollInterrupt
     ) throws(LibPQError) -> LibPQConnection {
         guard let handle = Self.startConnecting(parameters) else { throw .client("libpq could not allocate a connection") }
         let connection = LibPQConnection(handle: handle)

@@ -31,8 +31,13 @@ public final class LocalProbes: Sendable {
                 running.removeValue(forKey: name)
             }
             for (name, service) in wanted where running[name] == nil {
-                guard let probe = RoleProbe(
-                    service: service, node: self.node, logger: self.logger, onReport: self.onReport)
+                guard
+                    let probe = RoleProbe(
+                        service: service,
+                        node: self.node,
+                        logger: self.logger,
+                        onReport: self.onReport
+                    )
                 else { continue }
                 self.logger.info("probing PostgreSQL of \(name) at \(probe.target) every \(service.postgres!.probeInterval)")
                 running[name] = Running(service: service, task: Task { await probe.run() })

@@ -29,7 +29,10 @@ public struct RoleProbe: Sendable {
     /// The probe for `service` on `node`; nil when the service has no `postgres` block or is not
     /// served on `node`.
     public init?(
-        service: ServiceSettings, node: String, logger: Logger, onReport: @escaping @Sendable (BackendReport) -> Void
+        service: ServiceSettings,
+        node: String,
+        logger: Logger,
+        onReport: @escaping @Sendable (BackendReport) -> Void
     ) {
         guard let settings = service.postgres, let target = service.on[node] else { return nil }
         self.service = service.name
@@ -83,7 +86,8 @@ public struct RoleProbe: Sendable {
             if Task.isCancelled { break }
             sequence += 1
             self.onReport(
-                BackendReport(service: self.service, node: self.node, runID: runID, sequence: sequence, reportedAt: Date(), health: health))
+                BackendReport(service: self.service, node: self.node, runID: runID, sequence: sequence, reportedAt: Date(), health: health)
+            )
             // Keep the cadence, but never fire a burst to catch up after a slow probe.
             next = max(next + self.settings.probeInterval, clock.now)
             do { try await Task.sleep(until: next, clock: clock) } catch { break }
@@ -148,7 +152,11 @@ public struct RoleProbe: Sendable {
         return parameters
     }
 
-    private func query(_ connection: LibPQConnection, on thread: NIOThreadPool, interrupt: PollInterrupt) async throws -> BackendReport.Status {
+    private func query(
+        _ connection: LibPQConnection,
+        on thread: NIOThreadPool,
+        interrupt: PollInterrupt
+    ) async throws -> BackendReport.Status {
         let deadline = ContinuousClock.now + self.timeout
         let rows = try await Self.blocking(on: thread, interrupt: interrupt) {
             try connection.query(Self.query, deadline: deadline, interrupt: interrupt)
@@ -162,8 +170,12 @@ public struct RoleProbe: Sendable {
             return Duration.milliseconds(Int64((seconds * 1000).rounded()))
         }
         return BackendReport.Status(
-            role: recovery ? .standby : .primary, timeline: UInt32(bitPattern: timeline), lsn: lsn, replayLag: lag,
-            replayPaused: paused)
+            role: recovery ? .standby : .primary,
+            timeline: UInt32(bitPattern: timeline),
+            lsn: lsn,
+            replayLag: lag,
+            replayPaused: paused
+        )
     }
 
     /// PostgreSQL's text form of a boolean.
@@ -178,7 +190,9 @@ public struct RoleProbe: Sendable {
     /// Runs libpq's blocking `body` on the probe's thread; cancelling the caller fires `interrupt`,
     /// which ends any wait in `body` at once.
     private static func blocking<T: Sendable>(
-        on thread: NIOThreadPool, interrupt: PollInterrupt, _ body: @escaping @Sendable () throws -> T
+        on thread: NIOThreadPool,
+        interrupt: PollInterrupt,
+        _ body: @escaping @Sendable () throws -> T
     ) async throws -> T {
         try await withTaskCancellationHandler {
             try await thread.runIfActive(body)

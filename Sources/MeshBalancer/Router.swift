@@ -30,7 +30,9 @@ public struct Router: Sendable {
     /// The node for a new connection on `listener`, or the ErrorResponse to send the client.
     /// `connections`: live connections of this balancer per node (absent means none).
     public func choose(
-        _ listener: ListenerKind, backends: [BackendState], connections: [String: Int],
+        _ listener: ListenerKind,
+        backends: [BackendState],
+        connections: [String: Int],
         using random: inout some RandomNumberGenerator
     ) -> Result<String, ErrorResponse> {
         let primary = self.primary(among: backends)
@@ -91,7 +93,9 @@ public struct Router: Sendable {
     }
 
     private func leastBusyStandby(
-        among backends: [BackendState], connections: [String: Int], using random: inout some RandomNumberGenerator
+        among backends: [BackendState],
+        connections: [String: Int],
+        using random: inout some RandomNumberGenerator
     ) -> String? {
         let candidates = backends.filter(self.isReadable).map(\.node)
         guard let fewest = candidates.map({ connections[$0] ?? 0 }).min() else { return nil }
@@ -103,7 +107,8 @@ public struct Router: Sendable {
     private func refusal(_ what: String, details: [String]) -> ErrorResponse {
         ErrorResponse(
             code: .cannotConnectNow,
-            message: "tunnelmesh: \(what) for \"\(self.balancer)\" (\(details.joined(separator: ", ")))")
+            message: "tunnelmesh: \(what) for \"\(self.balancer)\" (\(details.joined(separator: ", ")))"
+        )
     }
 
     /// The contending primaries in a split brain; otherwise every node and its state.

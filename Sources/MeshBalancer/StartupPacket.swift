@@ -49,7 +49,10 @@ public enum StartupPacket: Sendable, Equatable {
         case PostgresProtocol.cancelRequestCode
         where length < 12 + 1 || length > 12 + PostgresProtocol.maxCancelKeyLength:
             throw .requestLength(
-                request: "CancelRequest", length: length, expected: "13...\(12 + PostgresProtocol.maxCancelKeyLength)")
+                request: "CancelRequest",
+                length: length,
+                expected: "13...\(12 + PostgresProtocol.maxCancelKeyLength)"
+            )
         case PostgresProtocol.sslRequestCode, PostgresProtocol.gssEncRequestCode, PostgresProtocol.cancelRequestCode:
             return
         default:

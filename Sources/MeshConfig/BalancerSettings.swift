@@ -1,5 +1,3 @@
-
-
 /// A PostgreSQL balancer: which service it routes to and where it listens on each node.
 public struct BalancerSettings: Sendable, Equatable {
     public var name: String
@@ -13,8 +11,12 @@ public struct BalancerSettings: Sendable, Equatable {
     public var tls: BalancerTLSSettings?
 
     public init(
-        name: String, service: String, on: [String: BalancerListeners], maxLag: Duration = .seconds(10),
-        roFallback: ReadFallback = .primary, tls: BalancerTLSSettings? = nil
+        name: String,
+        service: String,
+        on: [String: BalancerListeners],
+        maxLag: Duration = .seconds(10),
+        roFallback: ReadFallback = .primary,
+        tls: BalancerTLSSettings? = nil
     ) {
         self.name = name
         self.service = service

@@ -32,8 +32,17 @@ struct ConfigDecoder {
         if let value = top.optional("metrics") { metrics = try value.endpoint(relativeTo: directory) }
 
         return MeshConfiguration(
-            file: file, directory: directory, mesh: mesh, tls: tls, tunnel: tunnel, nodes: nodes,
-            services: services, forwards: forwards, balancers: balancers, metrics: metrics)
+            file: file,
+            directory: directory,
+            mesh: mesh,
+            tls: tls,
+            tunnel: tunnel,
+            nodes: nodes,
+            services: services,
+            forwards: forwards,
+            balancers: balancers,
+            metrics: metrics
+        )
     }
 
     /// What the file declares, for checking references to nodes and services.
@@ -60,7 +69,8 @@ struct ConfigDecoder {
         guard MeshNames.isValidTrustDomain(name) else {
             throw value.error(
                 "invalid mesh name \(quoted(name)): it is a SPIFFE trust domain, so use only lowercase letters, "
-                    + "digits, '.', '-' and '_'")
+                    + "digits, '.', '-' and '_'"
+            )
         }
         return name
     }
@@ -70,8 +80,11 @@ struct ConfigDecoder {
         var crl: String?
         if let value = object.optional("crl") { crl = try tlsPath(value) }
         return TLSSettings(
-            ca: try tlsPath(object.required("ca")), cert: try tlsPath(object.required("cert")),
-            key: try tlsPath(object.required("key")), crl: crl)
+            ca: try tlsPath(object.required("ca")),
+            cert: try tlsPath(object.required("cert")),
+            key: try tlsPath(object.required("key")),
+            crl: crl
+        )
     }
 
     /// A TLS file path template: `{node}` is the only placeholder, so any other brace is a mistake.
@@ -107,9 +120,11 @@ struct ConfigDecoder {
         if tunnel.backoffMax < tunnel.backoffMin {
             let path = object.fields["backoff_max"] != nil ? "backoff_max" : "backoff_min"
             throw ConfigError(
-                file: file, path: object.path.key(path).text,
+                file: file,
+                path: object.path.key(path).text,
                 message: "backoff_max (\(DurationText.format(tunnel.backoffMax))) must not be less than "
-                    + "backoff_min (\(DurationText.format(tunnel.backoffMin)))")
+                    + "backoff_min (\(DurationText.format(tunnel.backoffMin)))"
+            )
         }
         return tunnel
     }
@@ -193,7 +208,8 @@ struct ConfigDecoder {
                 for (node, target) in onObject.sortedMembers {
                     guard case .unix(let path) = on[node], PostgresSocketPath(path) == nil else { continue }
                     throw target.error(
-                        "a PostgreSQL server's Unix socket is named .s.PGSQL.<port> (e.g. unix:/var/run/postgresql/.s.PGSQL.5432), got \(quoted(path))")
+                        "a PostgreSQL server's Unix socket is named .s.PGSQL.<port> (e.g. unix:/var/run/postgresql/.s.PGSQL.5432), got \(quoted(path))"
+                    )
                 }
             }
             services[name] = ServiceSettings(name: name, on: on, allow: allow, postgres: postgres)
@@ -255,7 +271,8 @@ struct ConfigDecoder {
         guard service.on[node] != nil else {
             throw toValue.error(
                 "service \(quoted(serviceName)) is not served on node \(node); it is served on "
-                    + service.on.keys.sorted().joined(separator: ", "))
+                    + service.on.keys.sorted().joined(separator: ", ")
+            )
         }
         return ForwardSettings(on: on, listen: listen, service: serviceName, node: node)
     }
@@ -276,7 +293,8 @@ struct ConfigDecoder {
             guard service.postgres != nil else {
                 throw serviceValue.error(
                     "service \(quoted(serviceName)) has no \"postgres\" block; a balancer needs one to learn "
-                        + "which node is the primary")
+                        + "which node is the primary"
+                )
             }
 
             let onValue = try object.required("on")
@@ -318,9 +336,11 @@ struct ConfigDecoder {
         let fields = try value.freeObject()
         for key in ["ca", "crl"] where fields.fields[key] != nil {
             throw ConfigError(
-                file: file, path: fields.path.key(key).text,
+                file: file,
+                path: fields.path.key(key).text,
                 message: "a balancer does not verify client certificates (PostgreSQL authenticates clients end to "
-                    + "end, through the balancer), so its tls block takes only \"cert\" and \"key\"; remove \"\(key)\"")
+                    + "end, through the balancer), so its tls block takes only \"cert\" and \"key\"; remove \"\(key)\""
+            )
         }
         let object = try value.object(knownKeys: ["cert", "key"])
         return BalancerTLSSettings(cert: try tlsPath(object.required("cert")), key: try tlsPath(object.required("key")))

@@ -15,8 +15,10 @@ enum ConfigDocument {
         }
         if let duplicate = DuplicateKeyScanner.firstDuplicate(in: data) {
             throw ConfigError(
-                file: file, path: duplicate.text,
-                message: "duplicate key; an object may name a key only once (otherwise one value is silently lost)")
+                file: file,
+                path: duplicate.text,
+                message: "duplicate key; an object may name a key only once (otherwise one value is silently lost)"
+            )
         }
         return ConfigValue(raw: tree, path: .root, file: file)
     }

@@ -21,8 +21,10 @@ struct ConfigValue {
         let object = try freeObject()
         for key in object.fields.keys.sorted() where !knownKeys.contains(key) {
             throw ConfigError(
-                file: file, path: path.key(key).text,
-                message: KeySuggestion.unknownKeyMessage(key, known: knownKeys))
+                file: file,
+                path: path.key(key).text,
+                message: KeySuggestion.unknownKeyMessage(key, known: knownKeys)
+            )
         }
         return object
     }
@@ -92,7 +94,8 @@ struct ConfigValue {
         if length > Endpoint.maxUnixPathLength {
             throw error(
                 "unix socket path \(quoted(socketPath)) is \(length) bytes long; the limit is "
-                    + "\(Endpoint.maxUnixPathLength), so use a shorter path")
+                    + "\(Endpoint.maxUnixPathLength), so use a shorter path"
+            )
         }
     }
 }

@@ -19,7 +19,8 @@ enum KeySuggestion {
 
     /// Levenshtein distance: insertions, deletions and substitutions each cost one.
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let a = Array(a)
+        let b = Array(b)
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
         var previous = Array(0...b.count)

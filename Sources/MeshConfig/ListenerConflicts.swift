@@ -39,7 +39,9 @@ enum ListenerConflicts {
     private static func listeners(on node: String, in configuration: MeshConfiguration) -> [Listener] {
         var result: [Listener] = []
         if let settings = configuration.nodes[node] {
-            result.append(Listener(endpoint: settings.address, name: "mesh", path: JSONPath.root.key("nodes").key(node).key("address").text))
+            result.append(
+                Listener(endpoint: settings.address, name: "mesh", path: JSONPath.root.key("nodes").key(node).key("address").text)
+            )
         }
         if let metrics = configuration.metrics {
             result.append(Listener(endpoint: metrics, name: "metrics", path: "metrics"))

@@ -18,9 +18,16 @@ public struct MeshConfiguration: Sendable, Equatable {
     public var metrics: Endpoint?
 
     public init(
-        file: String, directory: String, mesh: String, tls: TLSSettings, tunnel: TunnelSettings = .defaults,
-        nodes: [String: NodeSettings], services: [String: ServiceSettings] = [:], forwards: [ForwardSettings] = [],
-        balancers: [String: BalancerSettings] = [:], metrics: Endpoint? = nil
+        file: String,
+        directory: String,
+        mesh: String,
+        tls: TLSSettings,
+        tunnel: TunnelSettings = .defaults,
+        nodes: [String: NodeSettings],
+        services: [String: ServiceSettings] = [:],
+        forwards: [ForwardSettings] = [],
+        balancers: [String: BalancerSettings] = [:],
+        metrics: Endpoint? = nil
     ) {
         self.file = file
         self.directory = directory
@@ -110,7 +117,8 @@ public struct MeshConfiguration: Sendable, Equatable {
             data.append(contentsOf: buffer[0..<count])
         }
         return .failure(
-            ReadFailure(text: "the file is larger than \(maxFileSize >> 20) MiB; a mesh.json is a few kilobytes"))
+            ReadFailure(text: "the file is larger than \(maxFileSize >> 20) MiB; a mesh.json is a few kilobytes")
+        )
     }
 
     private static func systemError() -> String {

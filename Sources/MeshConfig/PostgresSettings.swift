@@ -10,7 +10,9 @@ public struct PostgresSettings: Sendable, Equatable {
     public var probeInterval: Duration
 
     public init(
-        monitorUser: String = "meshmon", database: String = "postgres", passwordFile: String? = nil,
+        monitorUser: String = "meshmon",
+        database: String = "postgres",
+        passwordFile: String? = nil,
         probeInterval: Duration = .seconds(1)
     ) {
         self.monitorUser = monitorUser

@@ -15,8 +15,14 @@ public struct AgentFacts: Sendable {
     public var services: [ServiceInfo]
 
     public init(
-        mesh: String, version: String, startedAt: Date, configFile: String, configSHA256: String,
-        lastReload: ReloadOutcome, certificateNotAfter: Date?, services: [ServiceInfo]
+        mesh: String,
+        version: String,
+        startedAt: Date,
+        configFile: String,
+        configSHA256: String,
+        lastReload: ReloadOutcome,
+        certificateNotAfter: Date?,
+        services: [ServiceInfo]
     ) {
         self.mesh = mesh
         self.version = version
@@ -31,13 +37,22 @@ public struct AgentFacts: Sendable {
     /// The facts of a node that has just loaded `config` successfully at `startedAt`; the config file
     /// is reported by its absolute path, whatever relative path meshd was given.
     public init(
-        config: MeshConfiguration, node: String, version: String, startedAt: Date, configSHA256: String,
+        config: MeshConfiguration,
+        node: String,
+        version: String,
+        startedAt: Date,
+        configSHA256: String,
         certificateNotAfter: Date?
     ) {
         self.init(
-            mesh: config.mesh, version: version, startedAt: startedAt,
+            mesh: config.mesh,
+            version: version,
+            startedAt: startedAt,
             configFile: config.directory + "/" + (config.file as NSString).lastPathComponent,
-            configSHA256: configSHA256, lastReload: ReloadOutcome(ok: true, at: startedAt),
-            certificateNotAfter: certificateNotAfter, services: ServiceInfo.entries(config: config, node: node))
+            configSHA256: configSHA256,
+            lastReload: ReloadOutcome(ok: true, at: startedAt),
+            certificateNotAfter: certificateNotAfter,
+            services: ServiceInfo.entries(config: config, node: node)
+        )
     }
 }

@@ -5,9 +5,16 @@ extension BackendInfo {
     /// The row of `balancer` for one database node as the registry judged it.
     public init(balancer: String, state: BackendState, connectionsRW: Int, connectionsRO: Int) {
         self.init(
-            balancer: balancer, service: state.service, node: state.node, role: "unknown", healthy: false,
-            connectionsRW: connectionsRW, connectionsRO: connectionsRO, lastReport: state.latest?.reportedAt,
-            reportAgeSeconds: state.age.map { $0 / .seconds(1) })
+            balancer: balancer,
+            service: state.service,
+            node: state.node,
+            role: "unknown",
+            healthy: false,
+            connectionsRW: connectionsRW,
+            connectionsRO: connectionsRO,
+            lastReport: state.latest?.reportedAt,
+            reportAgeSeconds: state.age.map { $0 / .seconds(1) }
+        )
         if case .down(let error) = state.latest?.health { self.lastError = error }
         switch state.availability {
         case .up(let status):

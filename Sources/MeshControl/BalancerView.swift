@@ -56,8 +56,12 @@ public final class BalancerView: Sendable {
     /// series of balancers (or database nodes) a reload removed disappear and new ones appear.
     /// The registry, counts and outcomes are the live objects the balancers write to.
     public init(
-        node: String, config: @escaping @Sendable () -> MeshConfiguration, registry: BackendRegistry,
-        connections: ConnectionCounts, outcomes: BalancerOutcomes, now: @escaping @Sendable () -> NIODeadline = { .now() }
+        node: String,
+        config: @escaping @Sendable () -> MeshConfiguration,
+        registry: BackendRegistry,
+        connections: ConnectionCounts,
+        outcomes: BalancerOutcomes,
+        now: @escaping @Sendable () -> NIODeadline = { .now() }
     ) {
         self.node = node
         self.config = config
@@ -71,9 +75,11 @@ public final class BalancerView: Sendable {
         config.balancers(on: node).map { settings in
             let listeners = settings.on[node]
             return Balancer(
-                name: settings.name, service: settings.service,
+                name: settings.name,
+                service: settings.service,
                 nodes: (config.services[settings.service]?.on.keys).map { $0.sorted() } ?? [],
-                listeners: ListenerKind.allCases.filter { ($0 == .rw ? listeners?.rw : listeners?.ro) != nil })
+                listeners: ListenerKind.allCases.filter { ($0 == .rw ? listeners?.rw : listeners?.ro) != nil }
+            )
         }
     }
 
@@ -99,8 +105,14 @@ public final class BalancerView: Sendable {
                 func count(_ listener: ListenerKind) -> Int {
                     live[Route(balancer: balancer.name, listener: listener, node: state.node)] ?? 0
                 }
-                backends.append(BackendInfo(
-                    balancer: balancer.name, state: state, connectionsRW: count(.rw), connectionsRO: count(.ro)))
+                backends.append(
+                    BackendInfo(
+                        balancer: balancer.name,
+                        state: state,
+                        connectionsRW: count(.rw),
+                        connectionsRO: count(.ro)
+                    )
+                )
                 for listener in balancer.listeners {
                     active[Route(balancer: balancer.name, listener: listener, node: state.node)] = count(listener)
                 }

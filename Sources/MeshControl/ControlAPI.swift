@@ -26,7 +26,10 @@ public final class ControlAPI: Sendable {
 
     /// `balancers`: the rows of `/v1/backends`; without it that list is empty.
     public init(
-        source: any ControlDataSource, facts: AgentFacts, metrics: MeshMetrics? = nil, balancers: BalancerView? = nil,
+        source: any ControlDataSource,
+        facts: AgentFacts,
+        metrics: MeshMetrics? = nil,
+        balancers: BalancerView? = nil,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.source = source
@@ -122,12 +125,18 @@ public final class ControlAPI: Sendable {
         let peers = self.source.peerStatuses()
         let now = self.now()
         return AgentStatus(
-            node: self.source.name, mesh: facts.mesh, version: facts.version,
+            node: self.source.name,
+            mesh: facts.mesh,
+            version: facts.version,
             uptimeSeconds: max(0, Int(now.timeIntervalSince(facts.startedAt))),
-            configFile: facts.configFile, configSHA256: facts.configSHA256, lastReload: facts.lastReload,
-            peersUp: peers.filter { $0.state == .up }.count, peersTotal: peers.count,
+            configFile: facts.configFile,
+            configSHA256: facts.configSHA256,
+            lastReload: facts.lastReload,
+            peersUp: peers.filter { $0.state == .up }.count,
+            peersTotal: peers.count,
             certificateNotAfter: facts.certificateNotAfter,
-            certificateDaysLeft: facts.certificateNotAfter.map { AgentStatus.daysLeft(until: $0, now: now) })
+            certificateDaysLeft: facts.certificateNotAfter.map { AgentStatus.daysLeft(until: $0, now: now) }
+        )
     }
 
     private func ping(peer name: String, query: [String: String]) async -> ControlResponse {
@@ -150,12 +159,15 @@ public final class ControlAPI: Sendable {
             case .failure(.timedOut):
                 return .error(
                     .gatewayTimeout,
-                    "no PING answer from \(name) within \(PingReport.timeout) (after \(samples.count) of \(count) round trips)")
+                    "no PING answer from \(name) within \(PingReport.timeout) (after \(samples.count) of \(count) round trips)"
+                )
             case .failure(.failed(let error)):
                 let state = self.source.peerStatuses().first(where: { $0.name == name }) ?? status
                 let why = state.lastError.map { ", last error: \($0)" } ?? ""
                 return .error(
-                    .serviceUnavailable, "cannot ping \(name): \(error) (state \(state.state.rawValue)\(why))")
+                    .serviceUnavailable,
+                    "cannot ping \(name): \(error) (state \(state.state.rawValue)\(why))"
+                )
             }
         }
         return .json(PingReport(peer: name, samplesSeconds: samples))

@@ -29,7 +29,9 @@ public struct ControlAccessPolicy: Sendable {
         let group = info.st_gid
         if peer.gid == group { return .allowed("group \(group)") }
         if Self.groups(ofUser: peer.uid).contains(group) { return .allowed("member of group \(group)") }
-        return .denied("uid \(peer.uid) is not root, not the agent's user (uid \(self.agentUID)) and not in group \(group) of \(self.socketPath)")
+        return .denied(
+            "uid \(peer.uid) is not root, not the agent's user (uid \(self.agentUID)) and not in group \(group) of \(self.socketPath)"
+        )
     }
 
     /// Primary and supplementary groups of `uid` from the user database; empty for an unknown uid.

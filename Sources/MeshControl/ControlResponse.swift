@@ -12,7 +12,10 @@ public struct ControlResponse: Sendable {
     public var contentType: String
 
     public init(
-        status: HTTPResponseStatus, body: Data, headers: [(String, String)] = [], contentType: String = "application/json"
+        status: HTTPResponseStatus,
+        body: Data,
+        headers: [(String, String)] = [],
+        contentType: String = "application/json"
     ) {
         self.status = status
         self.body = body

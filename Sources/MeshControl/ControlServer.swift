@@ -19,7 +19,11 @@ public final class ControlServer: Sendable {
     private let idleTimeout: TimeAmount
 
     public init(
-        socketPath: String, api: ControlAPI, group: EventLoopGroup, logger: Logger, policy: ControlAccessPolicy? = nil,
+        socketPath: String,
+        api: ControlAPI,
+        group: EventLoopGroup,
+        logger: Logger,
+        policy: ControlAccessPolicy? = nil,
         idleTimeout: Duration = .seconds(60)
     ) {
         self.socketPath = socketPath
@@ -56,7 +60,12 @@ public final class ControlServer: Sendable {
 
     /// Stops accepting and removes the socket file (if it is still ours). Open requests may finish.
     public func stop() async {
-        guard let (channel, inode) = self.listening.withLockedValue({ state in defer { state = nil }; return state }) else {
+        guard
+            let (channel, inode) = self.listening.withLockedValue({ state in
+                defer { state = nil }
+                return state
+            })
+        else {
             return
         }
         try? await channel.close()
@@ -64,7 +73,11 @@ public final class ControlServer: Sendable {
     }
 
     private static func initialize(
-        _ channel: Channel, api: ControlAPI, policy: ControlAccessPolicy, idleTimeout: TimeAmount, logger: Logger
+        _ channel: Channel,
+        api: ControlAPI,
+        policy: ControlAccessPolicy,
+        idleTimeout: TimeAmount,
+        logger: Logger
     ) -> EventLoopFuture<Void> {
         PeerCredentials.of(channel).flatMapError { error in
             logger.warning("control: closing a connection whose peer credentials cannot be read: \(error)")
@@ -82,8 +95,12 @@ public final class ControlServer: Sendable {
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                try channel.pipeline.syncOperations.addHandler(ControlHTTPHandler(
-                    respond: { await api.respond(method: $0, uri: $1) }, refusal: refusal))
+                try channel.pipeline.syncOperations.addHandler(
+                    ControlHTTPHandler(
+                        respond: { await api.respond(method: $0, uri: $1) },
+                        refusal: refusal
+                    )
+                )
             }
         }
     }

@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// Creates the listening Unix socket of the control API: parent directory made if missing, a stale
 /// socket file from a dead agent replaced, a live one refused, mode 0660 set before `listen`, so no
@@ -18,7 +19,10 @@ enum ControlSocket {
 
     static func listen(path: String, backlog: Int32 = 64) throws(ControlSocketError) -> Listening {
         guard path.utf8.count <= maxPathLength else {
-            throw ControlSocketError(path: path, message: "the path is longer than \(maxPathLength) bytes; choose a shorter nodes.<name>.control")
+            throw ControlSocketError(
+                path: path,
+                message: "the path is longer than \(maxPathLength) bytes; choose a shorter nodes.<name>.control"
+            )
         }
         try self.makeParentDirectory(of: path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -61,10 +65,16 @@ enum ControlSocket {
         }
         var info = stat()
         guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else {
-            throw ControlSocketError(path: path, message: "a file that is not a socket is in the way; move it or choose another nodes.<name>.control")
+            throw ControlSocketError(
+                path: path,
+                message: "a file that is not a socket is in the way; move it or choose another nodes.<name>.control"
+            )
         }
         if self.someoneListens(path) {
-            throw ControlSocketError(path: path, message: "another process is serving this control socket — is another meshd running for this node?")
+            throw ControlSocketError(
+                path: path,
+                message: "another process is serving this control socket — is another meshd running for this node?"
+            )
         }
         unlink(path)
         try self.bind(fd, path: path, replacingStale: false)

@@ -1,7 +1,8 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import NIOCore
 
 /// Who is on the other end of a control connection, as the kernel reports it with `SO_PEERCRED`
 /// (the credentials the client had when it called connect).
@@ -24,7 +25,9 @@ public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
             return channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
         }
         let future: EventLoopFuture<KernelCredentials> = provider.unsafeGetSocketOption(
-            level: .socket, name: NIOBSDSocket.Option(rawValue: SO_PEERCRED))
+            level: .socket,
+            name: NIOBSDSocket.Option(rawValue: SO_PEERCRED)
+        )
         return future.map { PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid) }
     }
 }

@@ -5,10 +5,11 @@ extension ServiceInfo {
     /// What `node` serves (by service name), then its forwards in file order.
     public static func entries(config: MeshConfiguration, node: String) -> [ServiceInfo] {
         let served = config.services(on: node).map { service in
-            let allow: [String] = switch service.allow {
-            case .anyNode: ["*"]
-            case .nodes(let names): names.sorted()
-            }
+            let allow: [String] =
+                switch service.allow {
+                case .anyNode: ["*"]
+                case .nodes(let names): names.sorted()
+                }
             return ServiceInfo(name: service.name, role: .served, target: service.on[node].map { "\($0)" }, allow: allow)
         }
         let forwards = config.forwards(on: node).map { forward in

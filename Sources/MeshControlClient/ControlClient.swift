@@ -80,7 +80,8 @@ public struct ControlClient: Sendable {
         guard response.status.code / 100 == 2 else {
             throw ControlClientError.api(
                 status: response.status.code,
-                message: Self.errorMessage(response.body) ?? "HTTP \(response.status.code) \(response.status.reasonPhrase)")
+                message: Self.errorMessage(response.body) ?? "HTTP \(response.status.code) \(response.status.reasonPhrase)"
+            )
         }
         do {
             return try ControlJSON.decoder().decode(T.self, from: response.body)

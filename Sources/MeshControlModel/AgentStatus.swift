@@ -21,9 +21,17 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     public var certificateDaysLeft: Int?
 
     public init(
-        node: String, mesh: String, version: String, uptimeSeconds: Int, configFile: String,
-        configSHA256: String, lastReload: ReloadOutcome, peersUp: Int, peersTotal: Int,
-        certificateNotAfter: Date?, certificateDaysLeft: Int?
+        node: String,
+        mesh: String,
+        version: String,
+        uptimeSeconds: Int,
+        configFile: String,
+        configSHA256: String,
+        lastReload: ReloadOutcome,
+        peersUp: Int,
+        peersTotal: Int,
+        certificateNotAfter: Date?,
+        certificateDaysLeft: Int?
     ) {
         self.node = node
         self.mesh = mesh

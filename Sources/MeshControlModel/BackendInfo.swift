@@ -37,10 +37,22 @@ public struct BackendInfo: Codable, Sendable, Equatable {
     public var reportAgeSeconds: Double?
 
     public init(
-        balancer: String, service: String, node: String, role: String, healthy: Bool, lagSeconds: Double? = nil,
-        lastError: String? = nil, state: String? = nil, downSince: Date? = nil, timeline: UInt32? = nil,
-        lsn: String? = nil, replayPaused: Bool? = nil, connectionsRW: Int = 0, connectionsRO: Int = 0,
-        lastReport: Date? = nil, reportAgeSeconds: Double? = nil
+        balancer: String,
+        service: String,
+        node: String,
+        role: String,
+        healthy: Bool,
+        lagSeconds: Double? = nil,
+        lastError: String? = nil,
+        state: String? = nil,
+        downSince: Date? = nil,
+        timeline: UInt32? = nil,
+        lsn: String? = nil,
+        replayPaused: Bool? = nil,
+        connectionsRW: Int = 0,
+        connectionsRO: Int = 0,
+        lastReport: Date? = nil,
+        reportAgeSeconds: Double? = nil
     ) {
         self.balancer = balancer
         self.service = service

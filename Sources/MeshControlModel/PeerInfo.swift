@@ -24,9 +24,19 @@ public struct PeerInfo: Codable, Sendable, Equatable {
     public var certificateNotAfter: Date?
 
     public init(
-        name: String, address: String, dialer: Bool, state: String, since: Date, lastError: String? = nil,
-        rttSeconds: Double? = nil, streamsActive: Int = 0, streamsTotal: UInt64 = 0, bytesSent: UInt64 = 0,
-        bytesReceived: UInt64 = 0, reconnects: UInt64 = 0, certificateNotAfter: Date? = nil
+        name: String,
+        address: String,
+        dialer: Bool,
+        state: String,
+        since: Date,
+        lastError: String? = nil,
+        rttSeconds: Double? = nil,
+        streamsActive: Int = 0,
+        streamsTotal: UInt64 = 0,
+        bytesSent: UInt64 = 0,
+        bytesReceived: UInt64 = 0,
+        reconnects: UInt64 = 0,
+        certificateNotAfter: Date? = nil
     ) {
         self.name = name
         self.address = address

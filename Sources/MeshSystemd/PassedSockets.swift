@@ -38,7 +38,10 @@ public struct PassedSockets: Sendable {
         var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
         let count = sd_listen_fds_with_names(1, &names)
         guard count >= 0 else {
-            throw Failure(description: "LISTEN_FDS/LISTEN_FDNAMES in the environment are malformed (\(String(cString: strerror(-count)))) — start meshd from meshd.socket, or unset them")
+            throw Failure(
+                description:
+                    "LISTEN_FDS/LISTEN_FDNAMES in the environment are malformed (\(String(cString: strerror(-count)))) — start meshd from meshd.socket, or unset them"
+            )
         }
         defer {
             if let names {
@@ -53,7 +56,10 @@ public struct PassedSockets: Sendable {
             sockets.append(Socket(fd: start + CInt(index), name: name))
         }
         for socket in sockets where sd_is_socket(socket.fd, AF_UNSPEC, CInt(SOCK_STREAM.rawValue), 1) <= 0 {
-            throw Failure(description: "fd \(socket.fd) named \"\(socket.name)\" from systemd is not a listening stream socket — declare it with ListenStream= (and Accept=no) in meshd.socket")
+            throw Failure(
+                description:
+                    "fd \(socket.fd) named \"\(socket.name)\" from systemd is not a listening stream socket — declare it with ListenStream= (and Accept=no) in meshd.socket"
+            )
         }
         return PassedSockets(sockets: sockets)
     }
@@ -68,11 +74,13 @@ public struct PassedSockets: Sendable {
                 adopted[socket.name] = socket.fd
                 continue
             }
-            let why = adopted[socket.name] != nil
+            let why =
+                adopted[socket.name] != nil
                 ? "a second socket with that name"
                 : "no listener of this node has that name (expected: \(expected.sorted().joined(separator: ", ")))"
             logger.warning(
-                "systemd passed fd \(socket.fd) named \"\(socket.name)\" on \(Self.localAddress(of: socket.fd).map { "\($0)" } ?? "an unknown address"): \(why); closing it — fix FileDescriptorName= in the meshd*.socket units")
+                "systemd passed fd \(socket.fd) named \"\(socket.name)\" on \(Self.localAddress(of: socket.fd).map { "\($0)" } ?? "an unknown address"): \(why); closing it — fix FileDescriptorName= in the meshd*.socket units"
+            )
             close(socket.fd)
         }
         return adopted

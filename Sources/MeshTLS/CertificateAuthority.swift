@@ -41,10 +41,14 @@ public final class CertificateAuthority {
         }
         let info = certificate.info
         guard info.isCA else {
-            throw PKIError("\(directory.caCertificate): not a CA certificate (basicConstraints CA:TRUE missing) — point --dir at the mesh's PKI directory")
+            throw PKIError(
+                "\(directory.caCertificate): not a CA certificate (basicConstraints CA:TRUE missing) — point --dir at the mesh's PKI directory"
+            )
         }
         guard let mesh = info.spiffeTrustDomain else {
-            throw PKIError("\(directory.caCertificate): has no 'spiffe://<mesh>' URI SAN, so the mesh name is unknown — create the CA with 'meshctl pki init'")
+            throw PKIError(
+                "\(directory.caCertificate): has no 'spiffe://<mesh>' URI SAN, so the mesh name is unknown — create the CA with 'meshctl pki init'"
+            )
         }
         self.init(directory: directory, meshName: mesh, certificate: certificate, key: key)
     }
@@ -52,12 +56,18 @@ public final class CertificateAuthority {
     /// Creates a new CA for `mesh` in `directory` (made 0700 if missing) with an empty CRL.
     /// Refuses to replace an existing CA unless `force`, since that orphans every certificate it issued.
     public static func create(
-        mesh: String, in directory: PKIDirectory, days: Int = defaultCADays, force: Bool = false, now: Date = Date()
+        mesh: String,
+        in directory: PKIDirectory,
+        days: Int = defaultCADays,
+        force: Bool = false,
+        now: Date = Date()
     ) throws -> CertificateAuthority {
         try PKIName.validateMesh(mesh)
         try checkDays(days)
         if !force, let existing = [directory.caCertificate, directory.caKey].first(where: PKIFile.exists) {
-            throw PKIError("\(existing) already exists — a new CA would invalidate every certificate the old one issued; pass --force to replace it")
+            throw PKIError(
+                "\(existing) already exists — a new CA would invalidate every certificate the old one issued; pass --force to replace it"
+            )
         }
         try PKIFile.createDirectory(directory.path)
 
@@ -72,10 +82,18 @@ public final class CertificateAuthority {
                 (NID_key_usage, "critical,keyCertSign,cRLSign"),
                 (NID_subject_key_identifier, "hash"),
                 (NID_subject_alt_name, "URI:spiffe://\(mesh)"),
-            ])
+            ]
+        )
         let certificate = try builder.sign(subjectKey: key, issuer: nil, issuerKey: key)
         let crl = try RevocationList.sign(
-            issuer: certificate, key: key, number: 1, keeping: nil, revoking: nil, now: now, days: revocationListDays)
+            issuer: certificate,
+            key: key,
+            number: 1,
+            keeping: nil,
+            revoking: nil,
+            now: now,
+            days: revocationListDays
+        )
 
         try PKIFile.write(key.pem(), to: directory.caKey, mode: 0o600)
         try PKIFile.write(certificate.pem(), to: directory.caCertificate, mode: 0o644)
@@ -88,21 +106,29 @@ public final class CertificateAuthority {
     /// date to make expired or not-yet-valid certificates. Refuses to replace existing files unless `force`.
     @discardableResult
     public func issue(
-        node: String, days: Int = defaultNodeDays, notBefore: Date? = nil, force: Bool = false, now: Date = Date()
+        node: String,
+        days: Int = defaultNodeDays,
+        notBefore: Date? = nil,
+        force: Bool = false,
+        now: Date = Date()
     ) throws -> CertificateInfo {
         try PKIName.validateNode(node)
         try Self.checkDays(days)
         let certificatePath = directory.certificate(node: node)
         let keyPath = directory.key(node: node)
         if !force, let existing = [certificatePath, keyPath].first(where: PKIFile.exists) {
-            throw PKIError("\(existing) already exists — pass --force to replace \(node)'s key and certificate (then revoke the old one if it leaked)")
+            throw PKIError(
+                "\(existing) already exists — pass --force to replace \(node)'s key and certificate (then revoke the old one if it leaked)"
+            )
         }
 
         let start = notBefore ?? now.addingTimeInterval(-Self.clockSkewAllowance)
         let end = start.addingTimeInterval(TimeInterval(days) * 86_400)
         let caInfo = certificate.info
         guard end <= caInfo.notAfter else {
-            throw PKIError("\(node)'s certificate would end \(end) but the CA in \(directory.caCertificate) ends \(caInfo.notAfter) — use fewer --days or create a new CA")
+            throw PKIError(
+                "\(node)'s certificate would end \(end) but the CA in \(directory.caCertificate) ends \(caInfo.notAfter) — use fewer --days or create a new CA"
+            )
         }
 
         let nodeKey = try PKIPrivateKey.generateP256()
@@ -117,7 +143,8 @@ public final class CertificateAuthority {
                 (NID_subject_key_identifier, "hash"),
                 (NID_authority_key_identifier, "keyid:always"),
                 (NID_subject_alt_name, "URI:spiffe://\(meshName)/node/\(node),DNS:\(node)"),
-            ])
+            ]
+        )
         let nodeCertificate = try builder.sign(subjectKey: nodeKey, issuer: certificate, issuerKey: key)
 
         try PKIFile.write(nodeKey.pem(), to: keyPath, mode: 0o600)
@@ -132,7 +159,8 @@ public final class CertificateAuthority {
         let certificatePath = directory.certificate(node: node)
         let nodeCertificate = try Certificate(
             pemFile: certificatePath,
-            missingHint: "revoke needs the certificate to read its serial; copy it back into \(directory.path)")
+            missingHint: "revoke needs the certificate to read its serial; copy it back into \(directory.path)"
+        )
         guard nodeCertificate.isIssued(by: certificate) else {
             throw PKIError("\(certificatePath) was not issued by the CA in \(directory.caCertificate) — nothing to revoke here")
         }
@@ -144,8 +172,14 @@ public final class CertificateAuthority {
             return .alreadyRevoked(serial: serial, crlNumber: number)
         }
         let updated = try RevocationList.sign(
-            issuer: certificate, key: key, number: number + 1, keeping: current, revoking: nodeCertificate,
-            now: now, days: Self.revocationListDays)
+            issuer: certificate,
+            key: key,
+            number: number + 1,
+            keeping: current,
+            revoking: nodeCertificate,
+            now: now,
+            days: Self.revocationListDays
+        )
         try PKIFile.write(updated.pem(), to: directory.revocationList, mode: 0o644)
         return .revoked(serial: serial, crlNumber: number + 1, entries: currentInfo.revoked.count + 1)
     }
@@ -155,7 +189,8 @@ public final class CertificateAuthority {
         let path = directory.revocationList
         let crl = try RevocationList(
             pemFile: path,
-            missingHint: "restore it from a backup; a new empty CRL would silently un-revoke every earlier entry")
+            missingHint: "restore it from a backup; a new empty CRL would silently un-revoke every earlier entry"
+        )
         guard crl.isSigned(by: certificate) else {
             throw PKIError("\(path) is not signed by the CA in \(directory.caCertificate) — restore the CRL that belongs to this CA")
         }

@@ -29,7 +29,8 @@ public struct CertificateInfo: Codable, Sendable, Equatable {
 
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
-        sha256Fingerprint = X509_digest(x509, EVP_sha256(), &digest, &length) == 1
+        sha256Fingerprint =
+            X509_digest(x509, EVP_sha256(), &digest, &length) == 1
             ? PKIOpenSSLValues.colonHex(digest.prefix(Int(length))) : ""
 
         var uris: [String] = []

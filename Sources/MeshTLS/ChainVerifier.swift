@@ -35,7 +35,11 @@ public enum ChainVerifier {
     ///     and the CRL's), so a chain or revocation problem is not hidden behind an expiry.
     /// - Throws: `PKIError` when a file is missing or holds no PEM certificate (or CRL).
     public static func verify(
-        certificateFile: String, caFile: String, crlFile: String? = nil, purpose: Purpose, at time: Date?
+        certificateFile: String,
+        caFile: String,
+        crlFile: String? = nil,
+        purpose: Purpose,
+        at time: Date?
     ) throws -> Outcome {
         let chain = try self.certificates(in: certificateFile, what: "certificate")
         let authorities = try self.certificates(in: caFile, what: "CA certificate")

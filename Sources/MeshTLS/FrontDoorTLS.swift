@@ -9,10 +9,16 @@ public enum FrontDoorTLS {
     /// once per configuration and share it across connections; a certificate or key that cannot be
     /// used is a setup error that names the file and the `balancers.<name>.tls` key.
     public static func context(
-        for balancer: BalancerSettings, in config: MeshConfiguration, node: String
+        for balancer: BalancerSettings,
+        in config: MeshConfiguration,
+        node: String
     ) throws(TLSSetupError) -> TLSContext? {
         guard let files = config.tlsFiles(of: balancer, on: node) else { return nil }
         return try TLSContext(
-            anyClientCertificate: files.cert, key: files.key, alpn: Self.alpn, setting: "balancers.\(balancer.name).tls")
+            anyClientCertificate: files.cert,
+            key: files.key,
+            alpn: Self.alpn,
+            setting: "balancers.\(balancer.name).tls"
+        )
     }
 }

@@ -64,7 +64,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// A handler between mesh peers: `context` must be a `.meshPeers` context.
     public init(
-        context: TLSContext, policy: PeerPolicy, handshakeTimeout: TimeAmount = .seconds(5),
+        context: TLSContext,
+        policy: PeerPolicy,
+        handshakeTimeout: TimeAmount = .seconds(5),
         closeNotifyTimeout: TimeAmount = .seconds(3)
     ) {
         precondition(context.audience == .meshPeers, "a mesh TLS handler needs a .meshPeers context")
@@ -80,7 +82,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// passed on as `ChannelEvent.inputClosed` when the channel allows remote half-closure, and
     /// `close(mode: .output)` sends our close_notify and keeps reading until the peer's.
     public init(
-        anyClientContext context: TLSContext, requireALPN: Bool = false, handshakeTimeout: TimeAmount = .seconds(5),
+        anyClientContext context: TLSContext,
+        requireALPN: Bool = false,
+        handshakeTimeout: TimeAmount = .seconds(5),
         closeNotifyTimeout: TimeAmount = .seconds(3)
     ) {
         guard case .anyClient = context.audience, context.role == .server else {
@@ -97,7 +101,10 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The one place the state changes. Leaving a timed state cancels its timer (unless the next
     /// state keeps it running); entering `.closed` fails the writes still held. Returns the close
     /// promise a `.closing` state carried, for the caller to complete.
-    private func move(to next: State, failingWritesWith writeError: any Error = ChannelError.ioOnClosedChannel)
+    private func move(
+        to next: State,
+        failingWritesWith writeError: any Error = ChannelError.ioOnClosedChannel
+    )
         -> EventLoopPromise<Void>?
     {
         let previous = state
@@ -212,7 +219,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch state {
         case .handshaking, .awaitingServerAcceptance:
             failHandshake(
-                context: context, error: TLSHandshakeError(.eof, "peer closed the connection during the TLS handshake"))
+                context: context,
+                error: TLSHandshakeError(.eof, "peer closed the connection during the TLS handshake")
+            )
         case .active, .closing:
             let promise = move(to: .closed, failingWritesWith: TLSConnectionError.uncleanShutdown)
             context.fireErrorCaught(TLSConnectionError.uncleanShutdown)
@@ -326,7 +335,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         if connection.role == .client, connection.alpn != "h2" {
             failHandshake(
                 context: context,
-                error: TLSHandshakeError(.other, "server did not select ALPN \"h2\"; it is not a mesh node"))
+                error: TLSHandshakeError(.other, "server did not select ALPN \"h2\"; it is not a mesh node")
+            )
             return
         }
         sendCiphertext(context: context)
@@ -346,8 +356,11 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         // A mesh peer always has a verified identity here (checked in openSSLHandshakeFinished).
         if let peer = connection.verifiedPeer {
             let result = TLSHandshakeCompleted(
-                peer: peer.identity, peerCertificateNotAfter: peer.notAfter, peerCertificateSerial: peer.serial,
-                alpn: connection.alpn)
+                peer: peer.identity,
+                peerCertificateNotAfter: peer.notAfter,
+                peerCertificateSerial: peer.serial,
+                alpn: connection.alpn
+            )
             handshakeResult = result
             context.fireUserInboundEventTriggered(result)
         }
@@ -392,7 +405,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         let hex = sample.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
         let text = String(sample.map { (32...126).contains($0) ? Character(UnicodeScalar($0)) : "." })
         return TLSHandshakeError(
-            .notTLS, "peer's first bytes are not a TLS record: \(hex.joined(separator: " ")) (\"\(text)\")")
+            .notTLS,
+            "peer's first bytes are not a TLS record: \(hex.joined(separator: " ")) (\"\(text)\")"
+        )
     }
 
     // MARK: Reading
@@ -404,7 +419,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             if case .failed(let queued) = step {
                 failHandshake(
                     context: context,
-                    error: TLSHandshakeError.classify(queued: queued, verifyRejection: connection.callbackRejection))
+                    error: TLSHandshakeError.classify(queued: queued, verifyRejection: connection.callbackRejection)
+                )
                 return
             }
             let accepted = connection.serverSentTicket || plaintext.readableBytes > 0
@@ -566,7 +582,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Writes and flushes whatever ciphertext OpenSSL produced (handshake flights, alerts, records).
     private func sendCiphertext(
-        context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil, flush: Bool = true
+        context: ChannelHandlerContext,
+        promise: EventLoopPromise<Void>? = nil,
+        flush: Bool = true
     ) {
         if let out = connection.takeCiphertext() {
             context.write(wrapOutboundOut(out), promise: promise)

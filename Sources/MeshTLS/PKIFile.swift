@@ -60,7 +60,10 @@ enum PKIFile {
         }
         do {
             try FileManager.default.createDirectory(
-                atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                atPath: path,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
         } catch {
             throw PKIError("\(path): cannot create directory (\(errnoText(error))) — check the parent's permissions")
         }

@@ -14,23 +14,29 @@ public enum PeerPolicy: Sendable {
             if identity.mesh != mesh {
                 return TLSHandshakeError(
                     .wrongMesh,
-                    "peer certificate names \(identity.uri), which belongs to mesh \"\(identity.mesh)\", not \"\(mesh)\"")
+                    "peer certificate names \(identity.uri), which belongs to mesh \"\(identity.mesh)\", not \"\(mesh)\""
+                )
             }
             if !nodes.contains(identity.node) {
                 return TLSHandshakeError(
                     .undeclaredNode,
                     "peer certificate names \(identity.uri), but node \"\(identity.node)\" is not declared in mesh.json "
-                        + "(declared: \(nodes.sorted().joined(separator: ", ")))")
+                        + "(declared: \(nodes.sorted().joined(separator: ", ")))"
+                )
             }
             return nil
         case .exactly(let expected):
             if identity.mesh != expected.mesh {
                 return TLSHandshakeError(
-                    .wrongMesh, "dialed \(expected.uri) but the peer certificate names \(identity.uri) (another mesh)")
+                    .wrongMesh,
+                    "dialed \(expected.uri) but the peer certificate names \(identity.uri) (another mesh)"
+                )
             }
             if identity.node != expected.node {
                 return TLSHandshakeError(
-                    .wrongNode, "dialed \(expected.uri) but the peer certificate names \(identity.uri)")
+                    .wrongNode,
+                    "dialed \(expected.uri) but the peer certificate names \(identity.uri)"
+                )
             }
             return nil
         }

@@ -39,9 +39,12 @@ public final class RevocationList {
         if let stack = X509_CRL_get_REVOKED(pointer) {
             for index in 0..<max(0, tm_sk_X509_REVOKED_num(stack)) {
                 guard let entry = tm_sk_X509_REVOKED_value(stack, index) else { continue }
-                entries.append(.init(
-                    serial: PKIOpenSSLValues.hex(X509_REVOKED_get0_serialNumber(entry)),
-                    revocationDate: PKIOpenSSLValues.date(X509_REVOKED_get0_revocationDate(entry)) ?? .distantPast))
+                entries.append(
+                    .init(
+                        serial: PKIOpenSSLValues.hex(X509_REVOKED_get0_serialNumber(entry)),
+                        revocationDate: PKIOpenSSLValues.date(X509_REVOKED_get0_revocationDate(entry)) ?? .distantPast
+                    )
+                )
             }
         }
         var number: Int?
@@ -55,7 +58,8 @@ public final class RevocationList {
             lastUpdate: PKIOpenSSLValues.date(X509_CRL_get0_lastUpdate(pointer)) ?? .distantPast,
             nextUpdate: PKIOpenSSLValues.date(X509_CRL_get0_nextUpdate(pointer)),
             number: number,
-            revoked: entries)
+            revoked: entries
+        )
     }
 
     /// True when `issuer` is named as this CRL's issuer and its key made the signature.
@@ -70,8 +74,13 @@ public final class RevocationList {
 
     /// A new CRL signed by `issuer`: every entry of `previous`, plus `revoking`'s serial, valid `days` from `now`.
     static func sign(
-        issuer: Certificate, key: PKIPrivateKey, number: Int,
-        keeping previous: RevocationList?, revoking: Certificate?, now: Date, days: Int
+        issuer: Certificate,
+        key: PKIPrivateKey,
+        number: Int,
+        keeping previous: RevocationList?,
+        revoking: Certificate?,
+        now: Date,
+        days: Int
     ) throws -> RevocationList {
         guard let raw = X509_CRL_new() else { throw PKIError.openSSL("allocating a CRL") }
         let list = RevocationList(owning: raw)

@@ -13,44 +13,59 @@ final class TLSByteBufferBIO {
         guard let method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, name) else {
             fatalError("OpenSSL could not allocate a BIO method (out of memory)")
         }
-        BIO_meth_set_create(method, { bio in
-            BIO_set_init(bio, 1)
-            return 1
-        })
-        BIO_meth_set_destroy(method, { bio in
-            BIO_set_data(bio, nil)
-            BIO_set_init(bio, 0)
-            return 1
-        })
-        BIO_meth_set_read_ex(method, { bio, destination, capacity, read in
-            BIO_clear_flags(bio, BIO_FLAGS_READ | BIO_FLAGS_WRITE | BIO_FLAGS_IO_SPECIAL | BIO_FLAGS_SHOULD_RETRY)
-            guard let owner = TLSByteBufferBIO.owner(of: bio), let destination, let read else { return 0 }
-            let count = owner.readCiphertext(into: UnsafeMutableRawBufferPointer(start: destination, count: capacity))
-            read.pointee = count
-            if count == 0 {
-                // Nothing buffered: "try again later", never end of stream (EOF comes from NIO).
-                BIO_set_flags(bio, BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY)
-                return 0
+        BIO_meth_set_create(
+            method,
+            { bio in
+                BIO_set_init(bio, 1)
+                return 1
             }
-            return 1
-        })
-        BIO_meth_set_write_ex(method, { bio, source, count, written in
-            BIO_clear_flags(bio, BIO_FLAGS_READ | BIO_FLAGS_WRITE | BIO_FLAGS_IO_SPECIAL | BIO_FLAGS_SHOULD_RETRY)
-            guard let owner = TLSByteBufferBIO.owner(of: bio), let source, let written else { return 0 }
-            owner.outbound.writeBytes(UnsafeRawBufferPointer(start: source, count: count))
-            written.pointee = count
-            return 1
-        })
-        BIO_meth_set_ctrl(method, { bio, command, _, _ in
-            switch command {
-            case BIO_CTRL_FLUSH:
-                return 1  // what OpenSSL wrote is already in `outbound`
-            case BIO_CTRL_PENDING:
-                return TLSByteBufferBIO.owner(of: bio)?.inboundBytes ?? 0
-            default:
-                return 0  // WPENDING, kTLS queries and the rest: nothing to report
+        )
+        BIO_meth_set_destroy(
+            method,
+            { bio in
+                BIO_set_data(bio, nil)
+                BIO_set_init(bio, 0)
+                return 1
             }
-        })
+        )
+        BIO_meth_set_read_ex(
+            method,
+            { bio, destination, capacity, read in
+                BIO_clear_flags(bio, BIO_FLAGS_READ | BIO_FLAGS_WRITE | BIO_FLAGS_IO_SPECIAL | BIO_FLAGS_SHOULD_RETRY)
+                guard let owner = TLSByteBufferBIO.owner(of: bio), let destination, let read else { return 0 }
+                let count = owner.readCiphertext(into: UnsafeMutableRawBufferPointer(start: destination, count: capacity))
+                read.pointee = count
+                if count == 0 {
+                    // Nothing buffered: "try again later", never end of stream (EOF comes from NIO).
+                    BIO_set_flags(bio, BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY)
+                    return 0
+                }
+                return 1
+            }
+        )
+        BIO_meth_set_write_ex(
+            method,
+            { bio, source, count, written in
+                BIO_clear_flags(bio, BIO_FLAGS_READ | BIO_FLAGS_WRITE | BIO_FLAGS_IO_SPECIAL | BIO_FLAGS_SHOULD_RETRY)
+                guard let owner = TLSByteBufferBIO.owner(of: bio), let source, let written else { return 0 }
+                owner.outbound.writeBytes(UnsafeRawBufferPointer(start: source, count: count))
+                written.pointee = count
+                return 1
+            }
+        )
+        BIO_meth_set_ctrl(
+            method,
+            { bio, command, _, _ in
+                switch command {
+                case BIO_CTRL_FLUSH:
+                    return 1  // what OpenSSL wrote is already in `outbound`
+                case BIO_CTRL_PENDING:
+                    return TLSByteBufferBIO.owner(of: bio)?.inboundBytes ?? 0
+                default:
+                    return 0  // WPENDING, kTLS queries and the rest: nothing to report
+                }
+            }
+        )
         return method
     }()
 

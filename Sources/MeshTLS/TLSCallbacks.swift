@@ -17,7 +17,9 @@ enum TLSCallbacks {
     /// a client that does not say so is not a mesh node). OpenSSL skips the ALPN select callback when
     /// the extension is absent, so this is the only place that can insist on it.
     static let clientHello: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?) -> Int32 = {
-        ssl, alert, _ in
+        ssl,
+        alert,
+        _ in
         var data: UnsafePointer<UInt8>?
         var length = 0
         if SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_application_layer_protocol_negotiation), &data, &length) == 1 {
@@ -59,7 +61,9 @@ enum TLSCallbacks {
             }
             let who = connection.context.audience == .meshPeers ? "mesh peers speak" : "this server speaks"
             connection.callbackRejection = TLSHandshakeError(
-                .other, "client offered ALPN \(names) but \(who) only \"\(connection.context.serverALPN)\"")
+                .other,
+                "client offered ALPN \(names) but \(who) only \"\(connection.context.serverALPN)\""
+            )
             return SSL_TLSEXT_ERR_ALERT_FATAL
         }
 
@@ -72,6 +76,9 @@ enum TLSCallbacks {
 
     /// Never prompt for a passphrase on the terminal: an encrypted key is a setup error.
     static let noPassphrase: @convention(c) (UnsafeMutablePointer<CChar>?, Int32, Int32, UnsafeMutableRawPointer?) -> Int32 = {
-        _, _, _, _ in 0
+        _,
+        _,
+        _,
+        _ in 0
     }
 }

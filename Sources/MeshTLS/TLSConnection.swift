@@ -108,7 +108,8 @@ final class TLSConnection {
             return .wantMore
         default:
             return .failed(
-                TLSHandshakeError.classify(queued: TLSErrorQueue.drain(), verifyRejection: callbackRejection))
+                TLSHandshakeError.classify(queued: TLSErrorQueue.drain(), verifyRejection: callbackRejection)
+            )
         }
     }
 
@@ -184,9 +185,12 @@ final class TLSConnection {
         if !preverifyOK {
             if callbackRejection == nil {
                 callbackRejection = TLSHandshakeError.fromVerifyError(
-                    X509_STORE_CTX_get_error(store), depth: depth, subject: X509Fields.subjectText(cert),
+                    X509_STORE_CTX_get_error(store),
+                    depth: depth,
+                    subject: X509Fields.subjectText(cert),
                     notAfter: X509Fields.text(X509Fields.notAfter(cert)),
-                    notBefore: X509Fields.text(X509Fields.notBefore(cert)))
+                    notBefore: X509Fields.text(X509Fields.notBefore(cert))
+                )
             }
             return false
         }

@@ -53,8 +53,10 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     public init(role: Role, files: TLSFiles) throws(TLSSetupError) {
-        for (path, what) in [(files.ca, "CA certificate (tls.ca)"), (files.cert, "certificate (tls.cert)"),
-                             (files.key, "private key (tls.key)")] + (files.crl.map { [($0, "CRL (tls.crl)")] } ?? []) {
+        for (path, what) in [
+            (files.ca, "CA certificate (tls.ca)"), (files.cert, "certificate (tls.cert)"),
+            (files.key, "private key (tls.key)"),
+        ] + (files.crl.map { [($0, "CRL (tls.crl)")] } ?? []) {
             try Self.requireReadable(path, what)
         }
         guard let ctx = SSL_CTX_new(TLS_method()) else {
@@ -78,7 +80,12 @@ public final class TLSContext: @unchecked Sendable {
     /// intermediates) and `key`, requests no client certificate, takes TLS 1.3 or 1.2 (PostgreSQL's own
     /// default floor; 1.2 only with forward-secret AEAD suites), never resumes sessions. `setting` names
     /// the config block in errors, e.g. "balancers.pg.tls".
-    public init(anyClientCertificate certificate: String, key: String, alpn: String, setting: String)
+    public init(
+        anyClientCertificate certificate: String,
+        key: String,
+        alpn: String,
+        setting: String
+    )
         throws(TLSSetupError)
     {
         precondition(!alpn.isEmpty && alpn.utf8.count < 256, "an ALPN protocol name is 1 to 255 bytes")
@@ -115,7 +122,11 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     /// Applies the whole policy to `ctx`; returns our own leaf certificate (borrowed from the ctx).
-    private static func configure(_ ctx: OpaquePointer, role: Role, files: TLSFiles) throws(TLSSetupError)
+    private static func configure(
+        _ ctx: OpaquePointer,
+        role: Role,
+        files: TLSFiles
+    ) throws(TLSSetupError)
         -> OpaquePointer
     {
         ERR_clear_error()
@@ -132,7 +143,9 @@ public final class TLSContext: @unchecked Sendable {
 
         try loadTrust(ctx, files: files)
         let own = try loadIdentity(
-            ctx, Identity(cert: files.cert, key: files.key, setting: "tls", owner: "this node"))
+            ctx,
+            Identity(cert: files.cert, key: files.key, setting: "tls", owner: "this node")
+        )
 
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, TLSCallbacks.verify)
         SSL_CTX_set_verify_depth(ctx, 8)
@@ -160,7 +173,10 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     /// The policy of an `.anyClient` server context; returns our own leaf certificate (borrowed from the ctx).
-    private static func configureAnyClient(_ ctx: OpaquePointer, identity: Identity) throws(TLSSetupError)
+    private static func configureAnyClient(
+        _ ctx: OpaquePointer,
+        identity: Identity
+    ) throws(TLSSetupError)
         -> OpaquePointer
     {
         ERR_clear_error()
@@ -171,7 +187,9 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSSetupError(file: identity.cert, message: "this OpenSSL does not support TLS 1.2 and 1.3: \(queued())")
         }
         _ = SSL_CTX_set_options(
-            ctx, tm_SSL_OP_NO_COMPRESSION() | tm_SSL_OP_NO_RENEGOTIATION() | tm_SSL_OP_NO_TICKET())
+            ctx,
+            tm_SSL_OP_NO_COMPRESSION() | tm_SSL_OP_NO_RENEGOTIATION() | tm_SSL_OP_NO_TICKET()
+        )
         _ = tm_SSL_CTX_set_read_ahead(ctx, 1)
         SSL_CTX_set_default_passwd_cb(ctx, TLSCallbacks.noPassphrase)
         let own = try loadIdentity(ctx, identity)
@@ -208,13 +226,15 @@ public final class TLSContext: @unchecked Sendable {
                 throw TLSSetupError(
                     file: crlPath,
                     message: "this CRL is not signed by the CA in \(files.ca); regenerate it with that CA "
-                        + "(e.g. `meshctl pki revoke`) or point tls.crl at the right file")
+                        + "(e.g. `meshctl pki revoke`) or point tls.crl at the right file"
+                )
             }
             if let next = X509Fields.date(X509_CRL_get0_nextUpdate(crl)), next < Date() {
                 throw TLSSetupError(
                     file: crlPath,
                     message: "this CRL expired on \(X509Fields.text(next)) (nextUpdate); with an expired CRL every "
-                        + "peer would be refused. Publish a fresh CRL from the CA")
+                        + "peer would be refused. Publish a fresh CRL from the CA"
+                )
             }
             ERR_clear_error()
             guard X509_STORE_add_crl(store, crl) == 1 else {
@@ -234,14 +254,16 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSSetupError(
                 file: identity.cert,
                 message: "not a PEM certificate (\(queued())); \(identity.setting).cert must hold \(identity.owner)'s "
-                    + "certificate, optionally followed by intermediates")
+                    + "certificate, optionally followed by intermediates"
+            )
         }
         let keyText = (try? String(contentsOfFile: identity.key, encoding: .utf8)) ?? ""
         if keyText.contains("ENCRYPTED") {
             throw TLSSetupError(
                 file: identity.key,
                 message: "the private key is encrypted with a passphrase; meshd runs unattended and needs an "
-                    + "unencrypted key (e.g. `openssl pkey -in KEY -out KEY.plain`), kept readable only by its user")
+                    + "unencrypted key (e.g. `openssl pkey -in KEY -out KEY.plain`), kept readable only by its user"
+            )
         }
         ERR_clear_error()
         guard SSL_CTX_use_PrivateKey_file(ctx, identity.key, SSL_FILETYPE_PEM) == 1 else {
@@ -252,7 +274,8 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSSetupError(
                 file: identity.key,
                 message: "not a PEM private key (\(TLSErrorQueue.describe(errors))); \(identity.setting).key must hold "
-                    + "the key of \(identity.cert)")
+                    + "the key of \(identity.cert)"
+            )
         }
         ERR_clear_error()
         guard SSL_CTX_check_private_key(ctx) == 1 else { throw mismatch(identity) }
@@ -263,7 +286,8 @@ public final class TLSContext: @unchecked Sendable {
         TLSSetupError(
             file: "\(identity.key) and \(identity.cert)",
             message: "the private key does not match the certificate; pair each certificate with the key it was "
-                + "issued for (compare `openssl pkey -in KEY -pubout` with `openssl x509 -in CERT -noout -pubkey`)")
+                + "issued for (compare `openssl pkey -in KEY -pubout` with `openssl x509 -in CERT -noout -pubkey`)"
+        )
     }
 
     private static func requireReadable(_ path: String, _ what: String) throws(TLSSetupError) {
@@ -273,7 +297,9 @@ public final class TLSContext: @unchecked Sendable {
         }
         guard !isDirectory.boolValue, FileManager.default.isReadableFile(atPath: path) else {
             throw TLSSetupError(
-                file: path, message: "\(what) is not a readable file; check the path and its permissions")
+                file: path,
+                message: "\(what) is not a readable file; check the path and its permissions"
+            )
         }
     }
 
@@ -302,8 +328,10 @@ public final class TLSContext: @unchecked Sendable {
         }
         guard !crls.isEmpty else {
             throw TLSSetupError(
-                file: path, message: "no PEM CRL (-----BEGIN X509 CRL-----) found; tls.crl must hold the CA's revocation list, "
-                    + "or remove tls.crl from mesh.json to run without one")
+                file: path,
+                message: "no PEM CRL (-----BEGIN X509 CRL-----) found; tls.crl must hold the CA's revocation list, "
+                    + "or remove tls.crl from mesh.json to run without one"
+            )
         }
         return crls
     }

@@ -13,8 +13,11 @@ enum TLSErrorQueue {
             ERR_error_string_n(code, &text, text.count)
             entries.append(
                 TLSQueuedError(
-                    library: tm_ERR_GET_LIB(code), reason: tm_ERR_GET_REASON(code),
-                    text: String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))
+                    library: tm_ERR_GET_LIB(code),
+                    reason: tm_ERR_GET_REASON(code),
+                    text: String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                )
+            )
         }
         return entries
     }

@@ -70,7 +70,13 @@ extension TLSHandshakeError {
     }
 
     /// Names an X509 chain-verification failure reported to the verify callback.
-    static func fromVerifyError(_ code: Int32, depth: Int32, subject: String, notAfter: String?, notBefore: String?)
+    static func fromVerifyError(
+        _ code: Int32,
+        depth: Int32,
+        subject: String,
+        notAfter: String?,
+        notBefore: String?
+    )
         -> TLSHandshakeError
     {
         let text = x509VerifyErrorText(code)

@@ -32,12 +32,18 @@ enum X509Fields {
                 ? "has no spiffe:// URI SAN" : "has \(spiffe.count) spiffe:// URI SANs (\(spiffe.joined(separator: ", ")))"
             return .failure(
                 TLSHandshakeError(
-                    .noIdentity, "peer certificate \(subject) \(problem); it needs exactly one, spiffe://<mesh>/node/<name>"))
+                    .noIdentity,
+                    "peer certificate \(subject) \(problem); it needs exactly one, spiffe://<mesh>/node/<name>"
+                )
+            )
         }
         guard let identity = MeshIdentity(uri: uri) else {
             return .failure(
                 TLSHandshakeError(
-                    .noIdentity, "peer certificate \(subject) has URI SAN \(uri), not of the form spiffe://<mesh>/node/<name>"))
+                    .noIdentity,
+                    "peer certificate \(subject) has URI SAN \(uri), not of the form spiffe://<mesh>/node/<name>"
+                )
+            )
         }
         return .success(identity)
     }

@@ -32,14 +32,22 @@ struct ForwardListener: Sendable {
 
     /// The child channel is registered (and starts reading) only once this future completes.
     private func accept(_ channel: Channel, link: PeerLink) -> EventLoopFuture<Void> {
-        let ready = link.connection.map { channel.eventLoop.makeSucceededFuture($0) }
+        let ready =
+            link.connection.map { channel.eventLoop.makeSucceededFuture($0) }
             ?? link.connection(within: self.waitLimit).hop(to: channel.eventLoop)
         return ready.flatMapThrowing { tunnel in
             try StreamBridge.bridge(
-                channel, to: self.forward.service, over: tunnel, link: link, events: self.events, logger: self.logger)
+                channel,
+                to: self.forward.service,
+                over: tunnel,
+                link: link,
+                events: self.events,
+                logger: self.logger
+            )
         }.flatMapErrorThrowing { error in
             self.logger.info(
-                "forward \(self.forward.listenerName): tunnel to \(link.peer) is down, resetting client")
+                "forward \(self.forward.listenerName): tunnel to \(link.peer) is down, resetting client"
+            )
             self.events.stream(peer: link.peer, service: self.forward.service, result: .failed)
             TCPReset.reset(channel)
         }

@@ -16,7 +16,8 @@ enum LocalConnector {
         guard let plain = ClientBootstrap(validatingGroup: loop) else {
             return loop.makeFailedFuture(ChannelError.operationUnsupported)
         }
-        let bootstrap = plain
+        let bootstrap =
+            plain
             .connectTimeout(Self.connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.recvAllocator, value: TunnelTuning.streamReceiveAllocator)

@@ -34,8 +34,12 @@ public final class MeshNode: Sendable {
     }
 
     public init(
-        config: MeshConfiguration, node: String, group: EventLoopGroup,
-        serverTLS: TLSContext, clientTLS: TLSContext, logger: Logger,
+        config: MeshConfiguration,
+        node: String,
+        group: EventLoopGroup,
+        serverTLS: TLSContext,
+        clientTLS: TLSContext,
+        logger: Logger,
         inheritedListeners: [String: CInt] = [:]
     ) {
         self.inherited = inheritedListeners
@@ -45,7 +49,9 @@ public final class MeshNode: Sendable {
         self.logger = logger
         self.peers = PeerTable()
         self.events = TunnelEvents(
-            peers: Set(config.nodes.keys).subtracting([node]), services: Set(config.services.keys))
+            peers: Set(config.nodes.keys).subtracting([node]),
+            services: Set(config.services.keys)
+        )
         self.forwards = ForwardSet(group: group, inherited: inheritedListeners, events: self.events, logger: logger)
         self.generation = NIOLockedValueBox(Generation(config: config, serverTLS: serverTLS, clientTLS: clientTLS))
         let links = config.sortedNodeNames.filter { $0 != node }.compactMap { self.makeLink(peer: $0, config: config) }
@@ -77,7 +83,8 @@ public final class MeshNode: Sendable {
         do {
             let socket = ListenSocket.choose(name: Self.meshListenerName, endpoint: own, inherited: self.inherited)
             let channel = try await listener.bind(
-                group: self.group, socket: socket,
+                group: self.group,
+                socket: socket,
                 tls: { generation.withLockedValue { $0.serverTLS } },
                 policy: {
                     generation.withLockedValue { generation in
@@ -95,20 +102,30 @@ public final class MeshNode: Sendable {
             try await self.openForward(forward)
         }
         self.logger.info(
-            "node \(self.name) listening on \(own), \(started.count) peers, \(config.forwards(on: self.name).count) forwards")
+            "node \(self.name) listening on \(own), \(started.count) peers, \(config.forwards(on: self.name).count) forwards"
+        )
     }
 
     /// Applies a new config and certificates: new handshakes use the new TLS contexts and access
     /// rules at once; added peers get tunnels, removed peers' tunnels close, peers whose certificate
     /// the new CRL revokes are disconnected; every other tunnel, and every stream on it, goes on.
     /// The caller has validated `config` and built the contexts; nothing changes if this throws.
-    public func reload(config: MeshConfiguration, serverTLS: TLSContext, clientTLS: TLSContext, revokedSerials: Set<String>)
+    public func reload(
+        config: MeshConfiguration,
+        serverTLS: TLSContext,
+        clientTLS: TLSContext,
+        revokedSerials: Set<String>
+    )
         async throws -> ReloadSummary
     {
         let current = self.links.withLockedValue { $0 }
         let plan = try ReloadPlan.make(
-            node: self.name, running: self.config, new: config, links: current.mapValues(\.address),
-            forwards: self.forwards.keys)
+            node: self.name,
+            running: self.config,
+            new: config,
+            links: current.mapValues(\.address),
+            forwards: self.forwards.keys
+        )
         var summary = ReloadSummary()
 
         // Prepare everything that can fail before changing anything: new links (not started yet)
@@ -196,7 +213,9 @@ public final class MeshNode: Sendable {
     /// stream opened; when it fails (refused, or the service unreachable on `node`) the channel is
     /// handed back open for `opened` to answer and close, or, without `opened`, reset.
     public func bridge(
-        _ channel: Channel, toService service: String, on node: String,
+        _ channel: Channel,
+        toService service: String,
+        on node: String,
         opened: (@Sendable (Channel, Result<Void, Error>) -> Void)? = nil
     ) throws {
         if node == self.name {
@@ -207,13 +226,22 @@ public final class MeshNode: Sendable {
             throw PeerUnavailableError(peer: node)
         }
         try StreamBridge.bridge(
-            channel, to: service, over: tunnel, link: link, events: self.events, logger: self.logger, opened: opened)
+            channel,
+            to: service,
+            over: tunnel,
+            link: link,
+            events: self.events,
+            logger: self.logger,
+            opened: opened
+        )
     }
 
     /// A balancer on a database node routing to that node's own PostgreSQL: straight to the
     /// service's local target, no tunnel (and no allow list: it is this node's own agent).
     private func bridgeLocally(
-        _ channel: Channel, toService service: String, opened: (@Sendable (Channel, Result<Void, Error>) -> Void)?
+        _ channel: Channel,
+        toService service: String,
+        opened: (@Sendable (Channel, Result<Void, Error>) -> Void)?
     ) throws {
         guard let target = self.config.services[service]?.on[self.name] else {
             throw LocalServiceError(service: service, node: self.name)
@@ -283,13 +311,23 @@ public final class MeshNode: Sendable {
         let generation = self.generation
         let logger = self.logger
         return PeerLink(
-            peer: peer, address: address, dialer: self.name < peer, eventLoop: self.eventLoop(forLinkTo: peer, config: config),
+            peer: peer,
+            address: address,
+            dialer: self.name < peer,
+            eventLoop: self.eventLoop(forLinkTo: peer, config: config),
             table: self.peers,
-            events: self.events, backoff: backoff, logger: logger
+            events: self.events,
+            backoff: backoff,
+            logger: logger
         ) { link in
             Self.dial(
-                link, identity: identity, tls: generation.withLockedValue { $0.clientTLS }, settings: settings,
-                serving: serving, logger: logger)
+                link,
+                identity: identity,
+                tls: generation.withLockedValue { $0.clientTLS },
+                settings: settings,
+                serving: serving,
+                logger: logger
+            )
         }
     }
 
@@ -323,12 +361,17 @@ public final class MeshNode: Sendable {
                 let maxStreams = generation.withLockedValue { $0.config.tunnel.maxStreamsPerPeer }
                 return (counters, StreamLimit(maximum: maxStreams, counters: counters))
             },
-            note: { peer, note in noteHandler.withLockedValue { $0 }?(peer, note) })
+            note: { peer, note in noteHandler.withLockedValue { $0 }?(peer, note) }
+        )
     }
 
     private static func dial(
-        _ link: PeerLink, identity: MeshIdentity, tls: TLSContext, settings: TunnelSettings,
-        serving: TunnelConnection.Serving, logger: Logger
+        _ link: PeerLink,
+        identity: MeshIdentity,
+        tls: TLSContext,
+        settings: TunnelSettings,
+        serving: TunnelConnection.Serving,
+        logger: Logger
     ) -> EventLoopFuture<TunnelConnection> {
         guard case .tcp(let host, let port) = link.address else {
             return link.eventLoop.makeFailedFuture(ChannelError.badInterfaceAddressFamily)
@@ -337,16 +380,26 @@ public final class MeshNode: Sendable {
         let events = TunnelConnection.Events(
             up: { connection, completed in link.tunnelUp(connection, completed) },
             closed: { connection, error in link.tunnelClosed(connection, error) },
-            rtt: { _, rtt in link.measured(rtt: rtt) })
+            rtt: { _, rtt in link.measured(rtt: rtt) }
+        )
         let connected = ClientBootstrap(group: link.eventLoop)
             .connectTimeout(TimeAmount(settings.handshakeTimeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.recvAllocator, value: TunnelTuning.receiveAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    made.succeed(try TunnelConnection.configure(
-                        channel: channel, mode: .client, tls: tls, policy: .exactly(identity),
-                        settings: settings, serving: serving, events: events, logger: logger))
+                    made.succeed(
+                        try TunnelConnection.configure(
+                            channel: channel,
+                            mode: .client,
+                            tls: tls,
+                            policy: .exactly(identity),
+                            settings: settings,
+                            serving: serving,
+                            events: events,
+                            logger: logger
+                        )
+                    )
                 }
             }
             .connect(host: host, port: port)

@@ -8,7 +8,11 @@ enum OneShotDelivery {
     static let timeout = TimeAmount.seconds(5)
 
     static func deliver(
-        _ bytes: ByteBuffer, to service: String, over tunnel: TunnelConnection, link: PeerLink, events: TunnelEvents
+        _ bytes: ByteBuffer,
+        to service: String,
+        over tunnel: TunnelConnection,
+        link: PeerLink,
+        events: TunnelEvents
     ) -> EventLoopFuture<Void> {
         let done = tunnel.deliver(bytes, toService: service, timeout: Self.timeout)
         done.whenComplete { result in

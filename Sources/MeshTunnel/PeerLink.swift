@@ -32,8 +32,15 @@ final class PeerLink: @unchecked Sendable {
     private var waiters: [ObjectIdentifier: EventLoopPromise<TunnelConnection>] = [:]
 
     init(
-        peer: String, address: Endpoint, dialer: Bool, eventLoop: EventLoop, table: PeerTable,
-        events: TunnelEvents, backoff: Backoff, logger: Logger, dialTunnel: @escaping @Sendable (PeerLink) -> EventLoopFuture<TunnelConnection>
+        peer: String,
+        address: Endpoint,
+        dialer: Bool,
+        eventLoop: EventLoop,
+        table: PeerTable,
+        events: TunnelEvents,
+        backoff: Backoff,
+        logger: Logger,
+        dialTunnel: @escaping @Sendable (PeerLink) -> EventLoopFuture<TunnelConnection>
     ) {
         self.peer = peer
         self.address = address

@@ -68,6 +68,7 @@ final class RateLimitedWarnings: Sendable {
         let seconds = Double((now - since).nanoseconds / 10_000_000) / 100
         self.logger.warning(
             "\(total) more \(self.subject) in the last \(seconds) s, not logged one by one (\(byKind))",
-            metadata: ["suppressed": "\(total)"])
+            metadata: ["suppressed": "\(total)"]
+        )
     }
 }

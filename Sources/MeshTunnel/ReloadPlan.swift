@@ -25,11 +25,16 @@ struct ReloadPlan: Equatable, Sendable {
     /// - links: the peers this node has a link to now, with the address each link uses.
     /// - forwards: the forwards listening now.
     static func make(
-        node: String, running old: MeshConfiguration, new config: MeshConfiguration, links: [String: Endpoint],
+        node: String,
+        running old: MeshConfiguration,
+        new config: MeshConfiguration,
+        links: [String: Endpoint],
         forwards: Set<ForwardKey>
     ) throws(MeshNode.ReloadError) -> ReloadPlan {
         guard config.mesh == old.mesh else {
-            throw MeshNode.ReloadError(description: "mesh name changed from \(old.mesh) to \(config.mesh); restart meshd to join another mesh")
+            throw MeshNode.ReloadError(
+                description: "mesh name changed from \(old.mesh) to \(config.mesh); restart meshd to join another mesh"
+            )
         }
         guard config.nodes[node]?.address == old.nodes[node]?.address else {
             throw MeshNode.ReloadError(description: "nodes.\(node).address changed; restart meshd to move the tunnel listener")

@@ -14,4 +14,3 @@ struct ServiceAccess: Sendable {
         return .success(target)
     }
 }
-

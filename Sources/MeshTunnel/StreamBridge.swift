@@ -7,8 +7,13 @@ enum StreamBridge {
     /// `opened` hears whether the stream opened; on a failure it gets the channel back, still
     /// open, to answer and close. Without it a failed channel is reset.
     static func bridge(
-        _ channel: Channel, to service: String, over tunnel: TunnelConnection, link: PeerLink,
-        events: TunnelEvents, logger: Logger, opened reportOpened: (@Sendable (Channel, Result<Void, Error>) -> Void)? = nil
+        _ channel: Channel,
+        to service: String,
+        over tunnel: TunnelConnection,
+        link: PeerLink,
+        events: TunnelEvents,
+        logger: Logger,
+        opened reportOpened: (@Sendable (Channel, Result<Void, Error>) -> Void)? = nil
     ) throws {
         let peer = link.peer
         try tunnel.openStream(service: service, for: channel) { result in

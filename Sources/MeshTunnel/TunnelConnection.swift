@@ -50,8 +50,13 @@ final class TunnelConnection: @unchecked Sendable {
     ) throws -> TunnelConnection {
         let sync = channel.pipeline.syncOperations
         try channel.syncOptions?.setOption(.writeBufferWaterMark, value: TunnelTuning.tunnelWriteWaterMark)
-        try sync.addHandler(OpenSSLHandler(
-            context: tls, policy: policy, handshakeTimeout: TimeAmount(settings.handshakeTimeout)))
+        try sync.addHandler(
+            OpenSSLHandler(
+                context: tls,
+                policy: policy,
+                handshakeTimeout: TimeAmount(settings.handshakeTimeout)
+            )
+        )
         // No stream multiplexer: `TunnelStreams` takes the frames.
         try sync.addHandler(TunnelFraming.http2Handler(dialer: mode == .client, maxStreamsPerPeer: settings.maxStreamsPerPeer))
         // Weak: the connection holds the liveness handler, whose callback this is; a strong
@@ -59,7 +64,9 @@ final class TunnelConnection: @unchecked Sendable {
         // state: ~300 KiB) alive forever, one per reconnect.
         let livenessBox = NIOLoopBoundBox<WeakConnection>(WeakConnection(), eventLoop: channel.eventLoop)
         let liveness = LivenessHandler(
-            interval: TimeAmount(settings.pingInterval), deadAfter: settings.deadAfter, asksFirst: mode == .client
+            interval: TimeAmount(settings.pingInterval),
+            deadAfter: settings.deadAfter,
+            asksFirst: mode == .client
         ) { rtt in
             if let connection = livenessBox.value.connection { events.rtt(connection, rtt) }
         }
@@ -68,9 +75,12 @@ final class TunnelConnection: @unchecked Sendable {
         let streams = TunnelStreams(isDialer: mode == .client, serving: serving, logger: logger)
         try sync.addHandler(streams)
         let connection = TunnelConnection(
-            channel: channel, streams: streams,
+            channel: channel,
+            streams: streams,
             liveness: NIOLoopBound((liveness, livenessContext), eventLoop: channel.eventLoop),
-            identity: NIOLoopBoundBox(nil, eventLoop: channel.eventLoop), mode: mode)
+            identity: NIOLoopBoundBox(nil, eventLoop: channel.eventLoop),
+            mode: mode
+        )
         livenessBox.value = WeakConnection(connection: connection)
         try sync.addHandler(TunnelObserver(connection: connection, events: events))
         return connection
@@ -82,8 +92,11 @@ final class TunnelConnection: @unchecked Sendable {
     }
 
     private init(
-        channel: Channel, streams: TunnelStreams, liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>,
-        identity: NIOLoopBoundBox<String?>, mode: NIOHTTP2Handler.ParserMode
+        channel: Channel,
+        streams: TunnelStreams,
+        liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>,
+        identity: NIOLoopBoundBox<String?>,
+        mode: NIOHTTP2Handler.ParserMode
     ) {
         self.channel = channel
         self.streams = streams
@@ -109,7 +122,9 @@ final class TunnelConnection: @unchecked Sendable {
     /// on the stream. `opened` hears (on the tunnel's loop) whether the peer accepted it; on a
     /// failure the channel is handed back as it was, for the caller to answer and close.
     func openStream(
-        service: String, for socket: Channel, opened: @escaping @Sendable (Result<Void, Error>) -> Void
+        service: String,
+        for socket: Channel,
+        opened: @escaping @Sendable (Result<Void, Error>) -> Void
     ) throws {
         let stream = TunnelStream(service: service, phase: .created(held: []), sendCredit: TunnelTuning.streamWindow)
         stream.onOpened = opened

@@ -58,8 +58,10 @@ public final class TunnelEvents: Sendable {
     func stream(peer: String, service: String, result: StreamResult) {
         self.state.withLockedValue { state in
             let key = StreamKey(
-                peer: Self.label(peer, in: state.declaredPeers), service: Self.label(service, in: state.declaredServices),
-                result: result)
+                peer: Self.label(peer, in: state.declaredPeers),
+                service: Self.label(service, in: state.declaredServices),
+                result: result
+            )
             state.streams[key, default: 0] += 1
         }
     }

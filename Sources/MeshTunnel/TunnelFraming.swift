@@ -11,7 +11,8 @@ public enum TunnelFraming {
         NIOHTTP2Handler(
             mode: dialer ? .client : .server,
             connectionConfiguration: TunnelTuning.connection(maxStreams: maxStreamsPerPeer),
-            streamConfiguration: TunnelTuning.stream)
+            streamConfiguration: TunnelTuning.stream
+        )
     }
 
     /// The accepting side of a tunnel as a peer's frames reach it, serving `services` as `node`
@@ -19,13 +20,17 @@ public enum TunnelFraming {
     /// `TLSHandshakeCompleted` naming the peer) and it answers as meshd would, with no TLS and no
     /// liveness timer in the way.
     public static func acceptingSide(
-        node: String, services: [String: ServiceSettings], maxStreamsPerPeer: Int, logger: Logger
+        node: String,
+        services: [String: ServiceSettings],
+        maxStreamsPerPeer: Int,
+        logger: Logger
     ) -> [ChannelHandler] {
         let counters = PeerCounters()
         let serving = TunnelConnection.Serving(
             access: { ServiceAccess(node: node, services: services) },
             peerState: { _ in (counters, StreamLimit(maximum: maxStreamsPerPeer, counters: counters)) },
-            note: { _, _ in })
+            note: { _, _ in }
+        )
         return [
             Self.http2Handler(dialer: false, maxStreamsPerPeer: maxStreamsPerPeer),
             TunnelStreams(isDialer: false, serving: serving, logger: logger),

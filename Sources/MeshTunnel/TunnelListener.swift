@@ -45,14 +45,22 @@ final class TunnelListener: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try self.configure(
-                        channel, tls: tls, policy: policy, serving: serving, link: link, warnings: warnings)
+                        channel,
+                        tls: tls,
+                        policy: policy,
+                        serving: serving,
+                        link: link,
+                        warnings: warnings
+                    )
                 }
             }
         return socket.open(bootstrap)
     }
 
     private func configure(
-        _ channel: Channel, tls: @Sendable () -> TLSContext, policy: @Sendable () -> PeerPolicy,
+        _ channel: Channel,
+        tls: @Sendable () -> TLSContext,
+        policy: @Sendable () -> PeerPolicy,
         serving: TunnelConnection.Serving,
         link: @escaping @Sendable (String) -> PeerLink?,
         warnings: RateLimitedWarnings
@@ -81,7 +89,8 @@ final class TunnelListener: Sendable {
                 guard peer < node, let owner = link(peer) else {
                     logger.warning(
                         "rejected tunnel from \(peer): the node whose name sorts lower dials, so \(node) dials \(peer)",
-                        metadata: ["remote": "\(remote)"])
+                        metadata: ["remote": "\(remote)"]
+                    )
                     connection.close()
                     return
                 }
@@ -100,23 +109,34 @@ final class TunnelListener: Sendable {
                                 reason: .evicted,
                                 detail: "closed after \((NIODeadline.now() - acceptedAt).nanoseconds / 1_000_000) ms "
                                     + "without a complete handshake: all \(limit) handshake slots "
-                                    + "(tunnel.max_pending_handshakes) were taken and a newer connection needed one")
+                                    + "(tunnel.max_pending_handshakes) were taken and a newer connection needed one"
+                            )
                         } else {
                             error
                         }
                     tunnelEvents.handshakeFailed(peer: nil, error: cause)
                     let kind = (cause as? TLSHandshakeError)?.reason.rawValue ?? HandshakeFailureReason.other.rawValue
                     warnings.warn(
-                        kind: kind, "rejected connection: \(cause.map { "\($0)" } ?? "closed during handshake")",
-                        metadata: ["remote": "\(remote)"])
+                        kind: kind,
+                        "rejected connection: \(cause.map { "\($0)" } ?? "closed during handshake")",
+                        metadata: ["remote": "\(remote)"]
+                    )
                 }
             },
             rtt: { connection, rtt in
                 if let peer = connection.peerName { link(peer)?.measured(rtt: rtt) }
-            })
+            }
+        )
         _ = try TunnelConnection.configure(
-            channel: channel, mode: .server, tls: tls(), policy: policy(), settings: self.settings,
-            serving: serving, events: events, logger: self.logger)
+            channel: channel,
+            mode: .server,
+            tls: tls(),
+            policy: policy(),
+            settings: self.settings,
+            serving: serving,
+            events: events,
+            logger: self.logger
+        )
     }
 }
 

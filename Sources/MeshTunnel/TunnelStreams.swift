@@ -276,7 +276,9 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
     private func receivedReset(_ code: HTTP2ErrorCode, on id: HTTP2StreamID) {
         guard let stream = self.streams.removeValue(forKey: id) else { return }
         if case .connecting = stream.phase, !self.rapidResets.allow(now: .now()) {
-            return self.calm(reason: "\(RapidResetGuard.limit) streams reset before they were answered within \(RapidResetGuard.window.text)")
+            return self.calm(
+                reason: "\(RapidResetGuard.limit) streams reset before they were answered within \(RapidResetGuard.window.text)"
+            )
         }
         self.end(stream, error: StreamResetError(peer: self.peer?.name ?? "peer", service: stream.service, code: code))
     }
@@ -305,7 +307,11 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
             return stream.reportOpened(.success(()))
         }
         let refused = StreamRefusedError(
-            peer: self.peer?.name ?? "peer", service: stream.service, status: status, reason: headers.first(name: "tm-reason"))
+            peer: self.peer?.name ?? "peer",
+            service: stream.service,
+            status: status,
+            reason: headers.first(name: "tm-reason")
+        )
         if let id = stream.id, !stream.localEnded {
             // End our side cleanly (the refusal ended theirs): no RST_STREAM, which the peer's
             // reset guards would count.
@@ -378,11 +384,13 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
                 then(stream)
             case .failure(let error):
                 self.warnings?.warn(
-                    kind: "unreachable", "service target unreachable",
+                    kind: "unreachable",
+                    "service target unreachable",
                     metadata: [
                         "peer": "\(self.peer?.name ?? "?")", "service": "\(stream.service)", "target": "\(target)",
                         "error": "\(error)",
-                    ])
+                    ]
+                )
                 self.targetUnreachable(stream)
             }
         }
@@ -501,7 +509,8 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
                 self.end(
                     stream,
                     error: StreamRefusedError(peer: self.peer?.name ?? "peer", service: stream.service, status: status, reason: nil),
-                    detachSocket: true)
+                    detachSocket: true
+                )
             }
         }
     }

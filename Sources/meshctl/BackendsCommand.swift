@@ -5,13 +5,15 @@ import MeshControlModel
 struct BackendsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backends",
-        abstract: "Show the database nodes of this node's balancers: role, state, timeline, WAL position, replay lag, connections (rw/ro), last report.",
+        abstract:
+            "Show the database nodes of this node's balancers: role, state, timeline, WAL position, replay lag, connections (rw/ro), last report.",
         discussion: """
             A node is up when its latest report is fresh (within 3 probe intervals) and its PostgreSQL answered; \
             down when it reported a failed probe; unknown when no fresh report came. Only up nodes are routed to.
 
             Exit status: 0 every backend up (or none), 1 degraded (a backend down or unknown), 2 usage error, 3 agent unreachable.
-            """)
+            """
+    )
 
     @OptionGroup var options: ControlOptions
 

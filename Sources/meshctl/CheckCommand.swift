@@ -16,7 +16,8 @@ struct CheckCommand: ParsableCommand {
             the key matches, revocation, and the validity dates (under \(ConfigCheck.warningDays) days left is a \
             warning). Prints one line per finding: 'ok|warning|error: FILE[: JSON.PATH][: NODE]: message'.
             Exit status: 0 no errors (warnings allowed), 2 any error or a usage error.
-            """)
+            """
+    )
 
     static let defaultPath = "/etc/meshd/mesh.json"
 

@@ -83,9 +83,12 @@ struct CheckReport: Encodable {
     /// One line per finding, then a summary line.
     var text: String {
         var lines = self.findings.map(\.line)
-        let checked = self.nodes.isEmpty ? "" : " (\(self.nodes.count) node\(self.nodes.count == 1 ? "" : "s") checked: \(self.nodes.joined(separator: ", ")))"
+        let checked =
+            self.nodes.isEmpty
+            ? "" : " (\(self.nodes.count) node\(self.nodes.count == 1 ? "" : "s") checked: \(self.nodes.joined(separator: ", ")))"
         lines.append(
-            "meshctl check: \(self.errors) error\(self.errors == 1 ? "" : "s"), \(self.warnings) warning\(self.warnings == 1 ? "" : "s")\(checked)")
+            "meshctl check: \(self.errors) error\(self.errors == 1 ? "" : "s"), \(self.warnings) warning\(self.warnings == 1 ? "" : "s")\(checked)"
+        )
         return lines.joined(separator: "\n") + "\n"
     }
 }

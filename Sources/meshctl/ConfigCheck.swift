@@ -27,11 +27,14 @@ struct ConfigCheck {
         }
         let file = config.directory + "/" + (config.file as NSString).lastPathComponent
         var report = CheckReport(configFile: file)
-        let forwards = config.forwards.count, services = config.services.count
+        let forwards = config.forwards.count
+        let services = config.services.count
         report.add(
-            .ok, file,
+            .ok,
+            file,
             "mesh \"\(config.mesh)\", \(Self.count(config.nodes.count, "node")), \(Self.count(services, "service")), "
-                + Self.count(forwards, "forward"))
+                + Self.count(forwards, "forward")
+        )
 
         guard let nodes = self.chooseNodes(config, file: file, into: &report) else { return report }
         report.nodes = nodes
@@ -48,8 +51,13 @@ struct ConfigCheck {
                 revocationLists[crl] = self.checkRevocationList(crl, authority: authority, caFile: files.ca, into: &report)
             }
             self.checkNode(
-                node, files: files, mesh: config.mesh, authorityUsable: authority != nil,
-                revocationListUsable: files.crl.flatMap { revocationLists[$0] } ?? false, into: &report)
+                node,
+                files: files,
+                mesh: config.mesh,
+                authorityUsable: authority != nil,
+                revocationListUsable: files.crl.flatMap { revocationLists[$0] } ?? false,
+                into: &report
+            )
             self.checkBalancerTLS(config, node: node, into: &report)
         }
         return report
@@ -95,8 +103,10 @@ struct ConfigCheck {
             guard let named else {
                 let sans = info.uriSANs.isEmpty ? "no URI SAN" : "URI SANs " + info.uriSANs.joined(separator: ", ")
                 report.add(
-                    .error, path,
-                    "names no declared node of mesh \"\(config.mesh)\" (\(sans); declared: \(declared)) — pass --node NAME, or issue this node's certificate with 'meshctl pki issue NODE'")
+                    .error,
+                    path,
+                    "names no declared node of mesh \"\(config.mesh)\" (\(sans); declared: \(declared)) — pass --node NAME, or issue this node's certificate with 'meshctl pki issue NODE'"
+                )
                 return nil
             }
             return [named.node]
@@ -105,8 +115,11 @@ struct ConfigCheck {
         guard !present.isEmpty else {
             let template = config.tlsFiles(for: "{node}").cert
             report.add(
-                .error, file, jsonPath: "tls.cert",
-                "no certificate file exists for any declared node (looked for \(template) with {node} = \(declared)) — pass --node NAME, or issue certificates with 'meshctl pki issue NODE --dir DIR'")
+                .error,
+                file,
+                jsonPath: "tls.cert",
+                "no certificate file exists for any declared node (looked for \(template) with {node} = \(declared)) — pass --node NAME, or issue certificates with 'meshctl pki issue NODE --dir DIR'"
+            )
             return nil
         }
         return present
@@ -126,14 +139,30 @@ struct ConfigCheck {
         let info = authority.info
         var problems = false
         if !info.isCA {
-            report.add(.error, path, "\(info.subject) is not a CA certificate (no basicConstraints CA:TRUE) — tls.ca must be the mesh's CA, e.g. from 'meshctl pki init'")
+            report.add(
+                .error,
+                path,
+                "\(info.subject) is not a CA certificate (no basicConstraints CA:TRUE) — tls.ca must be the mesh's CA, e.g. from 'meshctl pki init'"
+            )
             problems = true
         }
         if let domain = info.spiffeTrustDomain, domain != mesh {
-            report.add(.warning, path, "this CA is for mesh \"\(domain)\" (URI SAN spiffe://\(domain)), but mesh.json says \"\(mesh)\" — is tls.ca the right file?")
+            report.add(
+                .warning,
+                path,
+                "this CA is for mesh \"\(domain)\" (URI SAN spiffe://\(domain)), but mesh.json says \"\(mesh)\" — is tls.ca the right file?"
+            )
             problems = true
         }
-        problems = self.checkDates(info, path: path, node: nil, what: "the CA certificate", renew: "create a new CA and reissue every node ('meshctl pki init --force')", into: &report) || problems
+        problems =
+            self.checkDates(
+                info,
+                path: path,
+                node: nil,
+                what: "the CA certificate",
+                renew: "create a new CA and reissue every node ('meshctl pki init --force')",
+                into: &report
+            ) || problems
         if !problems {
             report.add(.ok, path, "CA \(info.subject), valid until \(UTCDate.text(info.notAfter)) (\(info.daysLeft(at: self.now)) days)")
         }
@@ -151,7 +180,11 @@ struct ConfigCheck {
         }
         let info = list.info
         if let authority, !list.isSigned(by: authority) {
-            report.add(.error, path, "this CRL is not signed by the CA in \(caFile), so meshd refuses to start — publish the CRL of this mesh's CA ('meshctl pki revoke') or fix tls.crl")
+            report.add(
+                .error,
+                path,
+                "this CRL is not signed by the CA in \(caFile), so meshd refuses to start — publish the CRL of this mesh's CA ('meshctl pki revoke') or fix tls.crl"
+            )
             return false
         }
         let number = info.number.map { " #\($0)" } ?? ""
@@ -159,10 +192,18 @@ struct ConfigCheck {
         if let next = info.nextUpdate {
             let daysLeft = Int((next.timeIntervalSince(self.now) / 86_400).rounded(.down))
             if next < self.now {
-                report.add(.error, path, "CRL\(number) went stale on \(UTCDate.text(next)) (nextUpdate), so meshd refuses to start — publish a fresh one from the CA ('meshctl pki revoke' re-signs it)")
+                report.add(
+                    .error,
+                    path,
+                    "CRL\(number) went stale on \(UTCDate.text(next)) (nextUpdate), so meshd refuses to start — publish a fresh one from the CA ('meshctl pki revoke' re-signs it)"
+                )
                 problems = true
             } else if daysLeft < Self.warningDays {
-                report.add(.warning, path, "CRL\(number) goes stale on \(UTCDate.text(next)) (\(daysLeft) days left); meshd will refuse it then — publish a fresh one from the CA")
+                report.add(
+                    .warning,
+                    path,
+                    "CRL\(number) goes stale on \(UTCDate.text(next)) (\(daysLeft) days left); meshd will refuse it then — publish a fresh one from the CA"
+                )
                 problems = true
             }
         }
@@ -176,7 +217,11 @@ struct ConfigCheck {
     // MARK: A node's certificate and key
 
     private func checkNode(
-        _ node: String, files: TLSFiles, mesh: String, authorityUsable: Bool, revocationListUsable: Bool,
+        _ node: String,
+        files: TLSFiles,
+        mesh: String,
+        authorityUsable: Bool,
+        revocationListUsable: Bool,
         into report: inout CheckReport
     ) {
         let issue = "'meshctl pki issue \(node) --dir DIR --force'"
@@ -193,18 +238,29 @@ struct ConfigCheck {
 
         if !info.uriSANs.contains(identity) {
             let has = info.uriSANs.isEmpty ? "has no URI SAN" : "is for \(info.uriSANs.joined(separator: ", "))"
-            report.add(.error, files.cert, node: node, "this certificate \(has), but this node is \(identity) — peers would refuse it; issue one with \(issue)")
+            report.add(
+                .error,
+                files.cert,
+                node: node,
+                "this certificate \(has), but this node is \(identity) — peers would refuse it; issue one with \(issue)"
+            )
         }
 
         do {
             if try !certificate.matchesKey(inFile: files.key) {
                 report.add(
-                    .error, files.key, node: node,
-                    "this key does not match the certificate \(files.cert) — pair each certificate with the key it was issued for, or issue both anew with \(issue)")
+                    .error,
+                    files.key,
+                    node: node,
+                    "this key does not match the certificate \(files.cert) — pair each certificate with the key it was issued for, or issue both anew with \(issue)"
+                )
             } else if let mode = Self.mode(files.key), mode & 0o077 != 0 {
                 report.add(
-                    .warning, files.key, node: node,
-                    "the private key is readable by group or others (mode 0\(String(mode, radix: 8))) — 'chmod 600 \(files.key)'")
+                    .warning,
+                    files.key,
+                    node: node,
+                    "the private key is readable by group or others (mode 0\(String(mode, radix: 8))) — 'chmod 600 \(files.key)'"
+                )
             }
         } catch {
             report.add(.error, files.key, node: node, Self.message(error, file: files.key))
@@ -246,23 +302,36 @@ struct ConfigCheck {
                 let role = purpose == .tlsClient ? "dialing peers (TLS client)" : "accepting peers (TLS server)"
                 let at = depth == 0 ? "" : " at chain depth \(depth)"
                 report.add(
-                    .error, files.cert, node: node,
-                    "does not verify against the CA \(files.ca) for \(role): \(reason)\(at) — issue it from this mesh's CA with \(issue)")
+                    .error,
+                    files.cert,
+                    node: node,
+                    "does not verify against the CA \(files.ca) for \(role): \(reason)\(at) — issue it from this mesh's CA with \(issue)"
+                )
                 return false
             }
         }
         return true
     }
 
-    private func checkRevocation(_ node: String, files: TLSFiles, crl: String, serial: String, issue: String, into report: inout CheckReport) {
+    private func checkRevocation(
+        _ node: String,
+        files: TLSFiles,
+        crl: String,
+        serial: String,
+        issue: String,
+        into report: inout CheckReport
+    ) {
         do {
             switch try ChainVerifier.verify(certificateFile: files.cert, caFile: files.ca, crlFile: crl, purpose: .tlsClient, at: nil) {
             case .verified:
                 break
             case .revoked:
                 report.add(
-                    .error, files.cert, node: node,
-                    "revoked by \(crl) (serial \(serial)); peers refuse it — issue a new certificate with \(issue) and reload meshd")
+                    .error,
+                    files.cert,
+                    node: node,
+                    "revoked by \(crl) (serial \(serial)); peers refuse it — issue a new certificate with \(issue) and reload meshd"
+                )
             case .rejected(let reason, _):
                 report.add(.error, files.cert, node: node, "revocation cannot be checked against \(crl): \(reason)")
             }
@@ -273,11 +342,21 @@ struct ConfigCheck {
 
     /// Not yet valid or expired is an error, fewer than `warningDays` left a warning. True if anything was reported.
     private func checkDates(
-        _ info: CertificateInfo, path: String, node: String?, what: String, renew: String, into report: inout CheckReport
+        _ info: CertificateInfo,
+        path: String,
+        node: String?,
+        what: String,
+        renew: String,
+        into report: inout CheckReport
     ) -> Bool {
         let daysLeft = info.daysLeft(at: self.now)
         if self.now < info.notBefore {
-            report.add(.error, path, node: node, "\(what) is not valid before \(UTCDate.text(info.notBefore)) — check this machine's clock, or \(renew)")
+            report.add(
+                .error,
+                path,
+                node: node,
+                "\(what) is not valid before \(UTCDate.text(info.notBefore)) — check this machine's clock, or \(renew)"
+            )
         } else if info.notAfter < self.now {
             report.add(.error, path, node: node, "\(what) expired on \(UTCDate.text(info.notAfter)) — \(renew)")
         } else if daysLeft < Self.warningDays {

@@ -39,7 +39,10 @@ struct ControlOptions: ParsableArguments {
         }
         let declared = config.sortedNodeNames.joined(separator: ", ")
         guard let node = self.node else {
-            throw MeshctlFailure(code: 2, message: "--config needs --node NAME to pick a node's control socket (declared in \(path): \(declared))")
+            throw MeshctlFailure(
+                code: 2,
+                message: "--config needs --node NAME to pick a node's control socket (declared in \(path): \(declared))"
+            )
         }
         guard let settings = config.nodes[node] else {
             throw MeshctlFailure(code: 2, message: "\(path): nodes: no node \"\(node)\" (declared: \(declared))")

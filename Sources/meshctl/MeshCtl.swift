@@ -12,7 +12,8 @@ struct MeshCtl: AsyncParsableCommand {
         subcommands: [
             StatusCommand.self, PeersCommand.self, ServicesCommand.self, BackendsCommand.self, PingCommand.self,
             ReloadCommand.self, CheckCommand.self, PKICommand.self,
-        ])
+        ]
+    )
 
     /// Accepted before the command name too (`meshctl --control PATH peers`); the commands read them.
     @OptionGroup var control: ControlOptions

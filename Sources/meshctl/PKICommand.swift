@@ -9,5 +9,6 @@ struct PKICommand: ParsableCommand {
             A PKI directory holds ca.pem, ca.key (mode 0600), crl.pem and one <node>.pem / <node>.key \
             pair per node: the layout mesh.json's "tls" section points at. Keep ca.key off the nodes.
             """,
-        subcommands: [PKIInitCommand.self, PKIIssueCommand.self, PKIRevokeCommand.self, PKIShowCommand.self])
+        subcommands: [PKIInitCommand.self, PKIIssueCommand.self, PKIRevokeCommand.self, PKIShowCommand.self]
+    )
 }

@@ -11,7 +11,8 @@ struct PKIInitCommand: ParsableCommand {
             Writes DIR/ca.pem (CN "tunnelmesh <mesh> CA", URI SAN spiffe://<mesh>), DIR/ca.key (mode 0600) \
             and DIR/crl.pem (valid \(CertificateAuthority.revocationListDays) days). Creates DIR with mode 0700 \
             if it is missing. Refuses to replace an existing CA unless --force.
-            """)
+            """
+    )
 
     @Option(help: "The mesh name, as in mesh.json's \"mesh\".")
     var mesh: String
@@ -35,7 +36,9 @@ struct PKIInitCommand: ParsableCommand {
             print("replaced the CA in \(directory.path): certificates issued by the old CA no longer verify")
         }
         print("created the CA for mesh '\(authority.meshName)' in \(directory.path)")
-        print("  \(directory.caCertificate)  \(info.subject), \(info.uriSANs.map { "URI:\($0)" }.joined(separator: ", ")), valid until \(UTCDate.text(info.notAfter))")
+        print(
+            "  \(directory.caCertificate)  \(info.subject), \(info.uriSANs.map { "URI:\($0)" }.joined(separator: ", ")), valid until \(UTCDate.text(info.notAfter))"
+        )
         print("  \(directory.caKey)  private key, mode 0600: keep it off the nodes")
         print("  \(directory.revocationList)  empty CRL #\(crl.number ?? 0), next update \(crl.nextUpdate.map(UTCDate.text) ?? "none")")
         print("next: meshctl pki issue NODE --dir \(directory.path)")

@@ -10,7 +10,8 @@ struct PKIIssueCommand: ParsableCommand {
             Writes DIR/NODE.key (ECDSA P-256, mode 0600) and DIR/NODE.pem: CN=NODE, URI SAN \
             spiffe://<mesh>/node/NODE (the mesh name is read from the CA), DNS SAN NODE, serverAuth and \
             clientAuth. Refuses to replace an existing NODE.pem or NODE.key unless --force.
-            """)
+            """
+    )
 
     @Argument(help: "The node's name as declared in mesh.json (1-63 of a-z, 0-9, '_', '-').")
     var node: String
@@ -25,7 +26,9 @@ struct PKIIssueCommand: ParsableCommand {
         help: ArgumentHelp(
             "For tests: start of validity, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC).",
             discussion: "Lets a test build expired or not-yet-valid certificates. Default: now minus one hour, for clock skew.",
-            valueName: "date"))
+            valueName: "date"
+        )
+    )
     var notBefore: UTCDate?
 
     @Flag(help: "Replace an existing key and certificate for NODE.")

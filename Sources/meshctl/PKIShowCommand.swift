@@ -11,7 +11,8 @@ struct PKIShowCommand: ParsableCommand {
             Certificate: subject, SANs, issuer, serial, validity, days left, SHA-256 fingerprint (as \
             'openssl x509 -fingerprint -sha256' prints it). CRL: issuer, number, last and next update, \
             revoked serials.
-            """)
+            """
+    )
 
     @Argument(help: "The PEM file to describe.")
     var file: String
@@ -41,9 +42,11 @@ struct PKIShowCommand: ParsableCommand {
         let sans = info.uriSANs.map { "URI:\($0)" } + info.dnsSANs.map { "DNS:\($0)" }
         let daysLeft = info.daysLeft(at: now)
         let state =
-            now < info.notBefore ? " (not yet valid)"
-            : now > info.notAfter ? " (expired)"
-            : daysLeft < 14 ? " (renew soon)" : ""
+            now < info.notBefore
+            ? " (not yet valid)"
+            : now > info.notAfter
+                ? " (expired)"
+                : daysLeft < 14 ? " (renew soon)" : ""
         print("\(file): \(info.isCA ? "CA certificate" : "certificate")")
         printRows([
             ("subject", info.subject),

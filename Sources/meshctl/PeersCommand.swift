@@ -6,8 +6,10 @@ import MeshControlModel
 struct PeersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peers",
-        abstract: "Show each peer's tunnel: state and since when, RTT, streams (active/total), bytes sent and received, last error, certificate expiry.",
-        discussion: "Exit status: 0 all peers up, 1 degraded (a peer not up), 2 usage error, 3 agent unreachable.")
+        abstract:
+            "Show each peer's tunnel: state and since when, RTT, streams (active/total), bytes sent and received, last error, certificate expiry.",
+        discussion: "Exit status: 0 all peers up, 1 degraded (a peer not up), 2 usage error, 3 agent unreachable."
+    )
 
     @OptionGroup var options: ControlOptions
 

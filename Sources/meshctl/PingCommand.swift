@@ -7,7 +7,9 @@ struct PingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ping",
         abstract: "Measure round trips to a peer through its tunnel (HTTP/2 PING), with min/avg/max.",
-        discussion: "Exit status: 0 all answered, 1 the tunnel is not up or a PING went unanswered, 2 usage error or unknown peer, 3 agent unreachable.")
+        discussion:
+            "Exit status: 0 all answered, 1 the tunnel is not up or a PING went unanswered, 2 usage error or unknown peer, 3 agent unreachable."
+    )
 
     @OptionGroup var options: ControlOptions
 

@@ -11,7 +11,8 @@ struct ReloadCommand: AsyncParsableCommand {
             A new config or certificate that fails to load is rejected as a whole: the agent keeps running \
             with the old one. Exit status: 0 reloaded, 2 the new config was rejected (the error says why) or \
             usage error, 3 agent unreachable.
-            """)
+            """
+    )
 
     @OptionGroup var options: ControlOptions
 

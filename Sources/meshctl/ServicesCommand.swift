@@ -5,7 +5,8 @@ import MeshControlModel
 struct ServicesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "services",
-        abstract: "Show the services this node serves (target, who may open them) and its forwards (listener, destination).")
+        abstract: "Show the services this node serves (target, who may open them) and its forwards (listener, destination)."
+    )
 
     @OptionGroup var options: ControlOptions
 

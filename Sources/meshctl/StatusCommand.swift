@@ -7,7 +7,8 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Show the agent: node, version, uptime, config and its SHA-256, last load, peers up, certificate expiry.",
-        discussion: "Exit status: 0 all peers up, 1 degraded (a peer not up or the last load failed), 2 usage error, 3 agent unreachable.")
+        discussion: "Exit status: 0 all peers up, 1 degraded (a peer not up or the last load failed), 2 usage error, 3 agent unreachable."
+    )
 
     @OptionGroup var options: ControlOptions
 

@@ -21,21 +21,39 @@ struct ControlService: Service {
     var onStarted: @Sendable () -> Void = {}
 
     init(
-        node: MeshNode, balancers host: BalancerHost, config: MeshConfiguration, configSHA256: String,
-        certificateNotAfter: Date?, startedAt: Date, group: EventLoopGroup, logger: Logger
+        node: MeshNode,
+        balancers host: BalancerHost,
+        config: MeshConfiguration,
+        configSHA256: String,
+        certificateNotAfter: Date?,
+        startedAt: Date,
+        group: EventLoopGroup,
+        logger: Logger
     ) {
         let facts = AgentFacts(
-            config: config, node: node.name, version: Self.version, startedAt: startedAt,
-            configSHA256: configSHA256, certificateNotAfter: certificateNotAfter)
+            config: config,
+            node: node.name,
+            version: Self.version,
+            startedAt: startedAt,
+            configSHA256: configSHA256,
+            certificateNotAfter: certificateNotAfter
+        )
         let socketPath = config.nodes[node.name]?.control ?? NodeSettings.defaultControl
         let balancers = BalancerView(
-            node: node.name, config: { node.config }, registry: host.registry, connections: host.counts,
-            outcomes: host.outcomes)
+            node: node.name,
+            config: { node.config },
+            registry: host.registry,
+            connections: host.counts,
+            outcomes: host.outcomes
+        )
         let metrics = MeshMetrics(source: node, balancers: balancers)
         self.metrics = metrics
         self.server = ControlServer(
-            socketPath: socketPath, api: ControlAPI(source: node, facts: facts, metrics: metrics, balancers: balancers),
-            group: group, logger: logger)
+            socketPath: socketPath,
+            api: ControlAPI(source: node, facts: facts, metrics: metrics, balancers: balancers),
+            group: group,
+            logger: logger
+        )
         self.metricsServer = config.metrics.map { MetricsServer(endpoint: $0, metrics: metrics, group: group, logger: logger) }
     }
 

@@ -16,7 +16,8 @@ struct Meshd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshd",
         abstract: "The tunnelmesh agent: mutually authenticated TLS 1.3 tunnels to every peer in mesh.json.",
-        discussion: "Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on a config or certificate error.")
+        discussion: "Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on a config or certificate error."
+    )
 
     @Option(name: .long, help: "Path to mesh.json.")
     var config: String
@@ -27,9 +28,13 @@ struct Meshd: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
-    @Option(name: .customLong("debug-stall-event-loop-after"), help: ArgumentHelp(
-        "Test only: after SECONDS, block one event loop until shutdown, to prove the systemd watchdog stops pinging.",
-        valueName: "SECONDS"))
+    @Option(
+        name: .customLong("debug-stall-event-loop-after"),
+        help: ArgumentHelp(
+            "Test only: after SECONDS, block one event loop until shutdown, to prove the systemd watchdog stops pinging.",
+            valueName: "SECONDS"
+        )
+    )
     var debugStallEventLoopAfter: Double?
 
     static func main() async {
@@ -72,12 +77,22 @@ struct Meshd: AsyncParsableCommand {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let mesh = MeshNode(
-            config: startup.config, node: startup.node, group: group,
-            serverTLS: startup.serverTLS, clientTLS: startup.clientTLS, logger: logger, inheritedListeners: passed)
+            config: startup.config,
+            node: startup.node,
+            group: group,
+            serverTLS: startup.serverTLS,
+            clientTLS: startup.clientTLS,
+            logger: logger,
+            inheritedListeners: passed
+        )
         let balancers = BalancerHost(node: mesh, group: group, logger: logger, tls: startup.balancerTLS)
         let systemd = SystemdIntegration(
-            mesh: mesh, group: group, statusLine: StatusLine(parts: [{ balancers.routeSummary() }]),
-            stallAfter: self.debugStallEventLoopAfter.map { .milliseconds(Int64($0 * 1000)) }, logger: logger)
+            mesh: mesh,
+            group: group,
+            statusLine: StatusLine(parts: [{ balancers.routeSummary() }]),
+            stallAfter: self.debugStallEventLoopAfter.map { .milliseconds(Int64($0 * 1000)) },
+            logger: logger
+        )
         var service = MeshNodeService(node: mesh, balancers: balancers, grace: startup.config.tunnel.shutdownGrace)
         service.onStarted = { systemd.started(.listeners) }
         let configSHA256: String
@@ -87,21 +102,36 @@ struct Meshd: AsyncParsableCommand {
             throw StartupError(code: 2, message: "\(error)")
         }
         var control = ControlService(
-            node: mesh, balancers: balancers, config: startup.config, configSHA256: configSHA256,
-            certificateNotAfter: startup.serverTLS.certificateNotAfter, startedAt: Date(), group: group, logger: logger)
+            node: mesh,
+            balancers: balancers,
+            config: startup.config,
+            configSHA256: configSHA256,
+            certificateNotAfter: startup.serverTLS.certificateNotAfter,
+            startedAt: Date(),
+            group: group,
+            logger: logger
+        )
         // Before anything creates a swift-metrics instrument: they bind to the backend at creation.
         control.metrics.bootstrapMetricsSystem()
         let reloader = Reloader(
-            configPath: self.config, node: startup.node, mesh: mesh, balancers: balancers, api: control.server.api,
-            logger: logger)
+            configPath: self.config,
+            node: startup.node,
+            mesh: mesh,
+            balancers: balancers,
+            api: control.server.api,
+            logger: logger
+        )
         control.onStarted = { systemd.started(.control) }
         control.server.api.onReload { await systemd.reload { await reloader.reload() } }
         let hangup = await HangupService { _ = await systemd.reload { await reloader.reload() } }
-        let serviceGroup = ServiceGroup(configuration: .init(
-            // Shutdown runs in reverse order: systemd's service first (STOPPING=1), the node last.
-            services: [.init(service: service), .init(service: control), .init(service: hangup), .init(service: systemd.service)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                // Shutdown runs in reverse order: systemd's service first (STOPPING=1), the node last.
+                services: [.init(service: service), .init(service: control), .init(service: hangup), .init(service: systemd.service)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
         do {
             try await serviceGroup.run()
         } catch {

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,8 +41,11 @@ enum OpenFileLimit {
         limit.rlim_cur = rlim_t(target)
         guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else {
             return Outcome(
-                before: before, after: before, hard: hard,
-                failure: "setrlimit to \(target) failed: \(String(cString: strerror(errno)))")
+                before: before,
+                after: before,
+                hard: hard,
+                failure: "setrlimit to \(target) failed: \(String(cString: strerror(errno)))"
+            )
         }
         return Outcome(before: before, after: target, hard: hard)
     }

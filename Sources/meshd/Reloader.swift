@@ -33,14 +33,22 @@ actor Reloader {
         do {
             let startup = try Startup.load(configPath: self.configPath, node: self.node)
             let summary = try await self.mesh.reload(
-                config: startup.config, serverTLS: startup.serverTLS, clientTLS: startup.clientTLS,
-                revokedSerials: startup.revokedSerials)
+                config: startup.config,
+                serverTLS: startup.serverTLS,
+                clientTLS: startup.clientTLS,
+                revokedSerials: startup.revokedSerials
+            )
             await self.balancers.reload(tls: startup.balancerTLS)
             let digest = try FileDigest.sha256(ofFile: self.configPath)
             outcome = ReloadOutcome(ok: true, at: at, summary: "\(summary)")
             let facts = AgentFacts(
-                config: startup.config, node: self.node, version: ControlService.version, startedAt: at,
-                configSHA256: digest, certificateNotAfter: startup.serverTLS.certificateNotAfter)
+                config: startup.config,
+                node: self.node,
+                version: ControlService.version,
+                startedAt: at,
+                configSHA256: digest,
+                certificateNotAfter: startup.serverTLS.certificateNotAfter
+            )
             self.api.update { current in
                 let startedAt = current.startedAt
                 current = facts

@@ -30,7 +30,9 @@ struct Startup {
             if let identity = server.localIdentity, identity != MeshIdentity(mesh: config.mesh, node: node) {
                 throw StartupError(
                     code: 2,
-                    message: "\(files.cert): certificate is for \(identity.uri), but this node is \(MeshIdentity(mesh: config.mesh, node: node).uri) — issue one with 'meshctl pki issue \(node)'")
+                    message:
+                        "\(files.cert): certificate is for \(identity.uri), but this node is \(MeshIdentity(mesh: config.mesh, node: node).uri) — issue one with 'meshctl pki issue \(node)'"
+                )
             }
             var revoked: Set<String> = []
             if let crl = files.crl {
@@ -45,8 +47,13 @@ struct Startup {
                 balancerTLS[balancer.name] = try FrontDoorTLS.context(for: balancer, in: config, node: node)
             }
             return Startup(
-                config: config, node: node, serverTLS: server, clientTLS: client, revokedSerials: revoked,
-                balancerTLS: balancerTLS)
+                config: config,
+                node: node,
+                serverTLS: server,
+                clientTLS: client,
+                revokedSerials: revoked,
+                balancerTLS: balancerTLS
+            )
         } catch let error as TLSSetupError {
             throw StartupError(code: 2, message: "\(error)")
         }
@@ -57,12 +64,19 @@ struct Startup {
         let declared = config.sortedNodeNames.joined(separator: ", ")
         if let requested {
             guard config.nodes[requested] != nil else {
-                throw StartupError(code: 2, message: "\(config.file): nodes: no node \"\(requested)\" (declared: \(declared)) — pass --node with one of them")
+                throw StartupError(
+                    code: 2,
+                    message: "\(config.file): nodes: no node \"\(requested)\" (declared: \(declared)) — pass --node with one of them"
+                )
             }
             return requested
         }
         guard !config.tls.cert.contains("{node}") else {
-            throw StartupError(code: 2, message: "\(config.file): tls.cert contains {node}, so meshd needs --node NAME to find its certificate (declared: \(declared))")
+            throw StartupError(
+                code: 2,
+                message:
+                    "\(config.file): tls.cert contains {node}, so meshd needs --node NAME to find its certificate (declared: \(declared))"
+            )
         }
         let path = config.tlsFiles(for: "").cert
         let info: CertificateInfo
@@ -72,7 +86,11 @@ struct Startup {
             throw StartupError(code: 2, message: "\(error)")
         }
         guard let identity = info.uriSANs.lazy.compactMap(MeshIdentity.init(uri:)).first, config.nodes[identity.node] != nil else {
-            throw StartupError(code: 2, message: "\(path): no URI SAN spiffe://\(config.mesh)/node/<name> naming a declared node (declared: \(declared)) — pass --node NAME")
+            throw StartupError(
+                code: 2,
+                message:
+                    "\(path): no URI SAN spiffe://\(config.mesh)/node/<name> naming a declared node (declared: \(declared)) — pass --node NAME"
+            )
         }
         return identity.node
     }

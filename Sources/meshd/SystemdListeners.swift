@@ -38,7 +38,8 @@ enum SystemdListeners {
             let actual = PassedSockets.localAddress(of: fd)
             if let wanted = self.socketAddress(endpoint), let actual, actual != wanted {
                 logger.warning(
-                    "systemd socket \"\(name)\" (fd \(fd)) is bound to \(actual), but mesh.json (\(config.file)) says \(endpoint); serving the passed socket — make ListenStream= in meshd.socket match mesh.json")
+                    "systemd socket \"\(name)\" (fd \(fd)) is bound to \(actual), but mesh.json (\(config.file)) says \(endpoint); serving the passed socket — make ListenStream= in meshd.socket match mesh.json"
+                )
             }
             logger.info("listener \(name): adopting fd \(fd) from systemd (\(actual.map { "\($0)" } ?? "\(endpoint)"))")
         }

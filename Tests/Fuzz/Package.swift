@@ -25,11 +25,12 @@ let package = Package(
     targets: [
         // libFuzzer's driver, called from each executable's entry point.
         .target(name: "FuzzDriver")
-    ] + ["FuzzMeshConfig", "FuzzFrontDoor", "FuzzTLS", "FuzzTunnelFrames"].map { name in
-        .executableTarget(
-            name: name,
-            dependencies: ["FuzzDriver", .product(name: "MeshFuzzTargets", package: root.lastPathComponent)]
-        )
-    },
+    ]
+        + ["FuzzMeshConfig", "FuzzFrontDoor", "FuzzTLS", "FuzzTunnelFrames"].map { name in
+            .executableTarget(
+                name: name,
+                dependencies: ["FuzzDriver", .product(name: "MeshFuzzTargets", package: root.lastPathComponent)]
+            )
+        },
     swiftLanguageModes: [.v6]
 )

@@ -67,14 +67,21 @@ final class BackpressureTests: MeshTestCase {
         while ContinuousClock.now < stallEnd {
             let base = sent
             sent += try client.writeUntil(
-                deadline: min(stallEnd, ContinuousClock.now + .milliseconds(500)), limit: Self.total - base
+                deadline: min(stallEnd, ContinuousClock.now + .milliseconds(500)),
+                limit: Self.total - base
             ) { pattern.bytes(from: base + $0) }
             sampleRSS()
         }
         let acceptedWhileStalled = sent
-        print("stalled reader: client got \(acceptedWhileStalled >> 10) KiB accepted in 5 s (reader read \(reader.bytesRead) bytes); RSS baseline \(baseline.mapValues { $0 >> 20 }) MiB, peak \(rssPeak.mapValues { $0 >> 20 }) MiB")
+        print(
+            "stalled reader: client got \(acceptedWhileStalled >> 10) KiB accepted in 5 s (reader read \(reader.bytesRead) bytes); RSS baseline \(baseline.mapValues { $0 >> 20 }) MiB, peak \(rssPeak.mapValues { $0 >> 20 }) MiB"
+        )
         XCTAssertEqual(reader.bytesRead, 0, "the held reader must not have read yet")
-        XCTAssertLessThan(acceptedWhileStalled, 128 << 20, "the writer was not held back: \(acceptedWhileStalled) bytes accepted while nobody read")
+        XCTAssertLessThan(
+            acceptedWhileStalled,
+            128 << 20,
+            "the writer was not held back: \(acceptedWhileStalled) bytes accepted while nobody read"
+        )
         XCTAssertGreaterThan(acceptedWhileStalled, 0, "nothing could be written at all")
 
         // Phase 2: the reader drains at full speed while the client sends the rest of the 1 GiB.
@@ -84,7 +91,8 @@ final class BackpressureTests: MeshTestCase {
         while sent < Self.total, ContinuousClock.now < writeDeadline {
             let base = sent
             sent += try client.writeUntil(
-                deadline: min(writeDeadline, ContinuousClock.now + .milliseconds(500)), limit: Self.total - base
+                deadline: min(writeDeadline, ContinuousClock.now + .milliseconds(500)),
+                limit: Self.total - base
             ) { pattern.bytes(from: base + $0) }
             sampleRSS()
         }

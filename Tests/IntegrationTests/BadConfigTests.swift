@@ -7,21 +7,37 @@ import XCTest
 final class BadConfigTests: MeshTestCase {
     /// Runs meshd to completion (bounded) and checks it exited 2 without binding its mesh port.
     private func expectStartupFailure(
-        _ mesh: TestMesh, config: URL, node: String = "app1", mentions needles: [String],
-        file: StaticString = #filePath, line: UInt = #line
+        _ mesh: TestMesh,
+        config: URL,
+        node: String = "app1",
+        mentions needles: [String],
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) throws {
         let result = try Command.run(
-            BuildProducts.meshd.path, ["--config", config.path, "--node", node], timeout: .seconds(20))
+            BuildProducts.meshd.path,
+            ["--config", config.path, "--node", node],
+            timeout: .seconds(20)
+        )
         XCTAssertFalse(result.timedOut, "meshd kept running on a bad config:\n\(result.output)", file: file, line: line)
         XCTAssertEqual(result.status, 2, "exit status; stderr:\n\(result.stderr)", file: file, line: line)
         for needle in needles {
             XCTAssertTrue(result.stderr.contains(needle), "stderr should mention \"\(needle)\":\n\(result.stderr)", file: file, line: line)
         }
-        XCTAssertFalse(result.output.contains("listening"), "meshd opened a listener before failing:\n\(result.output)", file: file, line: line)
+        XCTAssertFalse(
+            result.output.contains("listening"),
+            "meshd opened a listener before failing:\n\(result.output)",
+            file: file,
+            line: line
+        )
         // The mesh port is still free: nothing was bound, not even briefly left behind.
         let (host, port) = mesh.meshAddress(node)
-        XCTAssertThrowsError(try TCPSocket.connect(host: host, port: port, timeout: .seconds(1)),
-                             "something listens on \(host):\(port)", file: file, line: line)
+        XCTAssertThrowsError(
+            try TCPSocket.connect(host: host, port: port, timeout: .seconds(1)),
+            "something listens on \(host):\(port)",
+            file: file,
+            line: line
+        )
         print("meshd exit \(result.status): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
     }
 
@@ -51,7 +67,10 @@ final class BadConfigTests: MeshTestCase {
         file.tls.key = "pki/db1.key"
         let config = try mesh.writeConfig(file, name: "mismatch.json")
         try self.expectStartupFailure(
-            mesh, config: config, mentions: [mesh.pki.key("db1").path, mesh.pki.cert("app1").path, "does not match"])
+            mesh,
+            config: config,
+            mentions: [mesh.pki.key("db1").path, mesh.pki.cert("app1").path, "does not match"]
+        )
     }
 
     func testMissingBalancerCertificateExits2NamingTheFileAndKey() throws {
@@ -60,8 +79,10 @@ final class BadConfigTests: MeshTestCase {
         let host = mesh.host("app1")
         mesh.file.balancers = [
             "pg": .init(
-                service: "postgres", on: ["app1": .init(rw: "\(host):\(try mesh.freePort(host))")],
-                tls: .init(cert: "pki/missing-balancer.pem", key: "pki/app1.key"))
+                service: "postgres",
+                on: ["app1": .init(rw: "\(host):\(try mesh.freePort(host))")],
+                tls: .init(cert: "pki/missing-balancer.pem", key: "pki/app1.key")
+            )
         ]
         let config = try mesh.writeConfig()
         try self.expectStartupFailure(mesh, config: config, mentions: ["missing-balancer.pem", "balancers.pg.tls"])

@@ -22,8 +22,14 @@ final class BalancerFixture {
     private(set) var databaseNodes: [String: SpawnedProcess] = [:]
 
     init(
-        test: MeshTestCase, range: Int, databases: Int = 2, independent: Bool = false, maxLag: String = "10s",
-        roFallback: String = "primary", hba: [String] = [], tls: MeshFile.Balancer.TLS? = nil
+        test: MeshTestCase,
+        range: Int,
+        databases: Int = 2,
+        independent: Bool = false,
+        maxLag: String = "10s",
+        roFallback: String = "primary",
+        hba: [String] = [],
+        tls: MeshFile.Balancer.TLS? = nil
     ) throws {
         // Without PostgreSQL installed the balancer tests skip, saying how to get it.
         let bin: String
@@ -46,7 +52,8 @@ final class BalancerFixture {
         try primary.sql("CREATE ROLE meshmon LOGIN; GRANT pg_monitor TO meshmon;")
         clusters["db1"] = primary
         for name in names.dropFirst() {
-            let cluster = independent
+            let cluster =
+                independent
                 ? try PostgresCluster.primary(name: name, in: root, hba: hba) : try primary.makeStandby(name: name, in: root)
             test.addCleanup { cluster.stop() }
             if independent { try cluster.sql("CREATE ROLE meshmon LOGIN; GRANT pg_monitor TO meshmon;") }
@@ -58,12 +65,18 @@ final class BalancerFixture {
         self.rw = (host, try self.mesh.freePort(host))
         self.ro = (host, try self.mesh.freePort(host))
         self.mesh.file.services["postgres"] = .init(
-            on: clusters.mapValues { "127.0.0.1:\($0.port)" }, allow: ["app1"],
-            postgres: .init(monitorUser: "meshmon", probeInterval: "500ms"))
+            on: clusters.mapValues { "127.0.0.1:\($0.port)" },
+            allow: ["app1"],
+            postgres: .init(monitorUser: "meshmon", probeInterval: "500ms")
+        )
         self.mesh.file.balancers = [
             "pg": .init(
-                service: "postgres", on: ["app1": .init(rw: "\(host):\(self.rw.port)", ro: "\(host):\(self.ro.port)")],
-                maxLag: maxLag, roFallback: roFallback, tls: tls)
+                service: "postgres",
+                on: ["app1": .init(rw: "\(host):\(self.rw.port)", ro: "\(host):\(self.ro.port)")],
+                maxLag: maxLag,
+                roFallback: roFallback,
+                tls: tls
+            )
         ]
     }
 
@@ -82,13 +95,21 @@ final class BalancerFixture {
 
     /// psql through a balancer listener: unaligned, tuples only, stops at the first error.
     func psql(
-        _ listener: Listener, _ sql: String, user: String = "postgres", password: String? = nil,
-        sslmode: String = "disable", timeout: Duration = .seconds(20)
+        _ listener: Listener,
+        _ sql: String,
+        user: String = "postgres",
+        password: String? = nil,
+        sslmode: String = "disable",
+        timeout: Duration = .seconds(20)
     ) throws -> CommandResult {
         let target = listener == .rw ? self.rw : self.ro
         var conninfo = "host=\(target.host) port=\(target.port) user=\(user) dbname=postgres sslmode=\(sslmode) connect_timeout=10"
         if let password { conninfo += " password=\(password)" }
-        return try Command.run(self.psqlPath, ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql], timeout: timeout)
+        return try Command.run(
+            self.psqlPath,
+            ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql],
+            timeout: timeout
+        )
     }
 
     /// The port of the PostgreSQL that served a session through `listener`, or nil on failure.
@@ -137,12 +158,14 @@ final class HeldPsql {
         // stdbuf: psql's stdout is a file, which stdio would buffer until exit. Its errors go to
         // /dev/null, so the log holds answers only and a cut session reads as no answer.
         self.process = try SpawnedProcess(
-            label: "psql", executable: "/bin/sh",
+            label: "psql",
+            executable: "/bin/sh",
             arguments: [
                 "-c", "exec \"$@\" 2>/dev/null", "sh", "/usr/bin/stdbuf", "-oL", psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
                 "-d", "host=\(host) port=\(port) user=\(user) dbname=postgres sslmode=disable",
             ],
-            interactive: true)
+            interactive: true
+        )
     }
 
     /// Runs `sql`; its first output line, or nil when the session is gone or no answer came in time.

@@ -26,10 +26,16 @@ final class BalancerTests: MeshTestCase {
         XCTAssertTrue(rows.contains { $0.prefix(4) == ["db1", "primary", "up", "1"] }, backends.stdout)
         XCTAssertTrue(rows.contains { $0.prefix(4) == ["db2", "standby", "up", "1"] }, backends.stdout)
         let metrics = try Command.run(
-            "/usr/bin/curl", ["-s", "--unix-socket", fixture.mesh.controlPath("app1"), "http://meshd/metrics"], timeout: .seconds(10))
+            "/usr/bin/curl",
+            ["-s", "--unix-socket", fixture.mesh.controlPath("app1"), "http://meshd/metrics"],
+            timeout: .seconds(10)
+        )
         XCTAssertTrue(metrics.stdout.contains(#"meshd_backend_role{balancer="pg",node="db1"} 1"#), metrics.stdout)
         XCTAssertTrue(metrics.stdout.contains(#"meshd_backend_up{balancer="pg",node="db2"} 1"#), metrics.stdout)
-        XCTAssertTrue(metrics.stdout.contains(#"meshd_balancer_connections_total{balancer="pg",listener="rw",node="db1",result="routed"}"#), metrics.stdout)
+        XCTAssertTrue(
+            metrics.stdout.contains(#"meshd_balancer_connections_total{balancer="pg",listener="rw",node="db1",result="routed"}"#),
+            metrics.stdout
+        )
     }
 
     /// 400 short ro sessions (pgbench -C) over two standbys split within +-20% (a fair split misses
@@ -40,20 +46,28 @@ final class BalancerTests: MeshTestCase {
         try fixture.start()
         XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2", "db3"]), fixture.logs())
         let initialize = try Command.run(
-            fixture.pgbenchPath, ["-i", "-s", "1", "-q", "-h", fixture.rw.host, "-p", "\(fixture.rw.port)", "-U", "postgres", "postgres"],
-            timeout: .seconds(120))
+            fixture.pgbenchPath,
+            ["-i", "-s", "1", "-q", "-h", fixture.rw.host, "-p", "\(fixture.rw.port)", "-U", "postgres", "postgres"],
+            timeout: .seconds(120)
+        )
         XCTAssertEqual(initialize.status, 0, initialize.output)
-        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
-            (try? fixture.cluster("db3").sql("SELECT count(*) FROM pgbench_branches")) == "1"
-        })
+        XCTAssertTrue(
+            fixture.wait(timeout: .seconds(10)) {
+                (try? fixture.cluster("db3").sql("SELECT count(*) FROM pgbench_branches")) == "1"
+            }
+        )
         let sessions = { (node: String) -> Int in
             Int((try? fixture.cluster(node).sql("SELECT sessions FROM pg_stat_database WHERE datname = 'postgres'")) ?? "") ?? -1
         }
         let before = (sessions("db2"), sessions("db3"))
         let bench = try Command.run(
             fixture.pgbenchPath,
-            ["-n", "-C", "-S", "-c", "4", "-j", "2", "-t", "100", "-h", fixture.ro.host, "-p", "\(fixture.ro.port)", "-U", "postgres", "postgres"],
-            timeout: .seconds(300))
+            [
+                "-n", "-C", "-S", "-c", "4", "-j", "2", "-t", "100", "-h", fixture.ro.host, "-p", "\(fixture.ro.port)", "-U", "postgres",
+                "postgres",
+            ],
+            timeout: .seconds(300)
+        )
         XCTAssertEqual(bench.status, 0, bench.output)
         XCTAssertTrue(bench.stdout.contains("number of failed transactions: 0") || !bench.stdout.contains("failed"), bench.stdout)
         // Each backend adds itself to pg_stat_database when its stats are flushed (within a second).
@@ -81,9 +95,12 @@ final class BalancerTests: MeshTestCase {
         XCTAssertEqual(Set(served), ["db3"], "reads avoid the paused standby: \(served)")
 
         try fixture.cluster("db2").sql("SELECT pg_wal_replay_resume()")
-        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
-            (0..<10).compactMap { _ in fixture.servedBy(.ro) }.contains("db2")
-        }, "db2 takes reads again after resuming\n\(fixture.logs())")
+        XCTAssertTrue(
+            fixture.wait(timeout: .seconds(10)) {
+                (0..<10).compactMap { _ in fixture.servedBy(.ro) }.contains("db2")
+            },
+            "db2 takes reads again after resuming\n\(fixture.logs())"
+        )
     }
 
     /// A standby that stops receiving WAL (its primary_conninfo cleared) while the primary keeps
@@ -93,7 +110,8 @@ final class BalancerTests: MeshTestCase {
         let fixture = try BalancerFixture(test: self, range: 85, databases: 3, maxLag: "2s")
         try fixture.start()
         XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2", "db3"]), fixture.logs())
-        let primary = fixture.cluster("db1"), lagging = fixture.cluster("db2")
+        let primary = fixture.cluster("db1")
+        let lagging = fixture.cluster("db2")
         try primary.sql("CREATE TABLE ticks (at timestamptz)")
         try primary.sql("INSERT INTO ticks VALUES (now())")
         XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { (try? lagging.sql("SELECT count(*) FROM ticks")) == "1" })
@@ -113,9 +131,12 @@ final class BalancerTests: MeshTestCase {
 
         try lagging.sql("ALTER SYSTEM SET primary_conninfo = '\(conninfo.replacingOccurrences(of: "'", with: "''"))'")
         try lagging.sql("SELECT pg_reload_conf()")
-        XCTAssertTrue(fixture.wait(timeout: .seconds(20)) {
-            (0..<10).compactMap { _ in fixture.servedBy(.ro) }.contains("db2")
-        }, "db2 takes reads again once it has caught up\n\(fixture.logs())")
+        XCTAssertTrue(
+            fixture.wait(timeout: .seconds(20)) {
+                (0..<10).compactMap { _ in fixture.servedBy(.ro) }.contains("db2")
+            },
+            "db2 takes reads again once it has caught up\n\(fixture.logs())"
+        )
     }
 
     /// With ro_fallback "none" and the only standby paused, reads are refused with 57P03 naming why.
@@ -125,10 +146,12 @@ final class BalancerTests: MeshTestCase {
         XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
         try fixture.cluster("db2").sql("SELECT pg_wal_replay_pause()")
         var refusal: CommandResult?
-        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
-            refusal = try? fixture.psql(.ro, "SELECT 1")
-            return refusal?.status != 0
-        })
+        XCTAssertTrue(
+            fixture.wait(timeout: .seconds(10)) {
+                refusal = try? fixture.psql(.ro, "SELECT 1")
+                return refusal?.status != 0
+            }
+        )
         let text = refusal?.stderr ?? ""
         XCTAssertTrue(text.contains("tunnelmesh: no standby available for \"pg\""), text)
         XCTAssertTrue(text.contains("db2: standby, replay paused"), text)
@@ -156,8 +179,10 @@ final class BalancerTests: MeshTestCase {
         XCTAssertEqual(write.stdout, "f\n", write.output)
         XCTAssertNil(held.run("SELECT 1", timeout: .seconds(5)), "the rw session on the demoted db1 was cut")
         // The held session, and any checking session that was still on db1 at that moment.
-        XCTAssertNotNil(fixture.app1!.log().range(of: #"cut [0-9]+ rw session\(s\) on db1: db2 is now the primary"#, options: .regularExpression),
-                        fixture.app1!.logTail())
+        XCTAssertNotNil(
+            fixture.app1!.log().range(of: #"cut [0-9]+ rw session\(s\) on db1: db2 is now the primary"#, options: .regularExpression),
+            fixture.app1!.logTail()
+        )
         // db1 still runs and still says primary, on timeline 1: never chosen.
         XCTAssertEqual(try fixture.cluster("db1").sql("SELECT pg_is_in_recovery()"), "f")
         let served = (0..<10).compactMap { _ in fixture.servedBy(.rw) }
@@ -172,10 +197,13 @@ final class BalancerTests: MeshTestCase {
         XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
         fixture.cluster("db1").stop()
         var refusal = ""
-        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
-            refusal = (try? fixture.psql(.rw, "SELECT 1"))?.stderr ?? ""
-            return refusal.contains("tunnelmesh: no primary available for \"pg\"")
-        }, refusal)
+        XCTAssertTrue(
+            fixture.wait(timeout: .seconds(10)) {
+                refusal = (try? fixture.psql(.rw, "SELECT 1"))?.stderr ?? ""
+                return refusal.contains("tunnelmesh: no primary available for \"pg\"")
+            },
+            refusal
+        )
         XCTAssertTrue(refusal.contains("db1: down since"), refusal)
         XCTAssertTrue(refusal.contains("db2: standby"), refusal)
 
@@ -192,13 +220,19 @@ final class BalancerTests: MeshTestCase {
         let fixture = try BalancerFixture(test: self, range: 76, independent: true)
         try fixture.start()
         var refusal = ""
-        XCTAssertTrue(fixture.wait(timeout: .seconds(15)) {
-            refusal = (try? fixture.psql(.rw, "SELECT 1"))?.stderr ?? ""
-            return refusal.contains("split brain")
-        }, "\(refusal)\n\(fixture.logs())")
         XCTAssertTrue(
-            refusal.contains("tunnelmesh: no primary available for \"pg\" (db1: primary on timeline 1, db2: primary on timeline 1: split brain)"),
-            refusal)
+            fixture.wait(timeout: .seconds(15)) {
+                refusal = (try? fixture.psql(.rw, "SELECT 1"))?.stderr ?? ""
+                return refusal.contains("split brain")
+            },
+            "\(refusal)\n\(fixture.logs())"
+        )
+        XCTAssertTrue(
+            refusal.contains(
+                "tunnelmesh: no primary available for \"pg\" (db1: primary on timeline 1, db2: primary on timeline 1: split brain)"
+            ),
+            refusal
+        )
     }
 
     /// psql's cancel (SIGINT sends a CancelRequest on a new connection) reaches the PostgreSQL that
@@ -211,11 +245,19 @@ final class BalancerTests: MeshTestCase {
             let target = listener == .rw ? fixture.rw : fixture.ro
             let psql = try Command.start(
                 fixture.psqlPath,
-                ["-X", "-d", "host=\(target.host) port=\(target.port) user=postgres dbname=postgres sslmode=disable", "-c", "SELECT pg_sleep(30)"])
+                [
+                    "-X", "-d", "host=\(target.host) port=\(target.port) user=postgres dbname=postgres sslmode=disable", "-c",
+                    "SELECT pg_sleep(30)",
+                ]
+            )
             let server = fixture.cluster(listener == .rw ? "db1" : "db2")
-            XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
-                (try? server.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30)'")) == "1"
-            }, "\(listener): the query is running")
+            XCTAssertTrue(
+                fixture.wait(timeout: .seconds(10)) {
+                    (try? server.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30)'"))
+                        == "1"
+                },
+                "\(listener): the query is running"
+            )
             let interrupted = ContinuousClock.now
             psql.signal(SIGINT)
             let result = psql.wait(timeout: .seconds(20))
@@ -241,8 +283,12 @@ final class BalancerTests: MeshTestCase {
         let port = { (listener: Int) -> String? in
             let result = try? Command.run(
                 fixture.psqlPath,
-                ["-X", "-A", "-t", "-d", "host=\(host) port=\(listener) user=postgres dbname=postgres sslmode=disable", "-c",
-                 "SELECT current_setting('port')"], timeout: .seconds(10))
+                [
+                    "-X", "-A", "-t", "-d", "host=\(host) port=\(listener) user=postgres dbname=postgres sslmode=disable", "-c",
+                    "SELECT current_setting('port')",
+                ],
+                timeout: .seconds(10)
+            )
             return result?.status == 0 ? result?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : nil
         }
         XCTAssertTrue(fixture.wait(timeout: .seconds(10)) { port(rw) == "\(fixture.cluster("db1").port)" }, fixture.logs())
@@ -265,13 +311,18 @@ final class BalancerTests: MeshTestCase {
         XCTAssertThrowsError(try TCPSocket.connect(host: host, port: fixture.ro.port, timeout: .seconds(1)), "the old ro address is closed")
         try fixture.cluster("db2").sql("SELECT pg_wal_replay_pause()")
         var refusal = ""
-        XCTAssertTrue(fixture.wait(timeout: .seconds(10)) {
-            let result = try? Command.run(
-                fixture.psqlPath, ["-X", "-A", "-t", "-d", "host=\(host) port=\(moved) user=postgres dbname=postgres sslmode=disable", "-c", "SELECT 1"],
-                timeout: .seconds(10))
-            refusal = result?.stderr ?? ""
-            return refusal.contains("tunnelmesh: no standby available for \"pg\"")
-        }, "ro_fallback none applies after the reload: \(refusal)\n\(fixture.logs())")
+        XCTAssertTrue(
+            fixture.wait(timeout: .seconds(10)) {
+                let result = try? Command.run(
+                    fixture.psqlPath,
+                    ["-X", "-A", "-t", "-d", "host=\(host) port=\(moved) user=postgres dbname=postgres sslmode=disable", "-c", "SELECT 1"],
+                    timeout: .seconds(10)
+                )
+                refusal = result?.stderr ?? ""
+                return refusal.contains("tunnelmesh: no standby available for \"pg\"")
+            },
+            "ro_fallback none applies after the reload: \(refusal)\n\(fixture.logs())"
+        )
         XCTAssertEqual(try fixture.psql(.rw, "SELECT 1").stdout, "1\n", "rw untouched by the reload")
     }
 
@@ -279,7 +330,10 @@ final class BalancerTests: MeshTestCase {
     /// PostgreSQL's own error.
     func testSCRAMAuthenticationThroughTheBalancer() throws {
         let fixture = try BalancerFixture(
-            test: self, range: 77, hba: ["host all app 127.0.0.1/32 scram-sha-256"])
+            test: self,
+            range: 77,
+            hba: ["host all app 127.0.0.1/32 scram-sha-256"]
+        )
         try fixture.cluster("db1").sql("SET password_encryption = 'scram-sha-256'; CREATE ROLE app LOGIN PASSWORD 's3cret-pw';")
         try fixture.start()
         XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
@@ -309,10 +363,13 @@ final class BalancerTests: MeshTestCase {
         let fixture = try BalancerFixture(test: self, range: 83, tls: .init(cert: "balancer.pem", key: "balancer.key"))
         let made = try Command.run(
             "/usr/bin/openssl",
-            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-             "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:\(fixture.rw.host)",
-             "-keyout", fixture.mesh.root.appendingPathComponent("balancer.key").path,
-             "-out", fixture.mesh.root.appendingPathComponent("balancer.pem").path])
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:\(fixture.rw.host)",
+                "-keyout", fixture.mesh.root.appendingPathComponent("balancer.key").path,
+                "-out", fixture.mesh.root.appendingPathComponent("balancer.pem").path,
+            ]
+        )
         XCTAssertEqual(made.status, 0, made.output)
         try fixture.start()
         XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db2"]), fixture.logs())
@@ -320,8 +377,10 @@ final class BalancerTests: MeshTestCase {
         XCTAssertEqual(require.status, 0, require.output)
         XCTAssertEqual(require.stdout, "f\n", "TLS ends at the balancer; the hop to PostgreSQL is the tunnel")
         let verified = try fixture.psql(
-            .ro, "SELECT pg_is_in_recovery()",
-            sslmode: "verify-ca sslrootcert=\(fixture.mesh.root.appendingPathComponent("balancer.pem").path)")
+            .ro,
+            "SELECT pg_is_in_recovery()",
+            sslmode: "verify-ca sslrootcert=\(fixture.mesh.root.appendingPathComponent("balancer.pem").path)"
+        )
         XCTAssertEqual(verified.stdout, "t\n", verified.output)
         XCTAssertEqual(try fixture.psql(.rw, "SELECT 1", sslmode: "disable").stdout, "1\n")
     }

@@ -1,5 +1,6 @@
 import Foundation
 import MeshTestSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -25,15 +25,20 @@ final class CrashLoopTests: MeshTestCase {
     func testStandbyAgentKilledFiveTimesDuringPgbench() throws {
         let fixture = try BalancerFixture(test: self, range: 90, databases: 3)
         try fixture.start()
-        guard fixture.waitRouted(primary: "db1", readers: ["db2", "db3"]) else { return XCTFail("ro never reached both standbys\n\(fixture.logs())") }
+        guard fixture.waitRouted(primary: "db1", readers: ["db2", "db3"]) else {
+            return XCTFail("ro never reached both standbys\n\(fixture.logs())")
+        }
         let rw = ["-h", fixture.rw.host, "-p", "\(fixture.rw.port)", "-U", "postgres"]
         let ro = ["-h", fixture.ro.host, "-p", "\(fixture.ro.port)", "-U", "postgres"]
         let initialize = try Command.run(fixture.pgbenchPath, ["-i", "-s", "1", "-q"] + rw + ["postgres"], timeout: .seconds(120))
         XCTAssertEqual(initialize.status, 0, initialize.output)
         for standby in ["db2", "db3"] {
-            XCTAssertTrue(fixture.wait(timeout: .seconds(15)) {
-                (try? fixture.cluster(standby).sql("SELECT count(*) FROM pgbench_branches")) == "1"
-            }, "\(standby) replayed pgbench -i")
+            XCTAssertTrue(
+                fixture.wait(timeout: .seconds(15)) {
+                    (try? fixture.cluster(standby).sql("SELECT count(*) FROM pgbench_branches")) == "1"
+                },
+                "\(standby) replayed pgbench -i"
+            )
         }
 
         let app1 = try XCTUnwrap(fixture.app1)
@@ -48,15 +53,22 @@ final class CrashLoopTests: MeshTestCase {
         // pgbench takes a conninfo string as its database name (libpq's expand_dbname).
         let benchStart = ContinuousClock.now
         let held = try Command.start(
-            fixture.pgbenchPath, ["-n", "-S", "-c", "8", "-j", "2", "-T", "30", "-R", "400"] + ro + ["dbname=postgres application_name=held"])
-        XCTAssertTrue(fixture.wait(timeout: .seconds(15)) { heldPids("db2").count + heldPids("db3").count == 8 },
-                      "8 held sessions on db2 and db3\n\(fixture.logs())")
-        let onDB2 = heldPids("db2"), onDB3 = heldPids("db3")
+            fixture.pgbenchPath,
+            ["-n", "-S", "-c", "8", "-j", "2", "-T", "30", "-R", "400"] + ro + ["dbname=postgres application_name=held"]
+        )
+        XCTAssertTrue(
+            fixture.wait(timeout: .seconds(15)) { heldPids("db2").count + heldPids("db3").count == 8 },
+            "8 held sessions on db2 and db3\n\(fixture.logs())"
+        )
+        let onDB2 = heldPids("db2")
+        let onDB3 = heldPids("db3")
         XCTAssertFalse(onDB2.isEmpty, "some held sessions on db2")
         XCTAssertFalse(onDB3.isEmpty, "some held sessions on db3, so the kill cuts something")
 
         let churn = ConnectionChurn(
-            pgbench: fixture.pgbenchPath, arguments: ["-n", "-S", "-C", "-c", "2", "-j", "1", "-t", "100"] + ro + ["dbname=postgres application_name=churn"])
+            pgbench: fixture.pgbenchPath,
+            arguments: ["-n", "-S", "-C", "-c", "2", "-j", "1", "-t", "100"] + ro + ["dbname=postgres application_name=churn"]
+        )
         self.addCleanup { _ = churn.stop() }
 
         var rounds: [Round] = []
@@ -82,11 +94,18 @@ final class CrashLoopTests: MeshTestCase {
             XCTAssertTrue(served, "round \(round): ro reached db3 again within 20 s of its restart\n\(fixture.logs())")
             XCTAssertEqual(heldPids("db2"), onDB2, "round \(round): every held session on db2 is still there")
             let resident = survivors.map { $0.residentBytes() ?? -1 }
-            rounds.append(Round(
-                downAfter: downAfter, servedAfterKill: served ? servedAt - killed : nil,
-                servedAfterRestart: served ? servedAt - restarted : nil, resident: resident))
-            print("round \(round): db3 down after \(downAfter?.milliseconds ?? -1) ms, served again \((servedAt - killed).milliseconds) ms after the kill "
-                  + "(\((servedAt - restarted).milliseconds) ms after the restart); \(churn.current); RSS app1/db1/db2 \(resident.map(Self.mebibytes))")
+            rounds.append(
+                Round(
+                    downAfter: downAfter,
+                    servedAfterKill: served ? servedAt - killed : nil,
+                    servedAfterRestart: served ? servedAt - restarted : nil,
+                    resident: resident
+                )
+            )
+            print(
+                "round \(round): db3 down after \(downAfter?.milliseconds ?? -1) ms, served again \((servedAt - killed).milliseconds) ms after the kill "
+                    + "(\((servedAt - restarted).milliseconds) ms after the restart); \(churn.current); RSS app1/db1/db2 \(resident.map(Self.mebibytes))"
+            )
         }
 
         let heldResult = held.wait(timeout: .seconds(60))
@@ -115,8 +134,11 @@ final class CrashLoopTests: MeshTestCase {
         if let first = rounds.first?.resident, let last = rounds.last?.resident {
             for (index, name) in names.enumerated() {
                 XCTAssertGreaterThan(first[index], 0, "\(name) RSS readable")
-                XCTAssertLessThanOrEqual(last[index], first[index] + 1 << 20,
-                                         "\(name) RSS grew: \(rounds.map { Self.mebibytes($0.resident[index]) })")
+                XCTAssertLessThanOrEqual(
+                    last[index],
+                    first[index] + 1 << 20,
+                    "\(name) RSS grew: \(rounds.map { Self.mebibytes($0.resident[index]) })"
+                )
             }
         }
         XCTAssertTrue(survivors.allSatisfy(\.isRunning), "the surviving agents are still running")
@@ -125,11 +147,14 @@ final class CrashLoopTests: MeshTestCase {
         let rss = names.enumerated().map { index, name in
             "rss_\(name)_mib=[" + rounds.map { Self.mebibytes($0.resident[index]) }.joined(separator: ",") + "]"
         }.joined(separator: " ")
-        print("RESULT crashloop kills=\(rounds.count) held_sessions=\(onDB2.count + onDB3.count) held_on_db2=\(onDB2.count) "
-              + "held_on_db3=\(onDB3.count) held_aborted=\(aborted.count) held_transactions=\(heldProcessed) "
-              + "c_attempts=\(tally.attempts) c_failures=\(tally.failures) c_error_rate=" + String(format: "%.3f%%", tally.errorRate * 100)
-              + " down_ms=\(ms(rounds.map(\.downAfter))) served_after_kill_ms=\(ms(rounds.map(\.servedAfterKill))) "
-              + "served_after_restart_ms=\(ms(rounds.map(\.servedAfterRestart))) \(rss)")
+        print(
+            "RESULT crashloop kills=\(rounds.count) held_sessions=\(onDB2.count + onDB3.count) held_on_db2=\(onDB2.count) "
+                + "held_on_db3=\(onDB3.count) held_aborted=\(aborted.count) held_transactions=\(heldProcessed) "
+                + "c_attempts=\(tally.attempts) c_failures=\(tally.failures) c_error_rate="
+                + String(format: "%.3f%%", tally.errorRate * 100)
+                + " down_ms=\(ms(rounds.map(\.downAfter))) served_after_kill_ms=\(ms(rounds.map(\.servedAfterKill))) "
+                + "served_after_restart_ms=\(ms(rounds.map(\.servedAfterRestart))) \(rss)"
+        )
         if !tally.errors.isEmpty { print("-C errors (first \(tally.errors.count)):\n" + tally.errors.joined(separator: "\n")) }
     }
 

@@ -24,8 +24,16 @@ final class HandshakeFloodTests: MeshTestCase {
     func testSilentFloodDoesNotShutOutAnHonestPeer() throws {
         try Self.raiseOpenFileLimit(atLeast: Self.floodSize + 1_000)
         let mesh = try self.makeMesh(
-            range: 100, nodes: ["a", "b"],
-            tunnel: .init(pingInterval: "1s", deadAfter: 3, backoffMax: "1s", shutdownGrace: "1s", handshakeTimeout: "\(Self.handshakeTimeout.components.seconds)s"))
+            range: 100,
+            nodes: ["a", "b"],
+            tunnel: .init(
+                pingInterval: "1s",
+                deadAfter: 3,
+                backoffMax: "1s",
+                shutdownGrace: "1s",
+                handshakeTimeout: "\(Self.handshakeTimeout.components.seconds)s"
+            )
+        )
         let config = try Self.writeConfig(mesh, tunnel: ["max_pending_handshakes": Self.pendingLimit])
         // a sorts lower, so a dials b: b's mesh port is the one that must stay open to honest peers.
         let b = try mesh.start("b", config: config)
@@ -56,9 +64,15 @@ final class HandshakeFloodTests: MeshTestCase {
         var open = flood
         var closedEarly = 0
         var sentBytes = 0
-        Self.collectClosed(&open, until: ContinuousClock.now + .seconds(60), stopAt: Self.pendingLimit) { closedEarly += 1 } sent: { sentBytes += 1 }
+        Self.collectClosed(&open, until: ContinuousClock.now + .seconds(60), stopAt: Self.pendingLimit) {
+            closedEarly += 1
+        } sent: {
+            sentBytes += 1
+        }
         let drained = ContinuousClock.now
-        print("flood: \(closedEarly) evicted while meshd accepted the flood, \(open.count) left holding the slots after \((drained - floodEnd).milliseconds) ms more")
+        print(
+            "flood: \(closedEarly) evicted while meshd accepted the flood, \(open.count) left holding the slots after \((drained - floodEnd).milliseconds) ms more"
+        )
 
         let aStart = ContinuousClock.now
         let a = try mesh.start("a", config: config)
@@ -68,9 +82,19 @@ final class HandshakeFloodTests: MeshTestCase {
         // Still held: the flood's connections were mid-handshake the whole time (one evicted for a).
         var stillOpen = open
         var closedForHonest = 0
-        Self.collectClosed(&stillOpen, until: ContinuousClock.now + .milliseconds(300), stopAt: 0) { closedForHonest += 1 } sent: { sentBytes += 1 }
-        XCTAssertGreaterThanOrEqual(stillOpen.count, Self.pendingLimit / 2, "the flood must still hold the slots when the honest peer gets in")
-        print("honest peer: a's tunnel to b up \(honestUp.milliseconds) ms after a started, with \(stillOpen.count) silent connections still mid-handshake")
+        Self.collectClosed(&stillOpen, until: ContinuousClock.now + .milliseconds(300), stopAt: 0) {
+            closedForHonest += 1
+        } sent: {
+            sentBytes += 1
+        }
+        XCTAssertGreaterThanOrEqual(
+            stillOpen.count,
+            Self.pendingLimit / 2,
+            "the flood must still hold the slots when the honest peer gets in"
+        )
+        print(
+            "honest peer: a's tunnel to b up \(honestUp.milliseconds) ms after a started, with \(stillOpen.count) silent connections still mid-handshake"
+        )
 
         // The rest end at the handshake timeout.
         var closedLate = 0
@@ -79,13 +103,21 @@ final class HandshakeFloodTests: MeshTestCase {
         Self.collectClosed(&open, until: drained + Self.handshakeTimeout + .seconds(15), stopAt: 0) {
             closedLate += 1
             if firstLate == nil { firstLate = .now }
-        } sent: { sentBytes += 1 }
+        } sent: {
+            sentBytes += 1
+        }
         // Accepted before `drained`, so their timeout is due before drained + timeout; none may go
         // much earlier (a PING timer, say, must not stand in for the handshake timeout).
         let lateAfter = (firstLate ?? drained) - drained
         // They were accepted in the drain's last moments, so they end close to a whole timeout later.
-        XCTAssertGreaterThan(lateAfter, Self.handshakeTimeout - .seconds(4), "the held connections were closed before their handshake timeout")
-        print("held connections: first closed \(lateAfter.milliseconds) ms after the flood was accepted (handshake_timeout \(Self.handshakeTimeout.components.seconds) s)")
+        XCTAssertGreaterThan(
+            lateAfter,
+            Self.handshakeTimeout - .seconds(4),
+            "the held connections were closed before their handshake timeout"
+        )
+        print(
+            "held connections: first closed \(lateAfter.milliseconds) ms after the flood was accepted (handshake_timeout \(Self.handshakeTimeout.components.seconds) s)"
+        )
         closedEarly += closedForHonest
         let closed = floodOpened - open.count
         let rssAfter = b.residentBytes() ?? 0
@@ -102,8 +134,12 @@ final class HandshakeFloodTests: MeshTestCase {
         XCTAssertFalse(summaries.isEmpty, "b summarises the rejected connections\n\(b.logTail())")
         XCTAssertLessThan(rejectedLines + summaries.count, 100, "one line per rejected connection is a log flood")
         XCTAssertTrue(floodLog.contains { $0.contains("evicted") }, "evictions are named in the log\n\(b.logTail())")
-        print("b's log: \(rejectedLines) rejected-connection lines and \(summaries.count) summaries for \(floodOpened) connections; first summary: \(summaries.first ?? "-")")
-        print("RESULT flood connections=\(floodOpened) pending_limit=\(Self.pendingLimit) handshake_timeout=\(Self.handshakeTimeout.components.seconds)s honest_up_ms=\(honestUp.milliseconds) closed=\(closed)/\(floodOpened) evicted_early=\(closedEarly) closed_at_timeout=\(closedLate) bytes_seen=\(sentBytes) log_lines=\(rejectedLines + summaries.count) rss_before_mib=\(rssBefore >> 20) rss_after_mib=\(rssAfter >> 20)")
+        print(
+            "b's log: \(rejectedLines) rejected-connection lines and \(summaries.count) summaries for \(floodOpened) connections; first summary: \(summaries.first ?? "-")"
+        )
+        print(
+            "RESULT flood connections=\(floodOpened) pending_limit=\(Self.pendingLimit) handshake_timeout=\(Self.handshakeTimeout.components.seconds)s honest_up_ms=\(honestUp.milliseconds) closed=\(closed)/\(floodOpened) evicted_early=\(closedEarly) closed_at_timeout=\(closedLate) bytes_seen=\(sentBytes) log_lines=\(rejectedLines + summaries.count) rss_before_mib=\(rssBefore >> 20) rss_after_mib=\(rssAfter >> 20)"
+        )
     }
 
     /// app1 opens streams through its forward without end; db1 serves at most max_streams_per_peer
@@ -183,9 +219,14 @@ final class HandshakeFloodTests: MeshTestCase {
             socket.close()
         }
         held = []
-        XCTAssertNotNil(self.waitForEcho(host: forward.host, port: forward.port, timeout: .seconds(10)), "new streams are served once the held ones closed")
+        XCTAssertNotNil(
+            self.waitForEcho(host: forward.host, port: forward.port, timeout: .seconds(10)),
+            "new streams are served once the held ones closed"
+        )
         print("stream limit: db1 logged: \(line ?? "-")")
-        print("RESULT streams limit=\(limit) held=\(limit) refused=\(refused)/\(rounds * perRound) outcomes=\(outcomes) refusal_ms_avg=\(elapsed.milliseconds / (rounds * perRound)) refused_log_lines=\(refusedLines) rss_mib_by_round=\(rss.map { $0.mapValues { $0 >> 20 } })")
+        print(
+            "RESULT streams limit=\(limit) held=\(limit) refused=\(refused)/\(rounds * perRound) outcomes=\(outcomes) refusal_ms_avg=\(elapsed.milliseconds / (rounds * perRound)) refused_log_lines=\(refusedLines) rss_mib_by_round=\(rss.map { $0.mapValues { $0 >> 20 } })"
+        )
     }
 
     // MARK: Helpers
@@ -193,8 +234,11 @@ final class HandshakeFloodTests: MeshTestCase {
     /// Polls `open` and removes each socket meshd closed (EOF or reset), calling `closed` for it,
     /// until at most `stopAt` are left or `deadline` passes.
     private static func collectClosed(
-        _ open: inout [TCPSocket], until deadline: ContinuousClock.Instant, stopAt: Int,
-        closed: () -> Void, sent: () -> Void
+        _ open: inout [TCPSocket],
+        until deadline: ContinuousClock.Instant,
+        stopAt: Int,
+        closed: () -> Void,
+        sent: () -> Void
     ) {
         while open.count > stopAt, ContinuousClock.now < deadline {
             var fds = open.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }

@@ -1,7 +1,7 @@
+import Foundation
 import MeshTestSupport
 import NIOCore
 import NIOPosix
-import Foundation
 
 /// A TCP server on 127.0.0.1:0 that accepts one connection and does not read from it until told
 /// to (autoRead off), then reads everything, hashing it, until EOF. It stands for a stalled
@@ -39,7 +39,8 @@ final class HeldReaderServer {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        HashingSink(finished: finished, count: count))
+                        HashingSink(finished: finished, count: count)
+                    )
                     accepted.succeed(channel)
                 }
             }

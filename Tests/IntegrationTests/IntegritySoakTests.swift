@@ -89,24 +89,32 @@ final class IntegritySoakTests: NetnsTestCase {
             pause(1...3)
         }
         tally.stop()
-        XCTAssertEqual(workers.wait(timeout: .now() + .seconds(Int(Self.streamDeadline.components.seconds) + 30)), .success,
-                       "soak clients did not finish within their deadline after the soak ended")
+        XCTAssertEqual(
+            workers.wait(timeout: .now() + .seconds(Int(Self.streamDeadline.components.seconds) + 30)),
+            .success,
+            "soak clients did not finish within their deadline after the soak ended"
+        )
 
         // Healed and restarted, the whole mesh works again.
         var notBack: [String] = []
-        for forward in forwards where self.waitForEcho(in: bed, from: forward.app, host: forward.host, port: forward.port, timeout: .seconds(15)) == nil {
+        for forward in forwards
+        where self.waitForEcho(in: bed, from: forward.app, host: forward.host, port: forward.port, timeout: .seconds(15)) == nil {
             notBack.append("\(forward)")
         }
         XCTAssertEqual(notBack, [], "forwards that did not echo again within 15 s after the soak\n\(mesh.allLogs())")
 
         let counts = tally.snapshot()
         print("soak faults: \(faults.joined(separator: "; "))")
-        print("soak errors seen by clients: \(counts.errorKinds.sorted { $0.value > $1.value }.map { "\($0.key) x\($0.value)" }.joined(separator: ", "))")
+        print(
+            "soak errors seen by clients: \(counts.errorKinds.sorted { $0.value > $1.value }.map { "\($0.key) x\($0.value)" }.joined(separator: ", "))"
+        )
         for bad in counts.bad { print("soak BAD stream: \(bad)") }
-        print("RESULT soak seconds=\(seconds) clients=\(Self.clients) streams=\(counts.streams) completed=\(counts.completed) "
-            + "errored=\(counts.errored) truncated=\(counts.truncated) corrupted=\(counts.corrupted) stalled=\(counts.stalled) "
-            + "verified_mib=\(counts.verifiedBytes >> 20) faults=\(faults.count / 2) kills=\(faults.filter { $0.contains("kill -9") }.count) "
-            + "cuts=\(faults.filter { $0.contains(" cut ") }.count) seed=\(seed)")
+        print(
+            "RESULT soak seconds=\(seconds) clients=\(Self.clients) streams=\(counts.streams) completed=\(counts.completed) "
+                + "errored=\(counts.errored) truncated=\(counts.truncated) corrupted=\(counts.corrupted) stalled=\(counts.stalled) "
+                + "verified_mib=\(counts.verifiedBytes >> 20) faults=\(faults.count / 2) kills=\(faults.filter { $0.contains("kill -9") }.count) "
+                + "cuts=\(faults.filter { $0.contains(" cut ") }.count) seed=\(seed)"
+        )
         XCTAssertEqual(counts.truncated, 0, "streams that ended with a clean EOF before their whole echo (silent truncation)")
         XCTAssertEqual(counts.corrupted, 0, "streams whose echo differed from what was sent")
         XCTAssertEqual(counts.stalled, 0, "streams that neither completed nor failed within \(Self.streamDeadline)")
@@ -134,7 +142,13 @@ final class IntegritySoakTests: NetnsTestCase {
                 Thread.sleep(forTimeInterval: 0.1)
                 continue
             }
-            let verdict = ChecksummedEcho.run(fd: fd, host: forward.host, port: forward.port, payload: payload, timeout: self.streamDeadline)
+            let verdict = ChecksummedEcho.run(
+                fd: fd,
+                host: forward.host,
+                port: forward.port,
+                payload: payload,
+                timeout: self.streamDeadline
+            )
             tally.record(verdict, forward: forward, bytes: size)
             // A refused connect returns at once: do not spin while the node is down.
             if case .errored = verdict { Thread.sleep(forTimeInterval: 0.05) }

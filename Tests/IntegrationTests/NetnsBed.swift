@@ -39,7 +39,10 @@ final class NetnsBed: NodeNamespaces {
             throw XCTSkip("network-namespace tests need iproute2's `ip` (apt-get install iproute2); not found on PATH")
         }
         self.nodes = nodes
-        let id = Self.serial.withLock { Self.count += 1; return Self.count }
+        let id = Self.serial.withLock {
+            Self.count += 1
+            return Self.count
+        }
         let base = "\(Self.prefix)\(id)"
         self.base = base
         self.hub = "\(base)-hub"
@@ -123,7 +126,10 @@ final class NetnsBed: NodeNamespaces {
     static func ip(_ arguments: [String]) throws -> CommandResult {
         let result = try Command.run(Command.resolve("ip"), arguments, timeout: .seconds(20))
         guard result.status == 0, !result.timedOut else {
-            throw Failure(description: "ip \(arguments.joined(separator: " ")) exited \(result.status)\(result.timedOut ? " (timed out)" : ""): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw Failure(
+                description:
+                    "ip \(arguments.joined(separator: " ")) exited \(result.status)\(result.timedOut ? " (timed out)" : ""): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))"
+            )
         }
         return result
     }

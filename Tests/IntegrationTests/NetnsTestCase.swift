@@ -35,8 +35,14 @@ class NetnsTestCase: MeshTestCase {
     }
 
     /// One checksummed echo of `size` bytes to host:port from inside `node`'s namespace.
-    func echo(in bed: NetnsBed, from node: String, host: String, port: Int, size: Int = 4096,
-              timeout: Duration = .seconds(5)) -> ChecksummedEcho.Verdict {
+    func echo(
+        in bed: NetnsBed,
+        from node: String,
+        host: String,
+        port: Int,
+        size: Int = 4096,
+        timeout: Duration = .seconds(5)
+    ) -> ChecksummedEcho.Verdict {
         do {
             return try NetworkNamespace.run(in: bed.namespace(node)) {
                 var generator = SystemRandomNumberGenerator()
@@ -65,8 +71,11 @@ class NetnsTestCase: MeshTestCase {
     /// Polls the logs of several processes at once until each shows a line (after its mark) with
     /// its text; for each, the time from `start` to when the line was first seen, or nil at the
     /// deadline. Polling all together keeps one slow watch from inflating another's time.
-    func waitForLogs(_ watches: [(process: SpawnedProcess, mark: Int, text: String)], from start: ContinuousClock.Instant,
-                     timeout: Duration) -> [Duration?] {
+    func waitForLogs(
+        _ watches: [(process: SpawnedProcess, mark: Int, text: String)],
+        from start: ContinuousClock.Instant,
+        timeout: Duration
+    ) -> [Duration?] {
         var seen = [Duration?](repeating: nil, count: watches.count)
         let deadline = start + timeout
         while seen.contains(where: { $0 == nil }), ContinuousClock.now < deadline {
@@ -81,7 +90,7 @@ class NetnsTestCase: MeshTestCase {
     /// Each peer's `state` as `meshctl peers --json` on `node` reports it (empty if unreachable).
     func peerStates(seenBy node: String, in mesh: TestMesh) -> [String: String] {
         guard let result = try? mesh.meshctl(node, ["peers", "--json"]), result.status <= 1,
-              let peers = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [[String: Any]]
+            let peers = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [[String: Any]]
         else { return [:] }
         var states: [String: String] = [:]
         for peer in peers {

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,7 +44,10 @@ enum NetworkNamespace {
         let box = ResultBox<T>()
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
-            box.result = Result { try self.enter(name); return try body() }
+            box.result = Result {
+                try self.enter(name)
+                return try body()
+            }
             done.signal()
         }
         thread.start()

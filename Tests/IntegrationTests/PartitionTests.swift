@@ -24,27 +24,39 @@ final class PartitionTests: NetnsTestCase {
         mesh.addService("echo", on: ["n2": echo.endpoint], allow: ["n1", "n3"])
         let viaN1 = try mesh.addForward(on: "n1", to: "echo@n2")
         let viaN3 = try mesh.addForward(on: "n3", to: "echo@n2")
-        let n1 = try mesh.start("n1"), n2 = try mesh.start("n2"), n3 = try mesh.start("n3")
+        let n1 = try mesh.start("n1")
+        let n2 = try mesh.start("n2")
+        let n3 = try mesh.start("n3")
         guard mesh.waitUp(n1, peer: "n2"), mesh.waitUp(n1, peer: "n3"), mesh.waitUp(n3, peer: "n2") else { return }
-        XCTAssertNotNil(self.waitForEcho(in: bed, from: "n1", host: viaN1.host, port: viaN1.port, timeout: .seconds(10)),
-                        "n1's forward to echo@n2 works before the cut\n\(mesh.allLogs())")
-        XCTAssertNotNil(self.waitForEcho(in: bed, from: "n3", host: viaN3.host, port: viaN3.port, timeout: .seconds(10)),
-                        "n3's forward to echo@n2 works before the cut")
+        XCTAssertNotNil(
+            self.waitForEcho(in: bed, from: "n1", host: viaN1.host, port: viaN1.port, timeout: .seconds(10)),
+            "n1's forward to echo@n2 works before the cut\n\(mesh.allLogs())"
+        )
+        XCTAssertNotNil(
+            self.waitForEcho(in: bed, from: "n3", host: viaN3.host, port: viaN3.port, timeout: .seconds(10)),
+            "n3's forward to echo@n2 works before the cut"
+        )
         let pids = [n1.pid, n2.pid, n3.pid]
 
         var marks = [n1.logMark(), n2.logMark(), n3.logMark()]
         let cut = ContinuousClock.now
         try bed.cutOff("n2")
-        let down = self.waitForLogs([
-            (n1, marks[0], "peer n2 down"), (n3, marks[2], "peer n2 down"),
-            (n2, marks[1], "peer n1 down"), (n2, marks[1], "peer n3 down"),
-        ], from: cut, timeout: Self.bound)
+        let down = self.waitForLogs(
+            [
+                (n1, marks[0], "peer n2 down"), (n3, marks[2], "peer n2 down"),
+                (n2, marks[1], "peer n1 down"), (n2, marks[1], "peer n3 down"),
+            ],
+            from: cut,
+            timeout: Self.bound
+        )
         XCTAssertNotNil(down[0], "n1 did not report the cut-off n2 down within \(Self.bound)\n\(n1.logTail())")
         XCTAssertNotNil(down[1], "n3 did not report the cut-off n2 down within \(Self.bound)\n\(n3.logTail())")
         XCTAssertNotNil(down[2], "the cut-off n2 did not report n1 down within \(Self.bound)\n\(n2.logTail())")
         XCTAssertNotNil(down[3], "the cut-off n2 did not report n3 down within \(Self.bound)\n\(n2.logTail())")
-        XCTAssertTrue(down[0].map { _ in n1.log(after: marks[0]).contains("PING") } ?? true,
-                      "n1 names the missed PINGs as the reason\n\(n1.logTail())")
+        XCTAssertTrue(
+            down[0].map { _ in n1.log(after: marks[0]).contains("PING") } ?? true,
+            "n1 names the missed PINGs as the reason\n\(n1.logTail())"
+        )
 
         // The control API agrees, the rest of the mesh is untouched, and clients are told.
         // After `down` the link redials, so the control API shows down, connecting or handshaking.
@@ -61,24 +73,35 @@ final class PartitionTests: NetnsTestCase {
         marks = [n1.logMark(), n2.logMark(), n3.logMark()]
         let healed = ContinuousClock.now
         try bed.heal("n2")
-        let up = self.waitForLogs([
-            (n1, marks[0], "peer n2 up"), (n3, marks[2], "peer n2 up"),
-            (n2, marks[1], "peer n1 up"), (n2, marks[1], "peer n3 up"),
-        ], from: healed, timeout: Self.bound)
-        XCTAssertFalse(up.contains { $0 == nil }, "not every tunnel of n2 came back within \(Self.bound) of healing: \(up)\n\(mesh.allLogs())")
+        let up = self.waitForLogs(
+            [
+                (n1, marks[0], "peer n2 up"), (n3, marks[2], "peer n2 up"),
+                (n2, marks[1], "peer n1 up"), (n2, marks[1], "peer n3 up"),
+            ],
+            from: healed,
+            timeout: Self.bound
+        )
+        XCTAssertFalse(
+            up.contains { $0 == nil },
+            "not every tunnel of n2 came back within \(Self.bound) of healing: \(up)\n\(mesh.allLogs())"
+        )
         let echoBack = self.waitForEcho(in: bed, from: "n1", host: viaN1.host, port: viaN1.port, timeout: Self.bound)
         XCTAssertNotNil(echoBack, "n1's forward to n2 did not work again after healing\n\(mesh.allLogs())")
-        XCTAssertNotNil(self.waitForEcho(in: bed, from: "n3", host: viaN3.host, port: viaN3.port, timeout: Self.bound),
-                        "n3's forward to n2 did not work again after healing")
+        XCTAssertNotNil(
+            self.waitForEcho(in: bed, from: "n3", host: viaN3.host, port: viaN3.port, timeout: Self.bound),
+            "n3's forward to n2 did not work again after healing"
+        )
         XCTAssertEqual([n1.pid, n2.pid, n3.pid], pids)
         XCTAssertTrue(n1.isRunning && n2.isRunning && n3.isRunning, "nothing was restarted or died\n\(mesh.allLogs())")
         XCTAssertEqual(mesh.processes.count, 3, "no process was started again")
 
-        print("RESULT partition down_after_ms=\(Self.worst(down[0], down[1])) (n1 \(Self.ms(down[0])), n3 \(Self.ms(down[1])); "
-            + "n2 saw n1 \(Self.ms(down[2])), n3 \(Self.ms(down[3]))) healed_after_ms=\(Self.worst(up[0], up[1], up[2], up[3])) "
-            + "(n1->n2 \(Self.ms(up[0])), n3<-n2 \(Self.ms(up[1])), n2 saw n1 \(Self.ms(up[2])), n3 \(Self.ms(up[3]))) "
-            + "echo_after_heal_ms=\(Self.ms(echoBack)) client_during_cut=\"\(during)\" "
-            + "targets: down <= 4000 ms (ping 1 s x 3 + 1 s), back <= 3000 ms (backoff_max 2 s + 1 s)")
+        print(
+            "RESULT partition down_after_ms=\(Self.worst(down[0], down[1])) (n1 \(Self.ms(down[0])), n3 \(Self.ms(down[1])); "
+                + "n2 saw n1 \(Self.ms(down[2])), n3 \(Self.ms(down[3]))) healed_after_ms=\(Self.worst(up[0], up[1], up[2], up[3])) "
+                + "(n1->n2 \(Self.ms(up[0])), n3<-n2 \(Self.ms(up[1])), n2 saw n1 \(Self.ms(up[2])), n3 \(Self.ms(up[3]))) "
+                + "echo_after_heal_ms=\(Self.ms(echoBack)) client_during_cut=\"\(during)\" "
+                + "targets: down <= 4000 ms (ping 1 s x 3 + 1 s), back <= 3000 ms (backoff_max 2 s + 1 s)"
+        )
     }
 
     /// n2's meshd frozen (SIGSTOP) in its namespace: its sockets stay open, the kernel still ACKs
@@ -90,11 +113,15 @@ final class PartitionTests: NetnsTestCase {
         let echo = try self.makeEchoServer(in: bed, on: "n2")
         mesh.addService("echo", on: ["n2": echo.endpoint], allow: ["n1", "n3"])
         let viaN1 = try mesh.addForward(on: "n1", to: "echo@n2")
-        let n1 = try mesh.start("n1"), n2 = try mesh.start("n2"), n3 = try mesh.start("n3")
+        let n1 = try mesh.start("n1")
+        let n2 = try mesh.start("n2")
+        let n3 = try mesh.start("n3")
         self.addCleanup { n2.thaw() }
         guard mesh.waitUp(n1, peer: "n2"), mesh.waitUp(n3, peer: "n2"), mesh.waitUp(n1, peer: "n3") else { return }
-        XCTAssertNotNil(self.waitForEcho(in: bed, from: "n1", host: viaN1.host, port: viaN1.port, timeout: .seconds(10)),
-                        "the forward works before the freeze\n\(mesh.allLogs())")
+        XCTAssertNotNil(
+            self.waitForEcho(in: bed, from: "n1", host: viaN1.host, port: viaN1.port, timeout: .seconds(10)),
+            "the forward works before the freeze\n\(mesh.allLogs())"
+        )
 
         var marks = [n1.logMark(), n3.logMark()]
         let frozen = ContinuousClock.now
@@ -115,15 +142,20 @@ final class PartitionTests: NetnsTestCase {
         let thawed = ContinuousClock.now
         n2.thaw()
         let up = self.waitForLogs([(n1, marks[0], "peer n2 up"), (n3, marks[1], "peer n2 up")], from: thawed, timeout: Self.bound)
-        XCTAssertFalse(up.contains { $0 == nil }, "n2's tunnels did not come back within \(Self.bound) of SIGCONT: \(up)\n\(mesh.allLogs())")
+        XCTAssertFalse(
+            up.contains { $0 == nil },
+            "n2's tunnels did not come back within \(Self.bound) of SIGCONT: \(up)\n\(mesh.allLogs())"
+        )
         let echoBack = self.waitForEcho(in: bed, from: "n1", host: viaN1.host, port: viaN1.port, timeout: Self.bound)
         XCTAssertNotNil(echoBack, "the forward did not work again after SIGCONT\n\(mesh.allLogs())")
         XCTAssertTrue(n1.isRunning && n2.isRunning && n3.isRunning, "nothing died\n\(mesh.allLogs())")
         XCTAssertEqual(mesh.processes.count, 3, "no process was started again")
 
-        print("RESULT frozen down_after_ms=\(Self.worst(down[0], down[1])) (n1 \(Self.ms(down[0])), n3 \(Self.ms(down[1]))) "
-            + "recovered_after_ms=\(Self.worst(up[0], up[1])) (n1 \(Self.ms(up[0])), n3 \(Self.ms(up[1]))) "
-            + "echo_after_thaw_ms=\(Self.ms(echoBack)) client_while_frozen=\"\(during)\"")
+        print(
+            "RESULT frozen down_after_ms=\(Self.worst(down[0], down[1])) (n1 \(Self.ms(down[0])), n3 \(Self.ms(down[1]))) "
+                + "recovered_after_ms=\(Self.worst(up[0], up[1])) (n1 \(Self.ms(up[0])), n3 \(Self.ms(up[1]))) "
+                + "echo_after_thaw_ms=\(Self.ms(echoBack)) client_while_frozen=\"\(during)\""
+        )
     }
 
     private static func ms(_ duration: Duration?) -> String {

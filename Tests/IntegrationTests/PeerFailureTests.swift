@@ -31,7 +31,9 @@ final class PeerFailureTests: MeshTestCase {
         XCTAssertNotNil(recovered, "forward did not work again within 15 s of restarting db1\n\(mesh.allLogs())")
         let upLine = app1.waitForLog(containing: "peer db1 up", after: upMark, timeout: .seconds(1))
         XCTAssertNotNil(upLine, "app1 never logged 'peer db1 up' after the restart")
-        print("db1 restarted -> forward echo works again after \((recovered ?? .zero).milliseconds) ms (from process start, incl. meshd start-up)")
+        print(
+            "db1 restarted -> forward echo works again after \((recovered ?? .zero).milliseconds) ms (from process start, incl. meshd start-up)"
+        )
     }
 
     /// A frozen db1 (SIGSTOP: sockets stay open, nothing answers, as with a hung host or a dropped
@@ -87,8 +89,14 @@ final class PeerFailureTests: MeshTestCase {
         let payload = self.randomBuffer(32 * 1024)
         let echoed = self.group.next().makePromise(of: Void.self)
         let outcome = StreamClient.start(
-            group: self.group, host: forward.host, port: forward.port, payload: payload, halfClose: false,
-            timeout: .seconds(30), echoed: echoed)
+            group: self.group,
+            host: forward.host,
+            port: forward.port,
+            payload: payload,
+            halfClose: false,
+            timeout: .seconds(30),
+            echoed: echoed
+        )
         // The echo coming back proves the stream is spliced end to end before the kill.
         XCTAssertNoThrow(try echoed.futureResult.wait(), "the held stream never echoed its payload\n\(mesh.allLogs())")
 
@@ -97,8 +105,10 @@ final class PeerFailureTests: MeshTestCase {
         let result = try outcome.wait()
         print("held stream after kill -9 \(victim): \(result.end) after \((ContinuousClock.now - killed).milliseconds) ms")
         XCTAssertEqual(
-            result.end, .reset,
-            "a stream cut by kill -9 of \(victim) must be reset (RST), not closed with FIN\n\(mesh.allLogs())")
+            result.end,
+            .reset,
+            "a stream cut by kill -9 of \(victim) must be reset (RST), not closed with FIN\n\(mesh.allLogs())"
+        )
         XCTAssertEqual(result.received, payload, "the echo received before the kill")
     }
 }

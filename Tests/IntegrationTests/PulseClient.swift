@@ -29,8 +29,14 @@ final class PulseClient: @unchecked Sendable {
     private let finished: EventLoopPromise<Void>
 
     /// Connects (bounded by `connectTimeout`) and starts pulsing at once.
-    init(group: EventLoopGroup, host: String, port: Int, interval: TimeAmount = .milliseconds(100),
-         chunkSize: Int = 256, connectTimeout: TimeAmount = .seconds(10)) throws {
+    init(
+        group: EventLoopGroup,
+        host: String,
+        port: Int,
+        interval: TimeAmount = .milliseconds(100),
+        chunkSize: Int = 256,
+        connectTimeout: TimeAmount = .seconds(10)
+    ) throws {
         self.state = Snapshot(chunksSent: 0, bytesSent: 0, bytesEchoed: 0, mismatchAt: nil, end: nil, maxLatency: .zero)
         let loop = group.next()
         self.finished = loop.makePromise(of: Void.self)
@@ -41,8 +47,13 @@ final class PulseClient: @unchecked Sendable {
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(PulseHandler(
-                        interval: interval, chunkSize: chunkSize, box: handlerBox))
+                    try channel.pipeline.syncOperations.addHandler(
+                        PulseHandler(
+                            interval: interval,
+                            chunkSize: chunkSize,
+                            box: handlerBox
+                        )
+                    )
                 }
             }
             .connect(host: host, port: port).wait()

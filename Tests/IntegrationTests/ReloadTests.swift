@@ -39,11 +39,17 @@ final class ReloadTests: MeshTestCase {
             let now = pulse.snapshot()
             _ = self.poll(timeout: .seconds(3)) { pulse.snapshot().bytesEchoed > progress }
             let after = pulse.snapshot()
-            XCTAssertTrue(after.isOpen, "\(step): the long-lived stream ended (\(after.end.map { "\($0)" } ?? "-"))\n\(mesh.allLogs())", line: line)
+            XCTAssertTrue(
+                after.isOpen,
+                "\(step): the long-lived stream ended (\(after.end.map { "\($0)" } ?? "-"))\n\(mesh.allLogs())",
+                line: line
+            )
             XCTAssertNil(after.mismatchAt, "\(step): the long-lived stream's echo differs at byte \(after.mismatchAt ?? -1)", line: line)
             XCTAssertGreaterThan(after.bytesEchoed, progress, "\(step): the long-lived stream stopped echoing", line: line)
             progress = max(progress, now.bytesEchoed, after.bytesEchoed)
-            timings.append("\(step): long-lived stream slowest echo \(pulse.maxLatency(since: since).milliseconds) ms, \(pulse.echoCount(since: since)) echoes")
+            timings.append(
+                "\(step): long-lived stream slowest echo \(pulse.maxLatency(since: since).milliseconds) ms, \(pulse.echoCount(since: since)) echoes"
+            )
         }
 
         // 1. Add a peer: db3 is declared, with a service and a forward to it from app1.
@@ -56,7 +62,10 @@ final class ReloadTests: MeshTestCase {
         let reloadStart = ContinuousClock.now
         let added = self.expectReloaded("app1", in: mesh, step: "add db3")
         for node in ["db1", "db2"] { self.expectReloaded(node, in: mesh, step: "add db3") }
-        XCTAssertNotNil(app1.waitForLog(containing: ["reloaded", "peers added: db3", "forwards added"], after: marks["app1"]!, timeout: .seconds(5)), "add db3: app1 logs what the reload changed")
+        XCTAssertNotNil(
+            app1.waitForLog(containing: ["reloaded", "peers added: db3", "forwards added"], after: marks["app1"]!, timeout: .seconds(5)),
+            "add db3: app1 logs what the reload changed"
+        )
         // meshctl reload prints the result: what changed, as meshd logged it.
         XCTAssertTrue(added.contains("db3"), "add db3: meshctl reload on app1 should say the peer db3 was added, printed: \(added)")
         for process in [app1, db1, db2] {
@@ -66,7 +75,9 @@ final class ReloadTests: MeshTestCase {
         let f3Echo = self.waitForEcho(host: f3.host, port: f3.port, timeout: .seconds(10))
         XCTAssertNotNil(f3Echo, "add db3: the new forward echo3@db3 on app1 works\n\(mesh.allLogs())")
         XCTAssertEqual(self.peer("db3", seenBy: "app1", in: mesh)?["state"] as? String, "up", "add db3: meshctl peers on app1")
-        timings.append("add db3: reloads of 3 nodes + every tunnel to db3 up \(db3Up.milliseconds) ms; new forward echoing \((ContinuousClock.now - reloadStart).milliseconds) ms after the first reload")
+        timings.append(
+            "add db3: reloads of 3 nodes + every tunnel to db3 up \(db3Up.milliseconds) ms; new forward echoing \((ContinuousClock.now - reloadStart).milliseconds) ms after the first reload"
+        )
         checkPulse("add db3", since: stepStart)
 
         // 2. Allow list: echo2 allowed for app1 -> refused for new streams -> allowed again.
@@ -76,7 +87,12 @@ final class ReloadTests: MeshTestCase {
         marks = self.marks([db2])
         for node in ["app1", "db1", "db2", "db3"] { self.expectReloaded(node, in: mesh, step: "refuse app1 on echo2") }
         let refused = StreamClient.exchange(
-            group: self.group, host: f2.host, port: f2.port, payload: self.randomBuffer(512), timeout: .seconds(10))
+            group: self.group,
+            host: f2.host,
+            port: f2.port,
+            payload: self.randomBuffer(512),
+            timeout: .seconds(10)
+        )
         XCTAssertEqual(refused.end, .reset, "allow list without app1: a new stream to echo2 must be refused (reset)")
         XCTAssertEqual(refused.received.readableBytes, 0, "allow list without app1: nothing of echo2 may come back")
         let refusal = db2.waitForLog(containing: ["stream refused", "echo2"], after: marks["db2"]!, timeout: .seconds(5))
@@ -99,11 +115,17 @@ final class ReloadTests: MeshTestCase {
         XCTAssertNotEqual(newEnd, oldServed, "the reissued certificate has another expiry")
         marks = self.marks([app1, db1, db2])
         for node in ["app1", "db1", "db2", "db3"] { self.expectReloaded(node, in: mesh, step: "rotate db2") }
-        XCTAssertEqual(try self.servedCertificateEnd(mesh, node: "db2"), newEnd, "rotate db2: a new handshake with db2 gets the new certificate")
+        XCTAssertEqual(
+            try self.servedCertificateEnd(mesh, node: "db2"),
+            newEnd,
+            "rotate db2: a new handshake with db2 gets the new certificate"
+        )
         let db2Status = self.status("db2", in: mesh)
         XCTAssertEqual(
-            (db2Status?["certificate_not_after"] as? String).flatMap(self.isoDate), self.openSSLDate(newEnd),
-            "rotate db2: meshctl status on db2 shows the new certificate's expiry")
+            (db2Status?["certificate_not_after"] as? String).flatMap(self.isoDate),
+            self.openSSLDate(newEnd),
+            "rotate db2: meshctl status on db2 shows the new certificate's expiry"
+        )
         // db2 dials db3 (the lower name dials), so restarting db3 makes db2 handshake with its new certificate.
         let beforeRestart = self.marks([app1, db1, db2])
         db3.kill9()
@@ -111,14 +133,22 @@ final class ReloadTests: MeshTestCase {
         XCTAssertTrue(mesh.waitUp(db3, peer: "db2"), "rotate db2: db2 redials the restarted db3")
         // Every tunnel to the new db3 is up before the next step, so none comes up during it.
         for process in [app1, db1, db2] {
-            XCTAssertTrue(mesh.waitUp(process, peer: "db3", after: beforeRestart[process.label]!), "\(process.label) redials the restarted db3")
+            XCTAssertTrue(
+                mesh.waitUp(process, peer: "db3", after: beforeRestart[process.label]!),
+                "\(process.label) redials the restarted db3"
+            )
         }
         let seenByDB3 = (self.peer("db2", seenBy: "db3", in: mesh)?["certificate_not_after"] as? String).flatMap(self.isoDate)
         XCTAssertEqual(seenByDB3, self.openSSLDate(newEnd), "rotate db2: db3 sees db2's new certificate on the new tunnel")
         XCTAssertEqual(
-            self.peer("db2", seenBy: "app1", in: mesh)?["certificate_not_after"] as? String, oldNotAfter,
-            "rotate db2: app1's tunnel to db2 was not touched, so it still carries the old certificate")
-        XCTAssertNil(app1.waitForLog(containing: "peer db2 down", after: marks["app1"]!, timeout: .zero), "rotate db2: app1's tunnel to db2 stayed up")
+            self.peer("db2", seenBy: "app1", in: mesh)?["certificate_not_after"] as? String,
+            oldNotAfter,
+            "rotate db2: app1's tunnel to db2 was not touched, so it still carries the old certificate"
+        )
+        XCTAssertNil(
+            app1.waitForLog(containing: "peer db2 down", after: marks["app1"]!, timeout: .zero),
+            "rotate db2: app1's tunnel to db2 stayed up"
+        )
         timings.append("rotate db2: served expiry \(oldServed) -> \(newEnd); db3 sees \(seenByDB3.map { "\($0)" } ?? "nothing")")
         checkPulse("rotate db2", since: stepStart)
 
@@ -135,8 +165,12 @@ final class ReloadTests: MeshTestCase {
         // Watch all three at once, so each time is that node's own.
         var revokedDown: [String: Duration] = [:]
         _ = self.poll(timeout: .seconds(10)) {
-            for process in [app1, db1, db2] where revokedDown[process.label] == nil
-                && process.log(after: marks[process.label]!).split(separator: "\n").contains(where: { $0.contains("peer db3 down") && $0.contains("revoked") }) {
+            for process in [app1, db1, db2]
+            where revokedDown[process.label] == nil
+                && process.log(after: marks[process.label]!).split(separator: "\n").contains(where: {
+                    $0.contains("peer db3 down") && $0.contains("revoked")
+                })
+            {
                 revokedDown[process.label] = ContinuousClock.now - revokeStart
             }
             return revokedDown.count == 3
@@ -155,13 +189,21 @@ final class ReloadTests: MeshTestCase {
         for process in [app1, db1, db2] {
             XCTAssertNil(
                 process.waitForLog(containing: "peer db3 up", after: marks[process.label]!, timeout: .zero),
-                "revoke db3: \(process.label) let the revoked db3 back in\n\(process.logTail())")
+                "revoke db3: \(process.label) let the revoked db3 back in\n\(process.logTail())"
+            )
         }
         let db3Peer = self.peer("db3", seenBy: "app1", in: mesh)
         XCTAssertNotEqual(db3Peer?["state"] as? String, "up", "revoke db3: app1's meshctl peers shows db3 not up")
-        XCTAssertTrue((db3Peer?["last_error"] as? String)?.contains("revoked") ?? false, "revoke db3: last_error says revoked: \(db3Peer?["last_error"] ?? "none")")
+        XCTAssertTrue(
+            (db3Peer?["last_error"] as? String)?.contains("revoked") ?? false,
+            "revoke db3: last_error says revoked: \(db3Peer?["last_error"] ?? "none")"
+        )
         XCTAssertFalse(self.echoWorks(host: f3.host, port: f3.port, timeout: .seconds(3)), "revoke db3: no stream reaches db3")
-        timings.append("revoke db3: down as revoked after " + revokedDown.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.milliseconds) ms" }.joined(separator: ", ") + "; db3 logs: \(db3.log().split(separator: "\n").last { $0.contains("peer") && $0.contains("down") } ?? "-")")
+        timings.append(
+            "revoke db3: down as revoked after "
+                + revokedDown.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.milliseconds) ms" }.joined(separator: ", ")
+                + "; db3 logs: \(db3.log().split(separator: "\n").last { $0.contains("peer") && $0.contains("down") } ?? "-")"
+        )
         checkPulse("revoke db3", since: stepStart)
 
         // 5. Remove db2 while a stream through app1's tunnel to it is open: the tunnel, the stream
@@ -177,18 +219,38 @@ final class ReloadTests: MeshTestCase {
         marks = self.marks([app1, db1, db2])
         let removeStart = ContinuousClock.now
         for node in ["app1", "db1"] { self.expectReloaded(node, in: mesh, step: "remove db2") }
-        XCTAssertNotNil(app1.waitForLog(containing: "peer db2 stopped", after: marks["app1"]!, timeout: .seconds(5)), "remove db2: app1 stops its link\n\(app1.logTail())")
-        XCTAssertNotNil(db1.waitForLog(containing: "peer db2 stopped", after: marks["db1"]!, timeout: .seconds(5)), "remove db2: db1 stops its link\n\(db1.logTail())")
+        XCTAssertNotNil(
+            app1.waitForLog(containing: "peer db2 stopped", after: marks["app1"]!, timeout: .seconds(5)),
+            "remove db2: app1 stops its link\n\(app1.logTail())"
+        )
+        XCTAssertNotNil(
+            db1.waitForLog(containing: "peer db2 stopped", after: marks["db1"]!, timeout: .seconds(5)),
+            "remove db2: db1 stops its link\n\(db1.logTail())"
+        )
         let heldEnd = held.waitForEnd(timeout: .seconds(10))
         let heldEndedAfter = ContinuousClock.now - removeStart
         XCTAssertNotNil(heldEnd, "remove db2: the stream through the removed tunnel is still open")
         XCTAssertEqual(heldEnd?.end, .reset, "remove db2: a stream cut with its tunnel must be reset, not ended cleanly")
         XCTAssertNil(heldEnd?.mismatchAt, "remove db2: what the cut stream did echo was right")
-        XCTAssertThrowsError(try TCPSocket.connect(host: f2.host, port: f2.port).close(), "remove db2: app1's forward to echo2@db2 is closed")
-        XCTAssertFalse(self.peers(seenBy: "app1", in: mesh).contains { $0["name"] as? String == "db2" }, "remove db2: app1 no longer lists db2")
-        XCTAssertFalse(self.peers(seenBy: "db1", in: mesh).contains { $0["name"] as? String == "db2" }, "remove db2: db1 no longer lists db2")
-        XCTAssertNotNil(db2.waitForLog(containing: "peer app1 down", after: marks["db2"]!, timeout: .seconds(10)), "remove db2: db2 lost app1\n\(db2.logTail())")
-        timings.append("remove db2: held stream ended (\(heldEnd?.end.map { "\($0)" } ?? "still open")) \(heldEndedAfter.milliseconds) ms after the first reload")
+        XCTAssertThrowsError(
+            try TCPSocket.connect(host: f2.host, port: f2.port).close(),
+            "remove db2: app1's forward to echo2@db2 is closed"
+        )
+        XCTAssertFalse(
+            self.peers(seenBy: "app1", in: mesh).contains { $0["name"] as? String == "db2" },
+            "remove db2: app1 no longer lists db2"
+        )
+        XCTAssertFalse(
+            self.peers(seenBy: "db1", in: mesh).contains { $0["name"] as? String == "db2" },
+            "remove db2: db1 no longer lists db2"
+        )
+        XCTAssertNotNil(
+            db2.waitForLog(containing: "peer app1 down", after: marks["db2"]!, timeout: .seconds(10)),
+            "remove db2: db2 lost app1\n\(db2.logTail())"
+        )
+        timings.append(
+            "remove db2: held stream ended (\(heldEnd?.end.map { "\($0)" } ?? "still open")) \(heldEndedAfter.milliseconds) ms after the first reload"
+        )
         checkPulse("remove db2", since: stepStart)
 
         // 6. Rejected reloads leave the running config alone.
@@ -211,7 +273,10 @@ final class ReloadTests: MeshTestCase {
         try mesh.writeConfig(restartNeeded)
         let tunnelChange = self.expectRejected("app1", in: mesh, step: "tunnel settings")
         XCTAssertTrue(tunnelChange.contains("restart"), "tunnel settings: the error says to restart: \(tunnelChange)")
-        XCTAssertThrowsError(try TCPSocket.connect(host: mesh.host("app1"), port: f4Port).close(), "tunnel settings: nothing of the rejected config applied (its forward is not open)")
+        XCTAssertThrowsError(
+            try TCPSocket.connect(host: mesh.host("app1"), port: f4Port).close(),
+            "tunnel settings: nothing of the rejected config applied (its forward is not open)"
+        )
         // 6c. This node's own address.
         var moved = mesh.file
         moved.nodes["app1"]?.address = "\(mesh.host("app1")):\(try mesh.freePort(mesh.host("app1")))"
@@ -232,7 +297,11 @@ final class ReloadTests: MeshTestCase {
         try goodCert.write(to: mesh.pki.cert("app1"))
         self.expectReloaded("app1", in: mesh, step: "repaired")
         self.expectHangup(db1, in: mesh, ok: true, step: "repaired")
-        XCTAssertEqual(self.status("app1", in: mesh)?["last_reload"].flatMap { ($0 as? [String: Any])?["ok"] as? Bool }, true, "after the repair last_reload.ok is true again")
+        XCTAssertEqual(
+            self.status("app1", in: mesh)?["last_reload"].flatMap { ($0 as? [String: Any])?["ok"] as? Bool },
+            true,
+            "after the repair last_reload.ok is true again"
+        )
         XCTAssertTrue(self.echoWorks(host: f1.host, port: f1.port), "after the rejected reloads new streams through app1 -> db1 work")
         timings.append("rejections: mesh name -> \(meshChange)")
         checkPulse("rejected reloads", since: stepStart)
@@ -240,8 +309,14 @@ final class ReloadTests: MeshTestCase {
         // The long-lived stream went through all of it: end it cleanly and check every byte.
         let unchanged = self.peer("db1", seenBy: "app1", in: mesh)
         XCTAssertEqual(unchanged?["since"] as? String, db1Since, "app1's tunnel to db1 never changed state")
-        XCTAssertNil(app1.waitForLog(containing: "peer db1 down", after: steady["app1"]!, timeout: .zero), "app1's tunnel to db1 never went down")
-        XCTAssertNil(db1.waitForLog(containing: "peer app1 down", after: steady["db1"]!, timeout: .zero), "db1's tunnel to app1 never went down")
+        XCTAssertNil(
+            app1.waitForLog(containing: "peer db1 down", after: steady["app1"]!, timeout: .zero),
+            "app1's tunnel to db1 never went down"
+        )
+        XCTAssertNil(
+            db1.waitForLog(containing: "peer app1 down", after: steady["db1"]!, timeout: .zero),
+            "db1's tunnel to app1 never went down"
+        )
         let final = pulse.finish(timeout: .seconds(10))
         let lived = ContinuousClock.now - pulseStart
         XCTAssertNotNil(final, "the long-lived stream did not end after its half-close")
@@ -250,7 +325,9 @@ final class ReloadTests: MeshTestCase {
             XCTAssertNil(final.mismatchAt, "every echo on the long-lived stream was right")
             XCTAssertEqual(final.bytesEchoed, final.bytesSent, "every byte sent on the long-lived stream came back")
             XCTAssertGreaterThan(final.chunksSent, Int(lived.components.seconds) * 5, "the long-lived stream kept sending every ~100 ms")
-            print("long-lived stream: \(lived.milliseconds) ms, \(final.chunksSent) chunks, \(final.bytesEchoed)/\(final.bytesSent) bytes echoed, slowest echo \(final.maxLatency.milliseconds) ms, ended \(final.end.map { "\($0)" } ?? "-")")
+            print(
+                "long-lived stream: \(lived.milliseconds) ms, \(final.chunksSent) chunks, \(final.bytesEchoed)/\(final.bytesSent) bytes echoed, slowest echo \(final.maxLatency.milliseconds) ms, ended \(final.end.map { "\($0)" } ?? "-")"
+            )
         }
         for line in timings { print("reload matrix: \(line)") }
     }
@@ -285,10 +362,17 @@ final class ReloadTests: MeshTestCase {
         XCTAssertTrue(error.contains("\(busyPort)"), "busy forward port: the error names the address: \(error)")
 
         let outcome = StreamClient.exchange(
-            group: self.group, host: forward.host, port: forward.port, payload: self.randomBuffer(1024), timeout: .seconds(10))
+            group: self.group,
+            host: forward.host,
+            port: forward.port,
+            payload: self.randomBuffer(1024),
+            timeout: .seconds(10)
+        )
         XCTAssertEqual(
-            outcome.end, .eof,
-            "busy forward port: the rejected reload's allow list (no app1) must not be in force; the stream ended \(outcome.end)\n\(db1.logTail())")
+            outcome.end,
+            .eof,
+            "busy forward port: the rejected reload's allow list (no app1) must not be in force; the stream ended \(outcome.end)\n\(db1.logTail())"
+        )
         XCTAssertEqual(outcome.received.readableBytes, 1024, "busy forward port: the old allow list still lets app1 through")
         XCTAssertNil(app1.waitForLog(containing: "peer db1 down", after: steady, timeout: .zero), "busy forward port: the tunnel stayed up")
     }
@@ -319,9 +403,16 @@ final class ReloadTests: MeshTestCase {
             return ""
         }
         let took = ContinuousClock.now - start
-        XCTAssertEqual(result.status, 0, "\(step): meshctl reload on \(node) exited \(result.status): \(result.output)\n\(mesh.allLogs())", line: line)
+        XCTAssertEqual(
+            result.status,
+            0,
+            "\(step): meshctl reload on \(node) exited \(result.status): \(result.output)\n\(mesh.allLogs())",
+            line: line
+        )
         XCTAssertFalse(result.timedOut, "\(step): meshctl reload on \(node) timed out", line: line)
-        print("\(step): meshctl reload on \(node) exit \(result.status) in \(took.milliseconds) ms: \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        print(
+            "\(step): meshctl reload on \(node) exit \(result.status) in \(took.milliseconds) ms: \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))"
+        )
         let lastReload = self.status(node, in: mesh)?["last_reload"] as? [String: Any]
         XCTAssertEqual(lastReload?["ok"] as? Bool, true, "\(step): \(node) status last_reload \(lastReload ?? [:])", line: line)
         return result.output
@@ -336,7 +427,11 @@ final class ReloadTests: MeshTestCase {
         kill(process.pid, SIGHUP)
         let logged = process.waitForLog(containing: ok ? "reloaded" : "reload rejected", after: mark, timeout: .seconds(10))
         let took = ContinuousClock.now - start
-        XCTAssertNotNil(logged, "\(step): SIGHUP to \(process.label) logged no \(ok ? "reload" : "rejection")\n\(process.logTail())", line: line)
+        XCTAssertNotNil(
+            logged,
+            "\(step): SIGHUP to \(process.label) logged no \(ok ? "reload" : "rejection")\n\(process.logTail())",
+            line: line
+        )
         XCTAssertTrue(process.isRunning, "\(step): SIGHUP ended \(process.label)\n\(process.logTail())", line: line)
         // The log line comes just before last_reload is updated.
         let kept = self.poll(timeout: .seconds(3)) {
@@ -360,7 +455,11 @@ final class ReloadTests: MeshTestCase {
         XCTAssertEqual(lastReload?["ok"] as? Bool, false, "\(step): \(node) status last_reload.ok after a rejected reload", line: line)
         let error = lastReload?["error"] as? String ?? ""
         XCTAssertFalse(error.isEmpty, "\(step): \(node) status last_reload.error is empty", line: line)
-        XCTAssertTrue(result.output.contains(error), "\(step): meshctl prints the error status keeps (\(error)): \(result.output)", line: line)
+        XCTAssertTrue(
+            result.output.contains(error),
+            "\(step): meshctl prints the error status keeps (\(error)): \(result.output)",
+            line: line
+        )
         print("\(step): meshctl reload on \(node) exit \(result.status): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
         return error
     }
@@ -387,8 +486,11 @@ final class ReloadTests: MeshTestCase {
     private func servedCertificateEnd(_ mesh: TestMesh, node: String) throws -> String {
         let address = mesh.meshAddress(node)
         let handshake = try Command.run(
-            "openssl", ["s_client", "-connect", "\(address.host):\(address.port)", "-alpn", "h2", "-showcerts"],
-            stdin: Data(), timeout: .seconds(10))
+            "openssl",
+            ["s_client", "-connect", "\(address.host):\(address.port)", "-alpn", "h2", "-showcerts"],
+            stdin: Data(),
+            timeout: .seconds(10)
+        )
         let enddate = try Command.run("openssl", ["x509", "-noout", "-enddate"], stdin: Data(handshake.stdout.utf8), timeout: .seconds(10))
         guard enddate.status == 0, enddate.stdout.hasPrefix("notAfter=") else {
             throw Command.Failed(command: "openssl s_client to \(node) at \(address)", result: handshake)

@@ -109,7 +109,9 @@ final class SecurityMatrixTests: MeshTestCase {
             for name in bad + ["app1"] {
                 XCTAssertFalse(later.contains("peer \(name) up"), "\(probe.name): db1 let peer \(name) up:\n\(later)")
             }
-            summary.append("\(probe.name): \(line.contains("(\(probe.reason))") ? "ok" : "WRONG") — \(line.components(separatedBy: "rejected connection: ").last ?? line)")
+            summary.append(
+                "\(probe.name): \(line.contains("(\(probe.reason))") ? "ok" : "WRONG") — \(line.components(separatedBy: "rejected connection: ").last ?? line)"
+            )
         }
         print("security matrix against db1 \(host):\(port):\n  " + summary.joined(separator: "\n  "))
 
@@ -117,7 +119,8 @@ final class SecurityMatrixTests: MeshTestCase {
         XCTAssertTrue(self.echoWorks(host: forward.host, port: forward.port), "the legitimate forward still works after the matrix")
         XCTAssertNil(
             app1.waitForLog(containing: "peer db1 down", after: app1Mark, timeout: .zero),
-            "the legitimate tunnel went down during the matrix\n\(app1.logTail())")
+            "the legitimate tunnel went down during the matrix\n\(app1.logTail())"
+        )
     }
 
     /// Stock `openssl s_client` with a valid node certificate completes a TLS 1.3 handshake with
@@ -142,10 +145,14 @@ final class SecurityMatrixTests: MeshTestCase {
         let (host, port) = mesh.meshAddress("db1")
         // stdin a pipe held open, so s_server never sees EOF and quits.
         let server = try mesh.spawn(
-            label: "s_server", executable: "openssl", arguments: [
+            label: "s_server",
+            executable: "openssl",
+            arguments: [
                 "s_server", "-tls1_3", "-alpn", "h2", "-Verify", "1", "-accept", "\(host):\(port)",
                 "-cert", mesh.pki.cert("db1").path, "-key", mesh.pki.key("db1").path, "-CAfile", mesh.pki.caPEM.path,
-            ], interactive: true)
+            ],
+            interactive: true
+        )
         XCTAssertTrue(server.waitForOutput("ACCEPT", timeout: .seconds(10)), "s_server did not start:\n\(server.log())")
         let app1 = try mesh.start("app1")
         let preface = server.waitForOutput("PRI * HTTP/2.0", timeout: .seconds(15))
@@ -153,6 +160,11 @@ final class SecurityMatrixTests: MeshTestCase {
         XCTAssertTrue(preface, "s_server never received the HTTP/2 preface from meshd:\n\(text)\n\(app1.logTail())")
         XCTAssertTrue(text.contains("CN = app1") || text.contains("CN=app1"), "s_server did not see app1's certificate:\n\(text)")
         XCTAssertFalse(text.contains("verify error"), "s_server could not verify app1's certificate:\n\(text)")
-        print("s_server saw:\n" + text.split(separator: "\n").filter { $0.contains("subject") || $0.contains("PRI") || $0.contains("ALPN") || $0.contains("Protocol") }.joined(separator: "\n"))
+        print(
+            "s_server saw:\n"
+                + text.split(separator: "\n").filter {
+                    $0.contains("subject") || $0.contains("PRI") || $0.contains("ALPN") || $0.contains("Protocol")
+                }.joined(separator: "\n")
+        )
     }
 }

@@ -15,8 +15,13 @@ enum StreamClient {
     /// Starts one exchange; the future always succeeds with an outcome (connect failures included).
     /// `echoed` (if given) is completed once as many bytes as were sent have come back.
     static func start(
-        group: EventLoopGroup, host: String, port: Int, payload: ByteBuffer, halfClose: Bool = true,
-        timeout: Duration = .seconds(60), echoed: EventLoopPromise<Void>? = nil
+        group: EventLoopGroup,
+        host: String,
+        port: Int,
+        payload: ByteBuffer,
+        halfClose: Bool = true,
+        timeout: Duration = .seconds(60),
+        echoed: EventLoopPromise<Void>? = nil
     ) -> EventLoopFuture<StreamOutcome> {
         let loop = group.next()
         let done = loop.makePromise(of: StreamOutcome.self)
@@ -26,9 +31,17 @@ enum StreamClient {
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ExchangeHandler(
-                        payload: payload, halfClose: halfClose, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000),
-                        done: done, echoed: echoed))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ExchangeHandler(
+                            payload: payload,
+                            halfClose: halfClose,
+                            timeout: .nanoseconds(
+                                Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+                            ),
+                            done: done,
+                            echoed: echoed
+                        )
+                    )
                 }
             }
             .connect(host: host, port: port)
@@ -41,7 +54,11 @@ enum StreamClient {
 
     /// One blocking exchange, for tests that need only one.
     static func exchange(
-        group: EventLoopGroup, host: String, port: Int, payload: ByteBuffer, timeout: Duration = .seconds(60)
+        group: EventLoopGroup,
+        host: String,
+        port: Int,
+        payload: ByteBuffer,
+        timeout: Duration = .seconds(60)
     ) -> StreamOutcome {
         // The future always succeeds; the handler's own deadline bounds the wait.
         (try? self.start(group: group, host: host, port: port, payload: payload, timeout: timeout).wait())
@@ -52,7 +69,8 @@ enum StreamClient {
         if let io = error as? IOError, io.errnoCode == ECONNRESET { return .reset }
         // A reset that arrives before NIO saw the connect complete fails the connect instead.
         if let connect = error as? NIOConnectionError,
-           connect.connectionErrors.contains(where: { ($0.error as? IOError)?.errnoCode == ECONNRESET }) {
+            connect.connectionErrors.contains(where: { ($0.error as? IOError)?.errnoCode == ECONNRESET })
+        {
             return .reset
         }
         return .error("\(error)")
@@ -73,8 +91,13 @@ private final class ExchangeHandler: StreamEndRecording {
     private var finished = false
     private var deadline: Scheduled<Void>?
 
-    init(payload: ByteBuffer, halfClose: Bool, timeout: TimeAmount, done: EventLoopPromise<StreamOutcome>,
-         echoed: EventLoopPromise<Void>?) {
+    init(
+        payload: ByteBuffer,
+        halfClose: Bool,
+        timeout: TimeAmount,
+        done: EventLoopPromise<StreamOutcome>,
+        echoed: EventLoopPromise<Void>?
+    ) {
         self.payload = payload
         self.halfClose = halfClose
         self.timeout = timeout
@@ -90,7 +113,10 @@ private final class ExchangeHandler: StreamEndRecording {
         }
         context.writeAndFlush(self.wrapOutboundOut(self.payload), promise: nil)
         if self.halfClose { context.close(mode: .output, promise: nil) }
-        if self.payload.readableBytes == 0 { self.echoed?.succeed(()); self.echoed = nil }
+        if self.payload.readableBytes == 0 {
+            self.echoed?.succeed(())
+            self.echoed = nil
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -21,7 +21,12 @@ final class StreamRefusalTests: MeshTestCase {
 
         let mark = db1.logMark()
         let outcome = StreamClient.exchange(
-            group: self.group, host: refused.host, port: refused.port, payload: self.randomBuffer(512), timeout: .seconds(15))
+            group: self.group,
+            host: refused.host,
+            port: refused.port,
+            payload: self.randomBuffer(512),
+            timeout: .seconds(15)
+        )
         XCTAssertEqual(outcome.end, .reset, "a refused stream must reach the client as a reset")
         XCTAssertEqual(outcome.received.readableBytes, 0, "nothing of the secret service may come back")
         let line = db1.waitForLog(containing: ["stream refused", "secret"], after: mark, timeout: .seconds(5))
@@ -48,7 +53,12 @@ final class StreamRefusalTests: MeshTestCase {
 
         let mark = db1.logMark()
         let outcome = StreamClient.exchange(
-            group: self.group, host: phantom.host, port: phantom.port, payload: self.randomBuffer(512), timeout: .seconds(15))
+            group: self.group,
+            host: phantom.host,
+            port: phantom.port,
+            payload: self.randomBuffer(512),
+            timeout: .seconds(15)
+        )
         XCTAssertEqual(outcome.end, .reset, "a stream to an undeclared service must reach the client as a reset")
         XCTAssertEqual(outcome.received.readableBytes, 0)
         let line = db1.waitForLog(containing: ["stream refused", "phantom"], after: mark, timeout: .seconds(5))

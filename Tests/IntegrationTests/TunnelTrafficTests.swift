@@ -15,8 +15,10 @@ final class TunnelTrafficTests: MeshTestCase {
         let echo2 = try self.makeEchoServer()
         let echo3 = try self.makeEchoServer()
         mesh.addService(
-            "echo", on: ["db1": echo1.endpoint, "db2": echo2.endpoint, "app1": echo3.endpoint],
-            allow: ["app1", "db1", "db2"])
+            "echo",
+            on: ["db1": echo1.endpoint, "db2": echo2.endpoint, "app1": echo3.endpoint],
+            allow: ["app1", "db1", "db2"]
+        )
         let routes = [
             ("app1 -> db1", try mesh.addForward(on: "app1", to: "echo@db1")),
             ("db1 -> db2", try mesh.addForward(on: "db1", to: "echo@db2")),
@@ -26,7 +28,8 @@ final class TunnelTrafficTests: MeshTestCase {
         let db1 = try mesh.start("db1")
         let db2 = try mesh.start("db2")
         guard mesh.waitUp(app1, peer: "db1"), mesh.waitUp(app1, peer: "db2"), mesh.waitUp(db1, peer: "db2"),
-              mesh.waitUp(db2, peer: "app1") else { return }
+            mesh.waitUp(db2, peer: "app1")
+        else { return }
 
         let size = 64 << 20
         let payloads = routes.map { _ in self.randomBuffer(size) }
@@ -64,14 +67,23 @@ final class TunnelTrafficTests: MeshTestCase {
             payload.writeString("stream \(index)\n")
             payload.writeImmutableBuffer(block.getSlice(at: (index * 37) % 1024, length: 1024 + (index * 61) % 8192)!)
             payloads.append(payload)
-            futures.append(StreamClient.start(
-                group: self.group, host: forward.host, port: forward.port, payload: payload, timeout: .seconds(90)))
+            futures.append(
+                StreamClient.start(
+                    group: self.group,
+                    host: forward.host,
+                    port: forward.port,
+                    payload: payload,
+                    timeout: .seconds(90)
+                )
+            )
         }
         var ends: [String: Int] = [:]
         var wrong = 0
         for (index, future) in futures.enumerated() {
             let outcome = try future.wait()
-            let bytes = outcome.received == payloads[index] ? "echo ok"
+            let bytes =
+                outcome.received == payloads[index]
+                ? "echo ok"
                 : outcome.received.readableBytes == 0 ? "nothing echoed" : "wrong echo"
             ends["\(outcome.end), \(bytes)", default: 0] += 1
             if outcome.end != .eof || outcome.received != payloads[index] { wrong += 1 }

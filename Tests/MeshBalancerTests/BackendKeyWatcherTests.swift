@@ -96,7 +96,10 @@ final class BackendKeyWatcherTests: XCTestCase {
         garbage.writeInteger(Int32(2))
         let cases: [(ByteBuffer, BackendKeyScanner.Outcome)] = [
             (BackendKeyScannerTests.serverGreeting(key: nil), .readyWithoutKey),
-            (refusal, .serverError(ErrorResponse(code: SQLState(rawValue: "28P01"), message: "password authentication failed for user \"app\""))),
+            (
+                refusal,
+                .serverError(ErrorResponse(code: SQLState(rawValue: "28P01"), message: "password authentication failed for user \"app\""))
+            ),
             (garbage, .gaveUp("message 'K' declares length 2, below 4")),
         ]
         for (bytes, expected) in cases {
@@ -130,7 +133,9 @@ final class BackendKeyWatcherTests: XCTestCase {
         let one = try self.connected()
         try one.pipeline.syncOperations.addHandler(routes.watcher(session: ObjectIdentifier(one), route: self.route))
         let two = try self.connected()
-        try two.pipeline.syncOperations.addHandler(routes.watcher(session: ObjectIdentifier(two), route: (service: "postgres", node: "db1")))
+        try two.pipeline.syncOperations.addHandler(
+            routes.watcher(session: ObjectIdentifier(two), route: (service: "postgres", node: "db1"))
+        )
         XCTAssertNil(routes.route(for: first), "no key before the server sent it")
 
         self.send(to: one, BackendKeyScannerTests.serverGreeting(key: first))
@@ -139,7 +144,10 @@ final class BackendKeyWatcherTests: XCTestCase {
         XCTAssertEqual(routes.route(for: first)?.node, "db2")
         XCTAssertEqual(routes.route(for: second)?.node, "db1", "same process id, another secret: another session")
         XCTAssertNil(routes.route(for: BackendKeyData(processID: 100, secretKey: Array(repeating: 3, count: 32))), "unknown key")
-        XCTAssertNil(routes.route(for: BackendKeyData(processID: 100, secretKey: Array(repeating: 1, count: 31))), "a prefix is not the key")
+        XCTAssertNil(
+            routes.route(for: BackendKeyData(processID: 100, secretKey: Array(repeating: 1, count: 31))),
+            "a prefix is not the key"
+        )
 
         routes.forget(session: ObjectIdentifier(one))
         _ = try one.finish()
@@ -154,9 +162,13 @@ final class BackendKeyWatcherTests: XCTestCase {
         let routes = CancelRoutes(logger: Logger(label: "cancel-routes-test"))
         let key = BackendKeyData(processID: 5, secretKey: [1, 2, 3, 4])
         let older = try self.connected()
-        try older.pipeline.syncOperations.addHandler(routes.watcher(session: ObjectIdentifier(older), route: (service: "postgres", node: "db1")))
+        try older.pipeline.syncOperations.addHandler(
+            routes.watcher(session: ObjectIdentifier(older), route: (service: "postgres", node: "db1"))
+        )
         let newer = try self.connected()
-        try newer.pipeline.syncOperations.addHandler(routes.watcher(session: ObjectIdentifier(newer), route: (service: "postgres", node: "db2")))
+        try newer.pipeline.syncOperations.addHandler(
+            routes.watcher(session: ObjectIdentifier(newer), route: (service: "postgres", node: "db2"))
+        )
         self.send(to: older, BackendKeyScannerTests.serverGreeting(key: key))
         self.send(to: newer, BackendKeyScannerTests.serverGreeting(key: key))
         XCTAssertEqual(routes.route(for: key)?.node, "db2")

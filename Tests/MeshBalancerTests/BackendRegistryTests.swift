@@ -10,11 +10,20 @@ final class BackendRegistryTests: XCTestCase {
     static let clock = Date(timeIntervalSince1970: 1_704_196_863)
 
     static func report(
-        _ node: String, sequence: UInt64, run: UInt64 = 1, at seconds: Double = 0, health: BackendReport.Health? = nil
+        _ node: String,
+        sequence: UInt64,
+        run: UInt64 = 1,
+        at seconds: Double = 0,
+        health: BackendReport.Health? = nil
     ) -> BackendReport {
         BackendReport(
-            service: "postgres", node: node, runID: run, sequence: sequence, reportedAt: clock + seconds,
-            health: health ?? .up(.init(role: .primary, timeline: 1, lsn: WALPosition(UInt64(sequence)))))
+            service: "postgres",
+            node: node,
+            runID: run,
+            sequence: sequence,
+            reportedAt: clock + seconds,
+            health: health ?? .up(.init(role: .primary, timeline: 1, lsn: WALPosition(UInt64(sequence))))
+        )
     }
 
     func testLatestReportPerNodeAndUnknownWithoutOne() {
@@ -66,12 +75,14 @@ final class BackendRegistryTests: XCTestCase {
         registry.record(Self.report("db1", sequence: 3, at: 2, health: .down(error: "timeout")), receivedAt: Self.start)
         XCTAssertEqual(
             registry.backends(service: "postgres", nodes: ["db1"], at: Self.start)[0].availability,
-            .down(error: "timeout", since: Self.clock + 1))
+            .down(error: "timeout", since: Self.clock + 1)
+        )
         registry.record(Self.report("db1", sequence: 4, at: 3), receivedAt: Self.start)
         registry.record(Self.report("db1", sequence: 5, at: 4, health: failed), receivedAt: Self.start)
         XCTAssertEqual(
             registry.backends(service: "postgres", nodes: ["db1"], at: Self.start)[0].availability,
-            .down(error: "connection refused", since: Self.clock + 4))
+            .down(error: "connection refused", since: Self.clock + 4)
+        )
     }
 
     func testServicesAreSeparate() {
@@ -109,11 +120,29 @@ final class BackendRegistryTests: XCTestCase {
     func testReportJSONRoundTrip() throws {
         let reports = [
             BackendReport(
-                service: "postgres", node: "db2", runID: .max, sequence: 17, reportedAt: Date(timeIntervalSince1970: 1_704_196_863.25),
-                health: .up(.init(role: .standby, timeline: 3, lsn: WALPosition("16/B374D848")!, replayLag: .milliseconds(1_250), replayPaused: true))),
+                service: "postgres",
+                node: "db2",
+                runID: .max,
+                sequence: 17,
+                reportedAt: Date(timeIntervalSince1970: 1_704_196_863.25),
+                health: .up(
+                    .init(
+                        role: .standby,
+                        timeline: 3,
+                        lsn: WALPosition("16/B374D848")!,
+                        replayLag: .milliseconds(1_250),
+                        replayPaused: true
+                    )
+                )
+            ),
             BackendReport(
-                service: "postgres", node: "db1", runID: 1, sequence: 1, reportedAt: Date(timeIntervalSince1970: 0),
-                health: .down(error: "connection refused (127.0.0.1:55432)")),
+                service: "postgres",
+                node: "db1",
+                runID: 1,
+                sequence: 1,
+                reportedAt: Date(timeIntervalSince1970: 0),
+                health: .down(error: "connection refused (127.0.0.1:55432)")
+            ),
         ]
         for report in reports {
             let data = try JSONEncoder().encode(report)
@@ -122,7 +151,9 @@ final class BackendRegistryTests: XCTestCase {
         let json = String(decoding: try JSONEncoder().encode(reports[0]), as: UTF8.self)
         XCTAssertTrue(json.contains(#""lsn":"16\/B374D848""#) || json.contains(#""lsn":"16/B374D848""#), json)
         XCTAssertTrue(json.contains(#""replay_lag_seconds":1.25"#), json)
-        XCTAssertThrowsError(try JSONDecoder().decode(BackendReport.self, from: Data(json.replacingOccurrences(of: #""up""#, with: #""sideways""#).utf8)))
+        XCTAssertThrowsError(
+            try JSONDecoder().decode(BackendReport.self, from: Data(json.replacingOccurrences(of: #""up""#, with: #""sideways""#).utf8))
+        )
     }
 
     func testWALPositionText() {

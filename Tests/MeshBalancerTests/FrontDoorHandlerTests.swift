@@ -1,9 +1,9 @@
 import Logging
 import MeshBalancer
+import MeshTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
-import MeshTestSupport
 import XCTest
 
 /// The front door on an EmbeddedChannel: 'N' to negotiation requests, routing, the StartupMessage
@@ -57,7 +57,8 @@ final class FrontDoorHandlerTests: XCTestCase {
                 calls.bridged.withLockedValue { $0.append("\(route.service)@\(route.node)") }
                 try channel.pipeline.syncOperations.addHandler(splice)
             },
-            cancel: { key in calls.cancelled.withLockedValue { $0.append(key) } })
+            cancel: { key in calls.cancelled.withLockedValue { $0.append(key) } }
+        )
         let handler = FrontDoorHandler(session: session, logger: Logger(label: "front-door-test"))
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6432)).wait()
@@ -114,7 +115,9 @@ final class FrontDoorHandlerTests: XCTestCase {
 
     func testRefusalIsAnErrorResponseThenClose() throws {
         let refusal = ErrorResponse(
-            code: .cannotConnectNow, message: #"tunnelmesh: no primary available for "pg" (db1: down since 12:01:03, db2: standby)"#)
+            code: .cannotConnectNow,
+            message: #"tunnelmesh: no primary available for "pg" (db1: down since 12:01:03, db2: standby)"#
+        )
         let channel = try self.makeChannel(route: .failure(refusal))
         try channel.writeInbound(PostgresWire.appStartup())
         XCTAssertEqual(PostgresWire.errorResponse(in: try PostgresWire.readOutbound(channel)), refusal)

@@ -24,8 +24,10 @@ final class RandomInputTests: XCTestCase {
                         switch try StartupPacket.read(from: &buffer) {
                         case .needMoreData:
                             XCTAssertLessThan(
-                                buffer.readableBytes, PostgresProtocol.maxStartupPacketLength,
-                                "waiting for more with a full packet's worth buffered")
+                                buffer.readableBytes,
+                                PostgresProtocol.maxStartupPacketLength,
+                                "waiting for more with a full packet's worth buffered"
+                            )
                             continue feeding
                         case .packet(let packet):
                             outcomes["\(packet)".prefix(while: { $0 != "(" }).description, default: 0] += 1

@@ -11,13 +11,19 @@ final class RouterTests: XCTestCase {
     static let noon = Date(timeIntervalSince1970: 1_704_196_863)
 
     static func primary(_ node: String, timeline: UInt32 = 1) -> BackendState {
-        BackendState(service: "postgres", node: node, availability: .up(.init(role: .primary, timeline: timeline, lsn: WALPosition(0x3000060))))
+        BackendState(
+            service: "postgres",
+            node: node,
+            availability: .up(.init(role: .primary, timeline: timeline, lsn: WALPosition(0x3000060)))
+        )
     }
 
     static func standby(_ node: String, lag: Duration? = .zero, paused: Bool = false) -> BackendState {
         BackendState(
-            service: "postgres", node: node,
-            availability: .up(.init(role: .standby, timeline: 1, lsn: WALPosition(0x3000000), replayLag: lag, replayPaused: paused)))
+            service: "postgres",
+            node: node,
+            availability: .up(.init(role: .standby, timeline: 1, lsn: WALPosition(0x3000000), replayLag: lag, replayPaused: paused))
+        )
     }
 
     static func down(_ node: String) -> BackendState {
@@ -45,77 +51,143 @@ final class RouterTests: XCTestCase {
     static let rows: [Row] = [
         Row(name: "rw goes to the primary", listener: .rw, backends: [standby("db2"), primary("db1")], expected: .node("db1")),
         Row(
-            name: "rw with no primary names every node", listener: .rw, backends: [down("db1"), standby("db2")],
-            expected: .refused(#"tunnelmesh: no primary available for "pg" (db1: down since 12:01:03, db2: standby)"#)),
+            name: "rw with no primary names every node",
+            listener: .rw,
+            backends: [down("db1"), standby("db2")],
+            expected: .refused(#"tunnelmesh: no primary available for "pg" (db1: down since 12:01:03, db2: standby)"#)
+        ),
         Row(
-            name: "higher timeline wins", listener: .rw, backends: [primary("db1", timeline: 3), primary("db2", timeline: 4)],
-            expected: .node("db2")),
+            name: "higher timeline wins",
+            listener: .rw,
+            backends: [primary("db1", timeline: 3), primary("db2", timeline: 4)],
+            expected: .node("db2")
+        ),
         Row(
-            name: "lower timeline never chosen whatever the order", listener: .rw,
-            backends: [primary("db2", timeline: 5), primary("db1", timeline: 2), standby("db3")], expected: .node("db2")),
+            name: "lower timeline never chosen whatever the order",
+            listener: .rw,
+            backends: [primary("db2", timeline: 5), primary("db1", timeline: 2), standby("db3")],
+            expected: .node("db2")
+        ),
         Row(
-            name: "split brain on equal timelines", listener: .rw,
+            name: "split brain on equal timelines",
+            listener: .rw,
             backends: [primary("db1", timeline: 3), primary("db2", timeline: 3)],
             expected: .refused(
-                #"tunnelmesh: no primary available for "pg" (db1: primary on timeline 3, db2: primary on timeline 3: split brain)"#)),
+                #"tunnelmesh: no primary available for "pg" (db1: primary on timeline 3, db2: primary on timeline 3: split brain)"#
+            )
+        ),
         Row(
-            name: "split brain names only the contenders", listener: .rw,
+            name: "split brain names only the contenders",
+            listener: .rw,
             backends: [primary("db1", timeline: 3), standby("db3"), primary("db2", timeline: 3), primary("db4", timeline: 2)],
             expected: .refused(
-                #"tunnelmesh: no primary available for "pg" (db1: primary on timeline 3, db2: primary on timeline 3: split brain)"#)),
+                #"tunnelmesh: no primary available for "pg" (db1: primary on timeline 3, db2: primary on timeline 3: split brain)"#
+            )
+        ),
         Row(
-            name: "split brain on the highest timeline only", listener: .rw,
+            name: "split brain on the highest timeline only",
+            listener: .rw,
             backends: [primary("db1", timeline: 2), primary("db2", timeline: 2), primary("db3", timeline: 3)],
-            expected: .node("db3")),
+            expected: .node("db3")
+        ),
         Row(
-            name: "unknown nodes are not routable", listener: .rw,
+            name: "unknown nodes are not routable",
+            listener: .rw,
             backends: [unknown("db1", last: noon), unknown("db2")],
-            expected: .refused(#"tunnelmesh: no primary available for "pg" (db1: no report since 12:01:03, db2: no report yet)"#)),
+            expected: .refused(#"tunnelmesh: no primary available for "pg" (db1: no report since 12:01:03, db2: no report yet)"#)
+        ),
         Row(
-            name: "ro: fewest connections", listener: .ro, backends: [primary("db1"), standby("db2"), standby("db3")],
-            connections: ["db1": 0, "db2": 3, "db3": 1], expected: .node("db3")),
+            name: "ro: fewest connections",
+            listener: .ro,
+            backends: [primary("db1"), standby("db2"), standby("db3")],
+            connections: ["db1": 0, "db2": 3, "db3": 1],
+            expected: .node("db3")
+        ),
         Row(
-            name: "ro: paused standby skipped", listener: .ro,
-            backends: [primary("db1"), standby("db2", paused: true), standby("db3")], connections: ["db3": 9],
-            expected: .node("db3")),
+            name: "ro: paused standby skipped",
+            listener: .ro,
+            backends: [primary("db1"), standby("db2", paused: true), standby("db3")],
+            connections: ["db3": 9],
+            expected: .node("db3")
+        ),
         Row(
-            name: "ro: lagging standby skipped", listener: .ro,
-            backends: [primary("db1"), standby("db2", lag: .milliseconds(10_001)), standby("db3")], connections: ["db3": 9],
-            expected: .node("db3")),
+            name: "ro: lagging standby skipped",
+            listener: .ro,
+            backends: [primary("db1"), standby("db2", lag: .milliseconds(10_001)), standby("db3")],
+            connections: ["db3": 9],
+            expected: .node("db3")
+        ),
         Row(
-            name: "ro: lag exactly max_lag qualifies", listener: .ro, fallback: .none,
-            backends: [standby("db2", lag: .seconds(10))], expected: .node("db2")),
+            name: "ro: lag exactly max_lag qualifies",
+            listener: .ro,
+            fallback: .none,
+            backends: [standby("db2", lag: .seconds(10))],
+            expected: .node("db2")
+        ),
         Row(
-            name: "ro: unknown lag skipped", listener: .ro, backends: [primary("db1"), standby("db2", lag: nil), standby("db3")],
-            connections: ["db3": 9], expected: .node("db3")),
+            name: "ro: unknown lag skipped",
+            listener: .ro,
+            backends: [primary("db1"), standby("db2", lag: nil), standby("db3")],
+            connections: ["db3": 9],
+            expected: .node("db3")
+        ),
         Row(
-            name: "ro: down and unknown standbys skipped", listener: .ro,
-            backends: [down("db2"), unknown("db3"), standby("db4")], connections: ["db4": 5], expected: .node("db4")),
+            name: "ro: down and unknown standbys skipped",
+            listener: .ro,
+            backends: [down("db2"), unknown("db3"), standby("db4")],
+            connections: ["db4": 5],
+            expected: .node("db4")
+        ),
         Row(
-            name: "ro: a qualifying standby beats an idle primary", listener: .ro, backends: [primary("db1"), standby("db2")],
-            connections: ["db2": 50], expected: .node("db2")),
+            name: "ro: a qualifying standby beats an idle primary",
+            listener: .ro,
+            backends: [primary("db1"), standby("db2")],
+            connections: ["db2": 50],
+            expected: .node("db2")
+        ),
         Row(
-            name: "ro fallback primary", listener: .ro, fallback: .primary,
-            backends: [primary("db1"), standby("db2", paused: true), down("db3")], expected: .node("db1")),
+            name: "ro fallback primary",
+            listener: .ro,
+            fallback: .primary,
+            backends: [primary("db1"), standby("db2", paused: true), down("db3")],
+            expected: .node("db1")
+        ),
         Row(
-            name: "ro fallback none refuses with reasons", listener: .ro, fallback: .none,
-            backends: [primary("db1", timeline: 2), standby("db2", lag: .milliseconds(14_200)), standby("db3", paused: true), standby("db4", lag: nil)],
+            name: "ro fallback none refuses with reasons",
+            listener: .ro,
+            fallback: .none,
+            backends: [
+                primary("db1", timeline: 2), standby("db2", lag: .milliseconds(14_200)), standby("db3", paused: true),
+                standby("db4", lag: nil),
+            ],
             expected: .refused(
                 #"tunnelmesh: no standby available for "pg" (db1: primary on timeline 2, db2: standby, 14.2s behind (max_lag 10s), db3: standby, replay paused, db4: standby, lag unknown)"#
-            )),
+            )
+        ),
         Row(
-            name: "ro fallback primary without a primary", listener: .ro, fallback: .primary,
+            name: "ro fallback primary without a primary",
+            listener: .ro,
+            fallback: .primary,
             backends: [down("db1"), standby("db2", paused: true)],
             expected: .refused(
-                #"tunnelmesh: no standby or primary available for "pg" (db1: down since 12:01:03, db2: standby, replay paused)"#)),
+                #"tunnelmesh: no standby or primary available for "pg" (db1: down since 12:01:03, db2: standby, replay paused)"#
+            )
+        ),
         Row(
-            name: "ro fallback primary refused in a split brain", listener: .ro, fallback: .primary,
+            name: "ro fallback primary refused in a split brain",
+            listener: .ro,
+            fallback: .primary,
             backends: [primary("db1", timeline: 3), primary("db2", timeline: 3)],
             expected: .refused(
                 #"tunnelmesh: no standby or primary available for "pg" (db1: primary on timeline 3, split brain, db2: primary on timeline 3, split brain)"#
-            )),
+            )
+        ),
         Row(
-            name: "nothing declared", listener: .rw, backends: [], expected: .refused(#"tunnelmesh: no primary available for "pg" ()"#)),
+            name: "nothing declared",
+            listener: .rw,
+            backends: [],
+            expected: .refused(#"tunnelmesh: no primary available for "pg" ()"#)
+        ),
     ]
 
     func testRules() {
@@ -183,7 +255,12 @@ final class RouterTests: XCTestCase {
         for lease in leases where lease.node == "db2" { counts.close(lease) }
         XCTAssertEqual(counts.count(balancer: "pg", listener: .ro, node: "db2"), 0)
         for _ in 0..<10 {
-            guard case .success(let lease) = counts.open(balancer: "pg", listener: .ro, choosing: { router.choose(.ro, backends: backends, connections: $0) })
+            guard
+                case .success(let lease) = counts.open(
+                    balancer: "pg",
+                    listener: .ro,
+                    choosing: { router.choose(.ro, backends: backends, connections: $0) }
+                )
             else { return XCTFail("refused") }
             XCTAssertEqual(lease.node, "db2")
         }

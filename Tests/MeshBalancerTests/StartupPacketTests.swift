@@ -1,6 +1,6 @@
 import MeshBalancer
-import NIOCore
 import MeshTestSupport
+import NIOCore
 import XCTest
 
 /// The first packet of a front-door connection: every kind, every split, every malformation.
@@ -45,7 +45,8 @@ final class StartupPacketTests: XCTestCase {
             XCTAssertThrowsError(try Self.readAll(bytes)) { error in
                 XCTAssertEqual(
                     error as? StartupPacketError,
-                    .requestLength(request: "CancelRequest", length: 12 + length, expected: "13...268"))
+                    .requestLength(request: "CancelRequest", length: 12 + length, expected: "13...268")
+                )
             }
         }
     }
@@ -79,7 +80,9 @@ final class StartupPacketTests: XCTestCase {
             let bytes = PostgresWire.startup(["user": "app"], major: major, minor: minor)
             XCTAssertThrowsError(try Self.readAll(bytes)) { error in
                 XCTAssertEqual(
-                    error as? StartupPacketError, .unsupportedProtocol(ProtocolVersion(major: major, minor: minor)))
+                    error as? StartupPacketError,
+                    .unsupportedProtocol(ProtocolVersion(major: major, minor: minor))
+                )
             }
             // Refused on the first 8 bytes, before the rest arrives.
             var head = bytes.getSlice(at: 0, length: 8)!
@@ -180,7 +183,9 @@ final class StartupPacketTests: XCTestCase {
     func testEmptyParameterListIsAccepted() throws {
         // PostgreSQL itself then complains that no user was given; that error stays PostgreSQL's.
         XCTAssertEqual(
-            try Self.readAll(PostgresWire.startup([:])), [.startup(StartupMessage(version: .init(major: 3, minor: 0), parameters: []))])
+            try Self.readAll(PostgresWire.startup([:])),
+            [.startup(StartupMessage(version: .init(major: 3, minor: 0), parameters: []))]
+        )
     }
 
     func testGarbageFromOtherProtocols() {

@@ -21,7 +21,8 @@ final class BalancerTLSTests: XCTestCase {
         XCTAssertEqual(pg.tls, BalancerTLSSettings(cert: "pki/pg-{node}.pem", key: "/secure/pg-{node}.key"))
         XCTAssertEqual(
             config.tlsFiles(of: pg, on: "app1"),
-            BalancerTLSFiles(cert: "/etc/tunnelmesh/pki/pg-app1.pem", key: "/secure/pg-app1.key"))
+            BalancerTLSFiles(cert: "/etc/tunnelmesh/pki/pg-app1.pem", key: "/secure/pg-app1.key")
+        )
         XCTAssertEqual(config.tlsFiles(of: pg, on: "db2")?.cert, "/etc/tunnelmesh/pki/pg-db2.pem")
     }
 
@@ -45,21 +46,26 @@ final class BalancerTLSTests: XCTestCase {
     func testUnknownKeySuggestsTheKnownOne() {
         assertRejects(
             [("balancers.pg.tls", ["cert": "a.pem", "key": "a.key", "kye": "b.key"])],
-            with: #"mesh.json: balancers.pg.tls.kye: unknown key; did you mean "key"?"#)
+            with: #"mesh.json: balancers.pg.tls.kye: unknown key; did you mean "key"?"#
+        )
         assertRejects(
             [("balancers.pg.tls", ["cert": "a.pem", "key": "a.key", "password": "x"])],
-            with: "mesh.json: balancers.pg.tls.password: unknown key; expected one of: cert, key")
+            with: "mesh.json: balancers.pg.tls.password: unknown key; expected one of: cert, key"
+        )
     }
 
     func testCAIsRefusedWithTheReason() {
-        let reason = "a balancer does not verify client certificates (PostgreSQL authenticates clients end to end, "
+        let reason =
+            "a balancer does not verify client certificates (PostgreSQL authenticates clients end to end, "
             + #"through the balancer), so its tls block takes only "cert" and "key"; remove "#
         assertRejects(
             [("balancers.pg.tls", ["cert": "a.pem", "key": "a.key", "ca": "pki/ca.pem"])],
-            with: "mesh.json: balancers.pg.tls.ca: \(reason)\"ca\"")
+            with: "mesh.json: balancers.pg.tls.ca: \(reason)\"ca\""
+        )
         assertRejects(
             [("balancers.pg.tls", ["cert": "a.pem", "key": "a.key", "crl": "pki/crl.pem"])],
-            with: "mesh.json: balancers.pg.tls.crl: \(reason)\"crl\"")
+            with: "mesh.json: balancers.pg.tls.crl: \(reason)\"crl\""
+        )
     }
 
     func testCertAndKeyAreRequired() {
@@ -70,13 +76,17 @@ final class BalancerTLSTests: XCTestCase {
 
     func testValuesMustBeNonEmptyStrings() {
         assertRejects([("balancers.pg.tls", ["cert": "", "key": "a.key"])], with: "mesh.json: balancers.pg.tls.cert: must not be empty")
-        assertRejects([("balancers.pg.tls", ["cert": "a.pem", "key": 7])], with: "mesh.json: balancers.pg.tls.key: expected string, got number")
+        assertRejects(
+            [("balancers.pg.tls", ["cert": "a.pem", "key": 7])],
+            with: "mesh.json: balancers.pg.tls.key: expected string, got number"
+        )
         assertRejects([("balancers.pg.tls", "pki/pg.pem")], with: "mesh.json: balancers.pg.tls: expected object, got string")
     }
 
     func testOnlyNodePlaceholderInPaths() {
         assertRejects(
             [("balancers.pg.tls", ["cert": "pki/{balancer}.pem", "key": "a.key"])],
-            with: #"mesh.json: balancers.pg.tls.cert: only {node} may appear in braces, got "pki/{balancer}.pem""#)
+            with: #"mesh.json: balancers.pg.tls.cert: only {node} may appear in braces, got "pki/{balancer}.pem""#
+        )
     }
 }

@@ -93,7 +93,10 @@ enum ConfigFixtures {
 extension XCTestCase {
     /// Asserts that the design example with `edits` applied is rejected with exactly `expected`.
     func assertRejects(
-        _ edits: [(String, Any?)], with expected: String, file: StaticString = #filePath, line: UInt = #line
+        _ edits: [(String, Any?)],
+        with expected: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) {
         assertRejects(data: ConfigFixtures.data(ConfigFixtures.designTree(with: edits)), with: expected, file: file, line: line)
     }
@@ -114,7 +117,9 @@ extension XCTestCase {
 
     /// Parses the design example with `edits`, failing the test on any error.
     func accepted(
-        _ edits: [(String, Any?)], file: StaticString = #filePath, line: UInt = #line
+        _ edits: [(String, Any?)],
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) -> MeshConfiguration? {
         do {
             return try ConfigFixtures.parse(ConfigFixtures.data(ConfigFixtures.designTree(with: edits)))

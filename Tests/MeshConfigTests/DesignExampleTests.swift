@@ -26,9 +26,18 @@ final class DesignExampleTests: XCTestCase {
         XCTAssertEqual(config.tunnel, .defaults)
 
         XCTAssertEqual(config.sortedNodeNames, ["app1", "db1", "db2"])
-        XCTAssertEqual(config.nodes["db1"], NodeSettings(name: "db1", address: .tcp(host: "127.0.1.1", port: 7443), control: "\(dir)/run/db1.sock"))
-        XCTAssertEqual(config.nodes["db2"], NodeSettings(name: "db2", address: .tcp(host: "127.0.1.2", port: 7443), control: "\(dir)/run/db2.sock"))
-        XCTAssertEqual(config.nodes["app1"], NodeSettings(name: "app1", address: .tcp(host: "127.0.1.3", port: 7443), control: "\(dir)/run/app1.sock"))
+        XCTAssertEqual(
+            config.nodes["db1"],
+            NodeSettings(name: "db1", address: .tcp(host: "127.0.1.1", port: 7443), control: "\(dir)/run/db1.sock")
+        )
+        XCTAssertEqual(
+            config.nodes["db2"],
+            NodeSettings(name: "db2", address: .tcp(host: "127.0.1.2", port: 7443), control: "\(dir)/run/db2.sock")
+        )
+        XCTAssertEqual(
+            config.nodes["app1"],
+            NodeSettings(name: "app1", address: .tcp(host: "127.0.1.3", port: 7443), control: "\(dir)/run/app1.sock")
+        )
 
         let postgres = try XCTUnwrap(config.services["postgres"])
         XCTAssertEqual(config.services.count, 1)
@@ -37,9 +46,15 @@ final class DesignExampleTests: XCTestCase {
         XCTAssertEqual(postgres.allow, .nodes(["app1"]))
         XCTAssertTrue(postgres.allow.permits("app1"))
         XCTAssertFalse(postgres.allow.permits("db2"))
-        XCTAssertEqual(postgres.postgres, PostgresSettings(monitorUser: "meshmon", database: "postgres", passwordFile: nil, probeInterval: .seconds(1)))
+        XCTAssertEqual(
+            postgres.postgres,
+            PostgresSettings(monitorUser: "meshmon", database: "postgres", passwordFile: nil, probeInterval: .seconds(1))
+        )
 
-        XCTAssertEqual(config.forwards, [ForwardSettings(on: "app1", listen: .tcp(host: "127.0.0.1", port: 15432), service: "postgres", node: "db1")])
+        XCTAssertEqual(
+            config.forwards,
+            [ForwardSettings(on: "app1", listen: .tcp(host: "127.0.0.1", port: 15432), service: "postgres", node: "db1")]
+        )
         XCTAssertEqual(config.forwards.first?.listenerName, "forward-15432")
 
         let pg = try XCTUnwrap(config.balancers["pg"])
@@ -60,7 +75,8 @@ final class DesignExampleTests: XCTestCase {
         let dir = ConfigFixtures.directory
         XCTAssertEqual(
             config.tlsFiles(for: "db1"),
-            TLSFiles(ca: "\(dir)/pki/ca.pem", cert: "\(dir)/pki/db1.pem", key: "\(dir)/pki/db1.key", crl: "\(dir)/pki/crl.pem"))
+            TLSFiles(ca: "\(dir)/pki/ca.pem", cert: "\(dir)/pki/db1.pem", key: "\(dir)/pki/db1.key", crl: "\(dir)/pki/crl.pem")
+        )
         XCTAssertEqual(config.tlsFiles(for: "app1").cert, "\(dir)/pki/app1.pem")
         XCTAssertEqual(config.services(on: "db1").map(\.name), ["postgres"])
         XCTAssertEqual(config.services(on: "app1").map(\.name), [])
@@ -72,7 +88,11 @@ final class DesignExampleTests: XCTestCase {
 
     func testOptionalSectionsTakeTheirDefaults() throws {
         let config = try ConfigFixtures.parse(
-            Data(#"{"mesh": "demo", "tls": {"ca": "/pki/ca.pem", "cert": "/pki/{node}.pem", "key": "/pki/{node}.key"}, "nodes": {"a": {"address": "127.0.0.1:7443"}}}"#.utf8))
+            Data(
+                #"{"mesh": "demo", "tls": {"ca": "/pki/ca.pem", "cert": "/pki/{node}.pem", "key": "/pki/{node}.key"}, "nodes": {"a": {"address": "127.0.0.1:7443"}}}"#
+                    .utf8
+            )
+        )
         XCTAssertEqual(config.tunnel, .defaults)
         XCTAssertNil(config.tls.crl)
         XCTAssertNil(config.tlsFiles(for: "a").crl)
@@ -84,30 +104,49 @@ final class DesignExampleTests: XCTestCase {
     }
 
     func testEveryNewKeyIsRead() throws {
-        let config = try XCTUnwrap(accepted([
-            ("tunnel.backoff_min", "250ms"), ("tunnel.handshake_timeout", "3s"), ("tunnel.shutdown_grace", "0s"),
-            ("tunnel.max_streams_per_peer", 100), ("tunnel.max_pending_handshakes", 8), ("tunnel.ping_interval", "1.5s"),
-            ("services.postgres.postgres.password_file", "secrets/pg.pass"),
-            ("services.postgres.postgres.probe_interval", "500ms"),
-            ("services.postgres.postgres.monitor_user", "watcher"), ("services.postgres.postgres.database", "app"),
-            ("services.postgres.allow", ["*"]),
-            ("services.web.on.app1", "unix:run/web.sock"),
-            ("forwards.1", ["on": "db2", "listen": "unix:/tmp/web-fwd.sock", "to": "web@app1"]),
-            ("balancers.pg.max_lag", "0s"), ("balancers.pg.ro_fallback", "none"),
-            ("balancers.pg.on.db1", ["ro": "[::1]:6433"]),
-            ("metrics", "127.0.0.1:9810"),
-        ]))
+        let config = try XCTUnwrap(
+            accepted([
+                ("tunnel.backoff_min", "250ms"), ("tunnel.handshake_timeout", "3s"), ("tunnel.shutdown_grace", "0s"),
+                ("tunnel.max_streams_per_peer", 100), ("tunnel.max_pending_handshakes", 8), ("tunnel.ping_interval", "1.5s"),
+                ("services.postgres.postgres.password_file", "secrets/pg.pass"),
+                ("services.postgres.postgres.probe_interval", "500ms"),
+                ("services.postgres.postgres.monitor_user", "watcher"), ("services.postgres.postgres.database", "app"),
+                ("services.postgres.allow", ["*"]),
+                ("services.web.on.app1", "unix:run/web.sock"),
+                ("forwards.1", ["on": "db2", "listen": "unix:/tmp/web-fwd.sock", "to": "web@app1"]),
+                ("balancers.pg.max_lag", "0s"), ("balancers.pg.ro_fallback", "none"),
+                ("balancers.pg.on.db1", ["ro": "[::1]:6433"]),
+                ("metrics", "127.0.0.1:9810"),
+            ])
+        )
         XCTAssertEqual(
             config.tunnel,
             TunnelSettings(
-                pingInterval: .milliseconds(1500), deadAfter: 3, backoffMin: .milliseconds(250), backoffMax: .seconds(2),
-                handshakeTimeout: .seconds(3), shutdownGrace: .zero, maxStreamsPerPeer: 100, maxPendingHandshakes: 8))
+                pingInterval: .milliseconds(1500),
+                deadAfter: 3,
+                backoffMin: .milliseconds(250),
+                backoffMax: .seconds(2),
+                handshakeTimeout: .seconds(3),
+                shutdownGrace: .zero,
+                maxStreamsPerPeer: 100,
+                maxPendingHandshakes: 8
+            )
+        )
         XCTAssertEqual(
             config.services["postgres"]?.postgres,
-            PostgresSettings(monitorUser: "watcher", database: "app", passwordFile: "/etc/tunnelmesh/secrets/pg.pass", probeInterval: .milliseconds(500)))
+            PostgresSettings(
+                monitorUser: "watcher",
+                database: "app",
+                passwordFile: "/etc/tunnelmesh/secrets/pg.pass",
+                probeInterval: .milliseconds(500)
+            )
+        )
         XCTAssertEqual(config.services["postgres"]?.allow, .anyNode)
         XCTAssertTrue(config.services["postgres"]?.allow.permits("db2") ?? false)
-        XCTAssertEqual(config.services["web"], ServiceSettings(name: "web", on: ["app1": .unix(path: "/etc/tunnelmesh/run/web.sock")], allow: .nodes([]), postgres: nil))
+        XCTAssertEqual(
+            config.services["web"],
+            ServiceSettings(name: "web", on: ["app1": .unix(path: "/etc/tunnelmesh/run/web.sock")], allow: .nodes([]), postgres: nil)
+        )
         XCTAssertEqual(config.services["web"]?.allow.permits("app1"), false, "no allow list means nobody")
         XCTAssertEqual(config.forwards.last?.listenerName, "forward-web-fwd.sock")
         XCTAssertEqual(config.forwards(on: "db2").map(\.service), ["web"])

@@ -23,8 +23,12 @@ final class ValidationRuleTests: XCTestCase {
     func testInvalidJSONNamesLineAndColumn() {
         assertRejects(
             json: "{\n  \"mesh\": \"demo\",\n  \"tls\": \n}\n",
-            with: "mesh.json: invalid JSON at line 4, column 1: invalid value")
-        assertRejects(json: "{\n  \"mesh\": \"demo\"", with: "mesh.json: invalid JSON at line 2, column 17: unexpected end of file during JSON parse")
+            with: "mesh.json: invalid JSON at line 4, column 1: invalid value"
+        )
+        assertRejects(
+            json: "{\n  \"mesh\": \"demo\"",
+            with: "mesh.json: invalid JSON at line 2, column 17: unexpected end of file during JSON parse"
+        )
     }
 
     func testEmptyFile() {
@@ -39,7 +43,8 @@ final class ValidationRuleTests: XCTestCase {
     func testDuplicateKey() {
         assertRejects(
             json: #"{"mesh": "demo", "nodes": {"db1": {"address": "127.0.0.1:1", "address": "127.0.0.1:2"}}}"#,
-            with: "mesh.json: nodes.db1.address: duplicate key; an object may name a key only once (otherwise one value is silently lost)")
+            with: "mesh.json: nodes.db1.address: duplicate key; an object may name a key only once (otherwise one value is silently lost)"
+        )
     }
 
     // MARK: unknown keys
@@ -49,11 +54,15 @@ final class ValidationRuleTests: XCTestCase {
     }
 
     func testUnknownNestedKeySuggestsTheKnownOne() {
-        assertRejects([("tunnel.pign_interval", "1s")], with: #"mesh.json: tunnel.pign_interval: unknown key; did you mean "ping_interval"?"#)
+        assertRejects(
+            [("tunnel.pign_interval", "1s")],
+            with: #"mesh.json: tunnel.pign_interval: unknown key; did you mean "ping_interval"?"#
+        )
         assertRejects([("nodes.db1.adress", "127.0.0.1:1")], with: #"mesh.json: nodes.db1.adress: unknown key; did you mean "address"?"#)
         assertRejects(
             [("services.postgres.postgres.monitor_usr", "x")],
-            with: #"mesh.json: services.postgres.postgres.monitor_usr: unknown key; did you mean "monitor_user"?"#)
+            with: #"mesh.json: services.postgres.postgres.monitor_usr: unknown key; did you mean "monitor_user"?"#
+        )
         assertRejects([("forwards.0.listn", "x")], with: #"mesh.json: forwards[0].listn: unknown key; did you mean "listen"?"#)
         assertRejects([("balancers.pg.on.app1.rx", "x")], with: #"mesh.json: balancers.pg.on.app1.rx: unknown key; did you mean "ro"?"#)
     }
@@ -75,7 +84,8 @@ final class ValidationRuleTests: XCTestCase {
         assertRejects([("tunnel.dead_after", 2.5)], with: "mesh.json: tunnel.dead_after: expected integer, got 2.5")
         assertRejects(
             [("tunnel.ping_interval", 1)],
-            with: #"mesh.json: tunnel.ping_interval: expected string, got number (write durations as strings such as "500ms" or "2s")"#)
+            with: #"mesh.json: tunnel.ping_interval: expected string, got number (write durations as strings such as "500ms" or "2s")"#
+        )
     }
 
     func testMissingRequiredKeys() {
@@ -96,10 +106,12 @@ final class ValidationRuleTests: XCTestCase {
         assertRejects([("nodes", [String: Any]())], with: "mesh.json: nodes: declare at least one node")
         assertRejects(
             [("services.postgres.on", [String: Any]())],
-            with: "mesh.json: services.postgres.on: name at least one node that serves the service")
+            with: "mesh.json: services.postgres.on: name at least one node that serves the service"
+        )
         assertRejects(
             [("balancers.pg.on.app1", [String: Any]())],
-            with: #"mesh.json: balancers.pg.on.app1: needs at least one listener, "rw" or "ro""#)
+            with: #"mesh.json: balancers.pg.on.app1: needs at least one listener, "rw" or "ro""#
+        )
     }
 
     // MARK: names
@@ -109,7 +121,8 @@ final class ValidationRuleTests: XCTestCase {
             assertRejects(
                 [("mesh", bad)],
                 with: "mesh.json: mesh: invalid mesh name \"\(bad)\": it is a SPIFFE trust domain, so use only lowercase "
-                    + "letters, digits, '.', '-' and '_'")
+                    + "letters, digits, '.', '-' and '_'"
+            )
         }
         XCTAssertEqual(accepted([("mesh", "prod.example_1-eu")])?.mesh, "prod.example_1-eu")
     }
@@ -122,7 +135,10 @@ final class ValidationRuleTests: XCTestCase {
         tree["nodes"] = ["db.3": ["address": "127.0.1.9:7443"]]
         assertRejects(data: ConfigFixtures.data(tree), with: "mesh.json: nodes[\"db.3\"]: invalid node name \"db.3\": \(rule)")
         let long = String(repeating: "a", count: 64)
-        assertRejects([("nodes.\(long)", ["address": "127.0.1.9:7443"])], with: "mesh.json: nodes.\(long): invalid node name \"\(long)\": \(rule)")
+        assertRejects(
+            [("nodes.\(long)", ["address": "127.0.1.9:7443"])],
+            with: "mesh.json: nodes.\(long): invalid node name \"\(long)\": \(rule)"
+        )
         XCTAssertNotNil(accepted([("nodes.\(String(long.dropFirst()))", ["address": "127.0.1.9:7443"])]), "63 characters are fine")
         XCTAssertNotNil(accepted([("nodes.9_x-y", ["address": "127.0.1.9:7443"])]))
     }
@@ -131,10 +147,12 @@ final class ValidationRuleTests: XCTestCase {
         let rule = "use 1-63 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
         assertRejects(
             [("services.Web", ["on": ["db1": "127.0.0.1:80"]])],
-            with: "mesh.json: services.Web: invalid service name \"Web\": \(rule)")
+            with: "mesh.json: services.Web: invalid service name \"Web\": \(rule)"
+        )
         assertRejects(
             [("balancers._pg", ["service": "postgres", "on": ["db1": ["rw": "127.0.0.1:6432"]]])],
-            with: "mesh.json: balancers._pg: invalid balancer name \"_pg\": \(rule)")
+            with: "mesh.json: balancers._pg: invalid balancer name \"_pg\": \(rule)"
+        )
     }
 
     // MARK: node addresses
@@ -145,20 +163,28 @@ final class ValidationRuleTests: XCTestCase {
         assertRejects([("nodes.db1.address", "::1:7443")], with: #"mesh.json: nodes.db1.address: expected host:port, got "::1:7443""#)
         assertRejects(
             [("nodes.db1.address", "unix:/run/mesh.sock")],
-            with: #"mesh.json: nodes.db1.address: expected host:port, got "unix:/run/mesh.sock"; peers reach the mesh listener over TCP"#)
+            with: #"mesh.json: nodes.db1.address: expected host:port, got "unix:/run/mesh.sock"; peers reach the mesh listener over TCP"#
+        )
         XCTAssertEqual(accepted([("nodes.db1.address", "[::1]:7443")])?.nodes["db1"]?.address, .tcp(host: "::1", port: 7443))
     }
 
     func testNodeAddressPortRange() {
-        assertRejects([("nodes.db1.address", "127.0.0.1:70000")], with: #"mesh.json: nodes.db1.address: port 70000 is out of range 1-65535 in "127.0.0.1:70000""#)
-        assertRejects([("nodes.db1.address", "127.0.0.1:0")], with: #"mesh.json: nodes.db1.address: port 0 is out of range 1-65535 in "127.0.0.1:0""#)
+        assertRejects(
+            [("nodes.db1.address", "127.0.0.1:70000")],
+            with: #"mesh.json: nodes.db1.address: port 70000 is out of range 1-65535 in "127.0.0.1:70000""#
+        )
+        assertRejects(
+            [("nodes.db1.address", "127.0.0.1:0")],
+            with: #"mesh.json: nodes.db1.address: port 0 is out of range 1-65535 in "127.0.0.1:0""#
+        )
         XCTAssertNotNil(accepted([("nodes.db1.address", "127.0.0.1:65535")]))
     }
 
     func testDuplicateNodeAddresses() {
         assertRejects(
             [("nodes.db2.address", "127.0.1.1:7443")],
-            with: "mesh.json: nodes.db2.address: 127.0.1.1:7443 is already the address of node db1; give each node its own")
+            with: "mesh.json: nodes.db2.address: 127.0.1.1:7443 is already the address of node db1; give each node its own"
+        )
     }
 
     // MARK: durations and numbers
@@ -167,11 +193,13 @@ final class ValidationRuleTests: XCTestCase {
         for bad in ["1 s", "2", "-1s", "1.s", "2S", "", "1d"] {
             assertRejects(
                 [("tunnel.ping_interval", bad)],
-                with: "mesh.json: tunnel.ping_interval: expected a duration such as \"500ms\", \"2s\" or \"1m\", got \"\(bad)\"")
+                with: "mesh.json: tunnel.ping_interval: expected a duration such as \"500ms\", \"2s\" or \"1m\", got \"\(bad)\""
+            )
         }
         assertRejects(
             [("balancers.pg.max_lag", "ten seconds")],
-            with: #"mesh.json: balancers.pg.max_lag: expected a duration such as "500ms", "2s" or "1m", got "ten seconds""#)
+            with: #"mesh.json: balancers.pg.max_lag: expected a duration such as "500ms", "2s" or "1m", got "ten seconds""#
+        )
     }
 
     func testZeroDurationWhereItMakesNoSense() {
@@ -180,7 +208,8 @@ final class ValidationRuleTests: XCTestCase {
         }
         assertRejects(
             [("services.postgres.postgres.probe_interval", "0ms")],
-            with: #"mesh.json: services.postgres.postgres.probe_interval: must be greater than zero, got "0ms""#)
+            with: #"mesh.json: services.postgres.postgres.probe_interval: must be greater than zero, got "0ms""#
+        )
     }
 
     func testDeadAfterAtLeastOne() {
@@ -194,11 +223,13 @@ final class ValidationRuleTests: XCTestCase {
     func testBackoffMaxNotBelowBackoffMin() {
         assertRejects(
             [("tunnel.backoff_min", "500ms"), ("tunnel.backoff_max", "100ms")],
-            with: "mesh.json: tunnel.backoff_max: backoff_max (100ms) must not be less than backoff_min (500ms)")
+            with: "mesh.json: tunnel.backoff_max: backoff_max (100ms) must not be less than backoff_min (500ms)"
+        )
         // Only backoff_min written: the default backoff_max (2s) is what it collides with.
         assertRejects(
             [("tunnel.backoff_max", nil), ("tunnel.backoff_min", "2.5s")],
-            with: "mesh.json: tunnel.backoff_min: backoff_max (2s) must not be less than backoff_min (2.5s)")
+            with: "mesh.json: tunnel.backoff_min: backoff_max (2s) must not be less than backoff_min (2.5s)"
+        )
         XCTAssertNotNil(accepted([("tunnel.backoff_min", "2s")]), "equal is fine")
     }
 
@@ -207,33 +238,47 @@ final class ValidationRuleTests: XCTestCase {
     func testServiceOnKeysMustBeDeclaredNodes() {
         assertRejects(
             [("services.postgres.on.db9", "127.0.0.1:5432")],
-            with: #"mesh.json: services.postgres.on.db9: unknown node "db9"; declared nodes: app1, db1, db2"#)
+            with: #"mesh.json: services.postgres.on.db9: unknown node "db9"; declared nodes: app1, db1, db2"#
+        )
     }
 
     func testServiceTargetMustBeAnEndpoint() {
         assertRejects(
             [("services.postgres.on.db1", "localhost")],
-            with: #"mesh.json: services.postgres.on.db1: expected host:port or unix:/path, got "localhost""#)
+            with: #"mesh.json: services.postgres.on.db1: expected host:port or unix:/path, got "localhost""#
+        )
         let long = "/" + String(repeating: "s", count: 120)
         assertRejects(
             [("services.postgres.on.db1", "unix:" + long)],
-            with: "mesh.json: services.postgres.on.db1: unix socket path \"\(long)\" is \(long.utf8.count) bytes long; the limit is \(Endpoint.maxUnixPathLength), so use a shorter path")
+            with:
+                "mesh.json: services.postgres.on.db1: unix socket path \"\(long)\" is \(long.utf8.count) bytes long; the limit is \(Endpoint.maxUnixPathLength), so use a shorter path"
+        )
     }
 
     func testPostgresServiceSocketIsNamedForItsPort() {
         assertRejects(
             [("services.postgres.on.db1", "unix:/run/pg.sock")],
-            with: #"mesh.json: services.postgres.on.db1: a PostgreSQL server's Unix socket is named .s.PGSQL.<port> (e.g. unix:/var/run/postgresql/.s.PGSQL.5432), got "/run/pg.sock""#)
+            with:
+                #"mesh.json: services.postgres.on.db1: a PostgreSQL server's Unix socket is named .s.PGSQL.<port> (e.g. unix:/var/run/postgresql/.s.PGSQL.5432), got "/run/pg.sock""#
+        )
         let config = accepted([("services.postgres.on.db1", "unix:/var/run/postgresql/.s.PGSQL.5433")])
         XCTAssertEqual(config?.services["postgres"]?.on["db1"], .unix(path: "/var/run/postgresql/.s.PGSQL.5433"))
         // A service without a postgres block may use any socket name.
-        XCTAssertNotNil(accepted([("services.postgres.postgres", nil), ("balancers", nil), ("services.postgres.on.db1", "unix:/run/pg.sock")]))
+        XCTAssertNotNil(
+            accepted([("services.postgres.postgres", nil), ("balancers", nil), ("services.postgres.on.db1", "unix:/run/pg.sock")])
+        )
     }
 
     func testPostgresSocketPathSplitsDirectoryAndPort() {
-        XCTAssertEqual(PostgresSocketPath("/var/run/postgresql/.s.PGSQL.5432"), PostgresSocketPath(directory: "/var/run/postgresql", port: 5432))
+        XCTAssertEqual(
+            PostgresSocketPath("/var/run/postgresql/.s.PGSQL.5432"),
+            PostgresSocketPath(directory: "/var/run/postgresql", port: 5432)
+        )
         XCTAssertEqual(PostgresSocketPath("/.s.PGSQL.1"), PostgresSocketPath(directory: "/", port: 1))
-        for bad in [".s.PGSQL.5432", "/tmp/.s.PGSQL.", "/tmp/.s.PGSQL.0", "/tmp/.s.PGSQL.65536", "/tmp/.s.PGSQL.54x2", "/tmp/pg.sock", "/tmp/.s.PGSQL.5432.lock"] {
+        for bad in [
+            ".s.PGSQL.5432", "/tmp/.s.PGSQL.", "/tmp/.s.PGSQL.0", "/tmp/.s.PGSQL.65536", "/tmp/.s.PGSQL.54x2", "/tmp/pg.sock",
+            "/tmp/.s.PGSQL.5432.lock",
+        ] {
             XCTAssertNil(PostgresSocketPath(bad), bad)
         }
     }
@@ -241,10 +286,12 @@ final class ValidationRuleTests: XCTestCase {
     func testAllowEntriesMustBeDeclaredNodesOrStar() {
         assertRejects(
             [("services.postgres.allow", ["app1", "ap1"])],
-            with: #"mesh.json: services.postgres.allow[1]: unknown node "ap1"; declared nodes: app1, db1, db2 (or "*" for every node)"#)
+            with: #"mesh.json: services.postgres.allow[1]: unknown node "ap1"; declared nodes: app1, db1, db2 (or "*" for every node)"#
+        )
         assertRejects(
             [("services.postgres.allow", ["*", "app1"])],
-            with: #"mesh.json: services.postgres.allow[1]: "*" already allows every node; list either "*" or node names, not both"#)
+            with: #"mesh.json: services.postgres.allow[1]: "*" already allows every node; list either "*" or node names, not both"#
+        )
         assertRejects([("services.postgres.allow", [7])], with: "mesh.json: services.postgres.allow[0]: expected string, got number")
     }
 
@@ -264,20 +311,26 @@ final class ValidationRuleTests: XCTestCase {
         assertRejects([("forwards.0.to", "pg@db1")], with: #"mesh.json: forwards[0].to: unknown service "pg"; declared services: postgres"#)
         assertRejects(
             [("services", nil), ("balancers", nil), ("forwards.0.to", "pg@db1")],
-            with: #"mesh.json: forwards[0].to: unknown service "pg"; no services are declared"#)
-        assertRejects([("forwards.0.to", "postgres@db9")], with: #"mesh.json: forwards[0].to: unknown node "db9"; declared nodes: app1, db1, db2"#)
+            with: #"mesh.json: forwards[0].to: unknown service "pg"; no services are declared"#
+        )
+        assertRejects(
+            [("forwards.0.to", "postgres@db9")],
+            with: #"mesh.json: forwards[0].to: unknown node "db9"; declared nodes: app1, db1, db2"#
+        )
     }
 
     func testForwardToServiceNotServedOnThatNode() {
         assertRejects(
             [("forwards.0.to", "postgres@app1")],
-            with: #"mesh.json: forwards[0].to: service "postgres" is not served on node app1; it is served on db1, db2"#)
+            with: #"mesh.json: forwards[0].to: service "postgres" is not served on node app1; it is served on db1, db2"#
+        )
     }
 
     func testForwardListenMustBeAnEndpoint() {
         assertRejects(
             [("forwards.0.listen", "15432")],
-            with: #"mesh.json: forwards[0].listen: expected host:port or unix:/path, got "15432""#)
+            with: #"mesh.json: forwards[0].listen: expected host:port or unix:/path, got "15432""#
+        )
     }
 
     // MARK: listener conflicts
@@ -285,13 +338,15 @@ final class ValidationRuleTests: XCTestCase {
     func testForwardOnTheNodesOwnMeshAddress() {
         assertRejects(
             [("forwards.0.listen", "127.0.1.3:7443")],
-            with: "mesh.json: forwards[0].listen: 127.0.1.3:7443 on node app1 is already used by nodes.app1.address")
+            with: "mesh.json: forwards[0].listen: 127.0.1.3:7443 on node app1 is already used by nodes.app1.address"
+        )
     }
 
     func testTwoForwardsOnTheSameEndpoint() {
         assertRejects(
             [("forwards.1", ["on": "app1", "listen": "127.0.0.1:15432", "to": "postgres@db2"])],
-            with: "mesh.json: forwards[1].listen: 127.0.0.1:15432 on node app1 is already used by forwards[0].listen")
+            with: "mesh.json: forwards[1].listen: 127.0.0.1:15432 on node app1 is already used by forwards[0].listen"
+        )
         // The same endpoint on different nodes is fine: they are different machines.
         XCTAssertNotNil(accepted([("forwards.1", ["on": "db2", "listen": "127.0.0.1:15432", "to": "postgres@db1"])]))
     }
@@ -299,32 +354,37 @@ final class ValidationRuleTests: XCTestCase {
     func testBalancerListenerCollidesWithForward() {
         assertRejects(
             [("forwards.0.listen", "127.0.0.1:6432")],
-            with: "mesh.json: balancers.pg.on.app1.rw: 127.0.0.1:6432 on node app1 is already used by forwards[0].listen")
+            with: "mesh.json: balancers.pg.on.app1.rw: 127.0.0.1:6432 on node app1 is already used by forwards[0].listen"
+        )
     }
 
     func testBalancerRwAndRoOnTheSameEndpoint() {
         assertRejects(
             [("balancers.pg.on.app1.ro", "127.0.0.1:6432")],
-            with: "mesh.json: balancers.pg.on.app1.ro: 127.0.0.1:6432 on node app1 is already used by balancers.pg.on.app1.rw")
+            with: "mesh.json: balancers.pg.on.app1.ro: 127.0.0.1:6432 on node app1 is already used by balancers.pg.on.app1.rw"
+        )
     }
 
     func testWildcardListenerOverlapsASpecificOne() {
         assertRejects(
             [("balancers.pg.on.app1.ro", "0.0.0.0:15432")],
-            with: "mesh.json: balancers.pg.on.app1.ro: 0.0.0.0:15432 on node app1 overlaps 127.0.0.1:15432 used by forwards[0].listen")
+            with: "mesh.json: balancers.pg.on.app1.ro: 0.0.0.0:15432 on node app1 overlaps 127.0.0.1:15432 used by forwards[0].listen"
+        )
     }
 
     func testMetricsListenerCollides() {
         assertRejects(
             [("metrics", "127.0.0.1:15432")],
-            with: "mesh.json: forwards[0].listen: 127.0.0.1:15432 on node app1 is already used by metrics")
+            with: "mesh.json: forwards[0].listen: 127.0.0.1:15432 on node app1 is already used by metrics"
+        )
     }
 
     func testForwardListenerNamesMustBeUnique() {
         assertRejects(
             [("forwards.1", ["on": "app1", "listen": "127.0.0.2:15432", "to": "postgres@db2"])],
             with: "mesh.json: forwards[1].listen: listener name \"forward-15432\" on node app1 is already used by "
-                + "forwards[0].listen; socket activation needs unique names, so pick another port or socket name")
+                + "forwards[0].listen; socket activation needs unique names, so pick another port or socket name"
+        )
     }
 
     // MARK: balancers
@@ -332,25 +392,30 @@ final class ValidationRuleTests: XCTestCase {
     func testBalancerServiceMustExist() {
         assertRejects(
             [("balancers.pg.service", "pgsql")],
-            with: #"mesh.json: balancers.pg.service: unknown service "pgsql"; declared services: postgres"#)
+            with: #"mesh.json: balancers.pg.service: unknown service "pgsql"; declared services: postgres"#
+        )
     }
 
     func testBalancerServiceNeedsAPostgresBlock() {
         assertRejects(
             [("services.postgres.postgres", nil)],
-            with: #"mesh.json: balancers.pg.service: service "postgres" has no "postgres" block; a balancer needs one to learn which node is the primary"#)
+            with:
+                #"mesh.json: balancers.pg.service: service "postgres" has no "postgres" block; a balancer needs one to learn which node is the primary"#
+        )
     }
 
     func testBalancerOnKeysMustBeDeclaredNodes() {
         assertRejects(
             [("balancers.pg.on.app2", ["rw": "127.0.0.1:7432"])],
-            with: #"mesh.json: balancers.pg.on.app2: unknown node "app2"; declared nodes: app1, db1, db2"#)
+            with: #"mesh.json: balancers.pg.on.app2: unknown node "app2"; declared nodes: app1, db1, db2"#
+        )
     }
 
     func testRoFallbackIsPrimaryOrNone() {
         assertRejects(
             [("balancers.pg.ro_fallback", "any")],
-            with: #"mesh.json: balancers.pg.ro_fallback: expected "primary" or "none", got "any""#)
+            with: #"mesh.json: balancers.pg.ro_fallback: expected "primary" or "none", got "any""#
+        )
     }
 
     // MARK: tls
@@ -358,7 +423,8 @@ final class ValidationRuleTests: XCTestCase {
     func testOnlyNodePlaceholderInTLSPaths() {
         assertRejects(
             [("tls.cert", "pki/{name}.pem")],
-            with: #"mesh.json: tls.cert: only {node} may appear in braces, got "pki/{name}.pem""#)
+            with: #"mesh.json: tls.cert: only {node} may appear in braces, got "pki/{name}.pem""#
+        )
     }
 
     func testNodePlaceholderIsOnlySubstitutedInTLSPaths() throws {
@@ -370,6 +436,8 @@ final class ValidationRuleTests: XCTestCase {
         let long = String(repeating: "c", count: 110)
         assertRejects(
             [("nodes.db1.control", long)],
-            with: "mesh.json: nodes.db1.control: unix socket path \"/etc/tunnelmesh/\(long)\" is 126 bytes long; the limit is \(Endpoint.maxUnixPathLength), so use a shorter path")
+            with:
+                "mesh.json: nodes.db1.control: unix socket path \"/etc/tunnelmesh/\(long)\" is 126 bytes long; the limit is \(Endpoint.maxUnixPathLength), so use a shorter path"
+        )
     }
 }

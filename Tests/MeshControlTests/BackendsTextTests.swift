@@ -8,19 +8,24 @@ import XCTest
 final class BackendsTextTests: XCTestCase {
     func testOneBalancerHasNoBalancerColumn() throws {
         let rows = try BalancerFixtures().view.backends().filter { $0.balancer == "pg" }
-        XCTAssertEqual(BackendsText.render(rows, style: .plain), """
+        XCTAssertEqual(
+            BackendsText.render(rows, style: .plain),
+            """
             NODE  ROLE     STATE    TIMELINE  LSN    LAG    CONNS  LAST REPORT  LAST ERROR
             db1   primary  up       2         3/148  -      3/1    0.4s ago     -
             db2   standby  up       2         3/60   250ms  0/2    0.2s ago     -
             db3   unknown  down     -         -      -      0/0    0.9s ago     connection to 127.0.0.1:5432 refused: is Postgr…
             db4   unknown  unknown  -         -      -      0/0    never        -
 
-            """)
+            """
+        )
     }
 
     func testSeveralBalancersAreNamed() throws {
         let rows = try BalancerFixtures().view.backends()
-        XCTAssertEqual(BackendsText.render(rows, style: .plain), """
+        XCTAssertEqual(
+            BackendsText.render(rows, style: .plain),
+            """
             BALANCER  NODE  ROLE     STATE    TIMELINE  LSN      LAG           CONNS  LAST REPORT  LAST ERROR
             pg        db1   primary  up       2         3/148    -             3/1    0.4s ago     -
             pg        db2   standby  up       2         3/60     250ms         0/2    0.2s ago     -
@@ -29,7 +34,8 @@ final class BackendsTextTests: XCTestCase {
             reports   db5   unknown  unknown  -         -        -             0/0    12s ago      -
             reports   db6   standby  up       1         A0/2000  42.5s paused  0/1    0.5s ago     -
 
-            """)
+            """
+        )
     }
 
     func testColourMarksStatesAndKeepsColumnsAligned() throws {

@@ -1,9 +1,9 @@
 import Foundation
 import MeshBalancer
 import MeshControl
+import MeshTestSupport
 import MeshTunnel
 import NIOCore
-import MeshTestSupport
 import XCTest
 
 /// The balancer series of `/metrics`, read from a `BalancerView` over real registry, counts and
@@ -105,13 +105,17 @@ final class BalancerMetricsTests: XCTestCase {
         XCTAssertNil(after.value("meshd_balancer_connections_active", ["balancer": "pg", "listener": "rw", "node": "db4"]))
         XCTAssertEqual(after.value("meshd_backend_up", ["balancer": "pg", "node": "db1"]), 1)
         XCTAssertEqual(
-            after.value("meshd_balancer_connections_total", ["balancer": "pg", "listener": "rw", "node": "db1", "result": "routed"]), 5)
+            after.value("meshd_balancer_connections_total", ["balancer": "pg", "listener": "rw", "node": "db1", "result": "routed"]),
+            5
+        )
 
         // Back in the config: its counters resume from the balancer's own count.
         fixtures.reload(try BalancerFixtures.config())
         let back = try PrometheusText(metrics.scrape())
         XCTAssertEqual(
-            back.value("meshd_balancer_connections_total", ["balancer": "reports", "listener": "ro", "node": "db6", "result": "routed"]), 4)
+            back.value("meshd_balancer_connections_total", ["balancer": "reports", "listener": "ro", "node": "db6", "result": "routed"]),
+            4
+        )
     }
 
     func testPeerSeriesStayAlongside() throws {
@@ -124,7 +128,9 @@ final class BalancerMetricsTests: XCTestCase {
         let text = try PrometheusText(MeshMetrics(source: OnePeer(peer: peer), balancers: fixtures.view).scrape())
         XCTAssertEqual(text.value("meshd_peer_up", ["peer": "db1"]), 1)
         XCTAssertEqual(text.value("meshd_backend_up", ["balancer": "pg", "node": "db1"]), 1)
-        XCTAssertNil(try PrometheusText(MeshMetrics(source: OnePeer(peer: peer)).scrape()).families["meshd_backend_up"],
-                     "no balancer view, no balancer series")
+        XCTAssertNil(
+            try PrometheusText(MeshMetrics(source: OnePeer(peer: peer)).scrape()).families["meshd_backend_up"],
+            "no balancer view, no balancer series"
+        )
     }
 }

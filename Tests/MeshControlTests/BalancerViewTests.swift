@@ -2,8 +2,8 @@ import Foundation
 import MeshBalancer
 import MeshControl
 import MeshControlModel
-import NIOCore
 import MeshTestSupport
+import NIOCore
 import XCTest
 
 /// `BalancerView` over a real registry, connection counts and outcomes: one row per balancer on this
@@ -98,8 +98,12 @@ final class BalancerViewTests: XCTestCase {
         let config = try BalancerFixtures.config()
         func view(on node: String) -> BalancerView {
             BalancerView(
-                node: node, config: { config }, registry: fixtures.registry, connections: fixtures.connections,
-                outcomes: fixtures.outcomes)
+                node: node,
+                config: { config },
+                registry: fixtures.registry,
+                connections: fixtures.connections,
+                outcomes: fixtures.outcomes
+            )
         }
         XCTAssertEqual(view(on: "db2").backends(), [])
         let db1 = view(on: "db1")
@@ -110,7 +114,9 @@ final class BalancerViewTests: XCTestCase {
         let fixtures = try BalancerFixtures()
         let rows = fixtures.view.backends()
         let text = try ControlJSON.text([rows[1], rows[2]])
-        XCTAssertEqual(text, """
+        XCTAssertEqual(
+            text,
+            """
             [
               {
                 "balancer" : "pg",
@@ -150,7 +156,8 @@ final class BalancerViewTests: XCTestCase {
               }
             ]
 
-            """)
+            """
+        )
         // Whole seconds in the dates: ISO 8601 as the rest of the API writes it.
         let decoded = try ControlJSON.decoder().decode([BackendInfo].self, from: Data(text.utf8))
         XCTAssertEqual(decoded.map(\.node), ["db2", "db3"])

@@ -6,14 +6,23 @@ import XCTest
 final class ControlJSONTests: XCTestCase {
     func testPeerInfoUsesSnakeCaseKeysAndISODates() throws {
         let peer = PeerInfo(
-            name: "db1", address: "127.0.1.1:7443", dialer: true, state: "down",
-            since: Date(timeIntervalSince1970: 1_700_000_000), lastError: "connection refused")
+            name: "db1",
+            address: "127.0.1.1:7443",
+            dialer: true,
+            state: "down",
+            since: Date(timeIntervalSince1970: 1_700_000_000),
+            lastError: "connection refused"
+        )
         let object = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: ControlJSON.encoder().encode(peer)) as? [String: Any])
+            JSONSerialization.jsonObject(with: ControlJSON.encoder().encode(peer)) as? [String: Any]
+        )
         XCTAssertEqual(
             Set(object.keys),
-            ["name", "address", "dialer", "state", "since", "last_error", "rtt_seconds", "streams_active",
-             "streams_total", "bytes_sent", "bytes_received", "reconnects", "certificate_not_after"])
+            [
+                "name", "address", "dialer", "state", "since", "last_error", "rtt_seconds", "streams_active",
+                "streams_total", "bytes_sent", "bytes_received", "reconnects", "certificate_not_after",
+            ]
+        )
         XCTAssertEqual(object["since"] as? String, "2023-11-14T22:13:20Z")
         XCTAssertTrue(object["rtt_seconds"] is NSNull)
         let back = try ControlJSON.decoder().decode(PeerInfo.self, from: ControlJSON.encoder().encode(peer))

@@ -3,11 +3,11 @@ import Logging
 import MeshControl
 import MeshControlClient
 import MeshControlModel
+import MeshTestSupport
 import MeshTunnel
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import MeshTestSupport
 import XCTest
 
 /// The control server on a real Unix socket in a temp directory, spoken to by the real client.
@@ -27,13 +27,21 @@ final class ControlServerTests: XCTestCase {
         down.lastError = "connection refused"
         self.source = FixedDataSource(name: "app1", peers: [up, down], answers: ["db1": .microseconds(250)])
         let facts = AgentFacts(
-            mesh: "demo", version: "0.1.0", startedAt: self.started, configFile: "/etc/meshd/mesh.json",
-            configSHA256: String(repeating: "ab", count: 32), lastReload: ReloadOutcome(ok: true, at: self.started),
+            mesh: "demo",
+            version: "0.1.0",
+            startedAt: self.started,
+            configFile: "/etc/meshd/mesh.json",
+            configSHA256: String(repeating: "ab", count: 32),
+            lastReload: ReloadOutcome(ok: true, at: self.started),
             certificateNotAfter: Date(timeIntervalSinceNow: 10 * 86_400 + 60),
-            services: [ServiceInfo(name: "echo", role: .forward, listen: "127.0.0.1:15001", to: "echo@db1")])
+            services: [ServiceInfo(name: "echo", role: .forward, listen: "127.0.0.1:15001", to: "echo@db1")]
+        )
         self.server = ControlServer(
-            socketPath: self.directory + "/run/control.sock", api: ControlAPI(source: self.source, facts: facts),
-            group: self.group, logger: Logger(label: "test"))
+            socketPath: self.directory + "/run/control.sock",
+            api: ControlAPI(source: self.source, facts: facts),
+            group: self.group,
+            logger: Logger(label: "test")
+        )
         try await self.server.start()
     }
 
@@ -116,10 +124,22 @@ final class ControlServerTests: XCTestCase {
     func testSecondServerOnTheSameSocketIsRefusedAndStaleSocketIsReplaced() async throws {
         let second = ControlServer(
             socketPath: self.server.socketPath,
-            api: ControlAPI(source: self.source, facts: AgentFacts(
-                mesh: "demo", version: "0.1.0", startedAt: Date(), configFile: "x", configSHA256: "",
-                lastReload: ReloadOutcome(ok: true, at: Date()), certificateNotAfter: nil, services: [])),
-            group: self.group, logger: Logger(label: "test"))
+            api: ControlAPI(
+                source: self.source,
+                facts: AgentFacts(
+                    mesh: "demo",
+                    version: "0.1.0",
+                    startedAt: Date(),
+                    configFile: "x",
+                    configSHA256: "",
+                    lastReload: ReloadOutcome(ok: true, at: Date()),
+                    certificateNotAfter: nil,
+                    services: []
+                )
+            ),
+            group: self.group,
+            logger: Logger(label: "test")
+        )
         do {
             try await second.start()
             XCTFail("a live socket must not be taken over")
@@ -152,10 +172,23 @@ final class ControlServerTests: XCTestCase {
         let slow = FixedDataSource(name: "app1", peers: self.source.peerStatuses(), answers: ["db1": .milliseconds(1_500)])
         let server = ControlServer(
             socketPath: self.directory + "/idle.sock",
-            api: ControlAPI(source: slow, facts: AgentFacts(
-                mesh: "demo", version: "0.1.0", startedAt: Date(), configFile: "x", configSHA256: "",
-                lastReload: ReloadOutcome(ok: true, at: Date()), certificateNotAfter: nil, services: [])),
-            group: self.group, logger: Logger(label: "test"), idleTimeout: .milliseconds(300))
+            api: ControlAPI(
+                source: slow,
+                facts: AgentFacts(
+                    mesh: "demo",
+                    version: "0.1.0",
+                    startedAt: Date(),
+                    configFile: "x",
+                    configSHA256: "",
+                    lastReload: ReloadOutcome(ok: true, at: Date()),
+                    certificateNotAfter: nil,
+                    services: []
+                )
+            ),
+            group: self.group,
+            logger: Logger(label: "test"),
+            idleTimeout: .milliseconds(300)
+        )
         try await server.start()
         defer { Task { await server.stop() } }
 
@@ -195,8 +228,12 @@ final class ControlServerTests: XCTestCase {
     }
 
     private func expect(
-        _ method: HTTPMethod, _ path: String, _ status: UInt, containing text: String,
-        file: StaticString = #filePath, line: UInt = #line
+        _ method: HTTPMethod,
+        _ path: String,
+        _ status: UInt,
+        containing text: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) async throws {
         let (answer, body) = try await self.client.send(method, path)
         XCTAssertEqual(answer.code, status, "\(method) \(path)", file: file, line: line)

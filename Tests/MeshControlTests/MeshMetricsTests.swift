@@ -1,8 +1,8 @@
 import Foundation
 import MeshControl
+import MeshTestSupport
 import MeshTunnel
 import NIOConcurrencyHelpers
-import MeshTestSupport
 import XCTest
 
 /// `MeshMetrics` over a source whose numbers the test sets: counters follow the source by delta
@@ -32,7 +32,8 @@ final class MeshMetricsTests: XCTestCase {
             $0 = MetricsSnapshot(
                 peers: [Self.peer("db1", up: true, sent: 1000), Self.peer("db2", up: false, sent: 10, reconnects: 3)],
                 handshakeFailures: [.init(peer: "unknown", reason: "untrusted", count: 2)],
-                streams: [.init(peer: "db1", service: "postgres", result: "opened", count: 5)])
+                streams: [.init(peer: "db1", service: "postgres", result: "opened", count: 5)]
+            )
         }
         let first = try PrometheusText(metrics.scrape())
         XCTAssertEqual(first.value("meshd_peer_up", ["peer": "db1"]), 1)
@@ -62,8 +63,10 @@ final class MeshMetricsTests: XCTestCase {
         XCTAssertEqual(later.value("meshd_bytes_total", ["peer": "db2", "direction": "sent"]), 14, "never below the last scrape")
         XCTAssertEqual(later.value("meshd_tunnel_reconnects_total", ["peer": "db2"]), 3)
         XCTAssertEqual(later.value("meshd_streams_total", ["peer": "db1", "service": "postgres", "result": "opened"]), 7)
-        XCTAssertNil(later.value("meshd_handshake_failures_total", ["peer": "unknown", "reason": "untrusted"]),
-                     "a series the source no longer has is dropped")
+        XCTAssertNil(
+            later.value("meshd_handshake_failures_total", ["peer": "unknown", "reason": "untrusted"]),
+            "a series the source no longer has is dropped"
+        )
 
         // db2 removed from the mesh: every db2 series goes.
         source.snapshot.withLockedValue { $0.peers = [Self.peer("db1", up: true, sent: 1500)] }

@@ -8,13 +8,16 @@ import XCTest
 final class PeersTextTests: XCTestCase {
     func testHumanTable() {
         let text = PeersText.render(ControlFixtures.peers, now: ControlFixtures.now, style: .plain)
-        XCTAssertEqual(text, """
+        XCTAssertEqual(
+            text,
+            """
             NAME  ADDRESS         STATE        SINCE    RTT    STREAMS  TX       RX       LAST ERROR                                        CERT EXPIRES
             app9  127.0.1.9:7443  handshaking  2h ago   -      0/0      0 B      0 B      TLS handshake with app9 failed: certificate ver…  -
             db1   127.0.1.1:7443  up           3m ago   0.4ms  2/310    1.2 GiB  35 MiB   -                                                 in 89d
             db2   127.0.1.2:7443  down         42s ago  -      0/12     5.0 KiB  1.5 KiB  connection refused                                in 5d
 
-            """)
+            """
+        )
     }
 
     func testAnUpPeersPastErrorIsLeftToJSON() {
@@ -43,12 +46,15 @@ final class PeersTextTests: XCTestCase {
     func testNoPeers() {
         XCTAssertEqual(
             PeersText.render([], now: ControlFixtures.now, style: .plain),
-            "no peers: this node is the only one in mesh.json\n")
+            "no peers: this node is the only one in mesh.json\n"
+        )
     }
 
     func testJSON() throws {
         let text = try ControlJSON.text(Array(ControlFixtures.peers.dropFirst()))
-        XCTAssertEqual(text, """
+        XCTAssertEqual(
+            text,
+            """
             [
               {
                 "address" : "127.0.1.1:7443",
@@ -82,7 +88,8 @@ final class PeersTextTests: XCTestCase {
               }
             ]
 
-            """)
+            """
+        )
         let decoded = try ControlJSON.decoder().decode([PeerInfo].self, from: Data(text.utf8))
         XCTAssertEqual(decoded, Array(ControlFixtures.peers.dropFirst()))
     }

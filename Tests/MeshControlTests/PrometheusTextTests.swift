@@ -5,7 +5,8 @@ import XCTest
 /// rejects, or the /metrics tests that rely on it prove nothing.
 final class PrometheusTextTests: XCTestCase {
     func testAcceptsWellFormedText() throws {
-        let text = try PrometheusText("""
+        let text = try PrometheusText(
+            """
             # HELP meshd_peer_up 1 while up.\\nSecond line, a backslash \\\\.
             # TYPE meshd_peer_up gauge
             meshd_peer_up{peer="db1"} 1
@@ -19,7 +20,8 @@ final class PrometheusTextTests: XCTestCase {
             h_count 3
             untyped_thing NaN
 
-            """)
+            """
+        )
         XCTAssertEqual(text.families["meshd_peer_up"]?.type, "gauge")
         XCTAssertEqual(text.families["meshd_peer_up"]?.help, "1 while up.\nSecond line, a backslash \\.")
         XCTAssertEqual(text.value("meshd_peer_up", ["peer": "db1"]), 1)

@@ -8,29 +8,37 @@ import XCTest
 final class ServicesTextTests: XCTestCase {
     func testServedServicesOfADatabaseNode() throws {
         let services = ServiceInfo.entries(config: try ControlFixtures.config(), node: "db1")
-        XCTAssertEqual(ServicesText.render(services, style: .plain), """
+        XCTAssertEqual(
+            ServicesText.render(services, style: .plain),
+            """
             SERVICE   ROLE    LOCAL ADDRESS    ACCESS
             echo      served  127.0.0.1:17001  from every node
             metrics   served  127.0.0.1:9100   from no node (no "allow")
             postgres  served  127.0.0.1:55432  from app1
 
-            """)
+            """
+        )
     }
 
     func testServedAndForwardedOnOneNode() throws {
         let services = ServiceInfo.entries(config: try ControlFixtures.config(), node: "db2")
-        XCTAssertEqual(ServicesText.render(services, style: .plain), """
+        XCTAssertEqual(
+            ServicesText.render(services, style: .plain),
+            """
             SERVICE   ROLE     LOCAL ADDRESS        ACCESS
             echo      served   unix:/run/echo.sock  from every node
             postgres  served   127.0.0.1:55433      from app1
             postgres  forward  127.0.0.1:15433      to postgres@db1
 
-            """)
+            """
+        )
     }
 
     func testForwardsOnlyJSON() throws {
         let services = ServiceInfo.entries(config: try ControlFixtures.config(), node: "app1")
-        XCTAssertEqual(try ControlJSON.text(services), """
+        XCTAssertEqual(
+            try ControlJSON.text(services),
+            """
             [
               {
                 "allow" : null,
@@ -50,13 +58,17 @@ final class ServicesTextTests: XCTestCase {
               }
             ]
 
-            """)
-        XCTAssertEqual(ServicesText.render(services, style: .plain), """
+            """
+        )
+        XCTAssertEqual(
+            ServicesText.render(services, style: .plain),
+            """
             SERVICE   ROLE     LOCAL ADDRESS    ACCESS
             postgres  forward  127.0.0.1:15432  to postgres@db1
             echo      forward  127.0.0.1:15001  to echo@db1
 
-            """)
+            """
+        )
     }
 
     func testServedJSON() throws {

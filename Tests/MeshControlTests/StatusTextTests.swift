@@ -8,8 +8,14 @@ import XCTest
 final class StatusTextTests: XCTestCase {
     func testHumanText() {
         let text = StatusText.render(
-            ControlFixtures.status, peers: ControlFixtures.peers, now: ControlFixtures.now, style: .plain)
-        XCTAssertEqual(text, """
+            ControlFixtures.status,
+            peers: ControlFixtures.peers,
+            now: ControlFixtures.now,
+            style: .plain
+        )
+        XCTAssertEqual(
+            text,
+            """
             node           app1
             mesh           demo
             version        0.1.0
@@ -20,7 +26,8 @@ final class StatusTextTests: XCTestCase {
             peers          1/3 up (app9 handshaking, db2 down)
             certificate    expires 2026-05-25 07:13:20 UTC (89 days left)
 
-            """)
+            """
+        )
     }
 
     func testCertificateWarningsAndFailedLoad() {
@@ -28,24 +35,35 @@ final class StatusTextTests: XCTestCase {
         status.certificateNotAfter = ControlFixtures.now.addingTimeInterval(3 * 86_400 + 10)
         status.certificateDaysLeft = 3
         status.lastReload = ReloadOutcome(
-            ok: false, at: ControlFixtures.now.addingTimeInterval(-30), error: "mesh.json: nodes.db3.address: missing")
+            ok: false,
+            at: ControlFixtures.now.addingTimeInterval(-30),
+            error: "mesh.json: nodes.db3.address: missing"
+        )
         status.peersUp = 3
         let text = StatusText.render(status, now: ControlFixtures.now, style: .plain)
         XCTAssertTrue(
             text.contains("certificate    expires 2026-02-28 06:13:30 UTC (3 days left) — renew soon: meshctl pki issue app1\n"),
-            text)
-        XCTAssertTrue(text.contains("last load      failed, 2026-02-25 06:12:50 UTC (30s ago): mesh.json: nodes.db3.address: missing\n"), text)
+            text
+        )
+        XCTAssertTrue(
+            text.contains("last load      failed, 2026-02-25 06:12:50 UTC (30s ago): mesh.json: nodes.db3.address: missing\n"),
+            text
+        )
         XCTAssertTrue(text.contains("peers          3/3 up\n"), text)
 
         status.certificateNotAfter = ControlFixtures.now.addingTimeInterval(-2 * 86_400)
         status.certificateDaysLeft = -2
         XCTAssertTrue(
             StatusText.render(status, now: ControlFixtures.now, style: .plain).contains(
-                "certificate    EXPIRED 2026-02-23 06:13:20 UTC (2d ago) — issue a new one: meshctl pki issue app1\n"))
+                "certificate    EXPIRED 2026-02-23 06:13:20 UTC (2d ago) — issue a new one: meshctl pki issue app1\n"
+            )
+        )
     }
 
     func testJSON() throws {
-        XCTAssertEqual(try ControlJSON.text(ControlFixtures.status), """
+        XCTAssertEqual(
+            try ControlJSON.text(ControlFixtures.status),
+            """
             {
               "certificate_days_left" : 89,
               "certificate_not_after" : "2026-05-25T07:13:20Z",
@@ -65,7 +83,8 @@ final class StatusTextTests: XCTestCase {
               "version" : "0.1.0"
             }
 
-            """)
+            """
+        )
     }
 
     func testDaysLeftRoundsDown() {

@@ -53,7 +53,10 @@ public enum FrontDoorFuzzTarget {
         guard let input = FuzzInput(bytes) else { return nil }
         let session = RecordingSession(refuse: input.option(1), bridgeFails: input.option(2))
         let handler = FrontDoorHandler(
-            session: session, tls: input.option(0) ? FuzzPKI.shared.anyClientServer : nil, logger: logger)
+            session: session,
+            tls: input.option(0) ? FuzzPKI.shared.anyClientServer : nil,
+            logger: logger
+        )
         do {
             let peer = try EmbeddedPeer(handlers: [handler])
             let transcript = peer.play(input, endInput: input.option(3))

@@ -38,7 +38,10 @@ final class FuzzPKI: Sendable {
         self.meshServer = try TLSContext(role: .server, files: files("bravo"))
         self.meshClient = try TLSContext(role: .client, files: files("alpha"))
         self.anyClientServer = try TLSContext(
-            anyClientCertificate: pki.certificate(node: "alpha"), key: pki.key(node: "alpha"), alpn: "postgresql",
-            setting: "fuzz.tls")
+            anyClientCertificate: pki.certificate(node: "alpha"),
+            key: pki.key(node: "alpha"),
+            alpn: "postgresql",
+            setting: "fuzz.tls"
+        )
     }
 }

@@ -20,10 +20,14 @@ public enum TLSFuzzTarget {
         switch input.options & 0b11 {
         case 0:
             handler = OpenSSLHandler(
-                context: pki.meshServer, policy: .declaredNode(mesh: FuzzPKI.mesh, nodes: FuzzPKI.nodes))
+                context: pki.meshServer,
+                policy: .declaredNode(mesh: FuzzPKI.mesh, nodes: FuzzPKI.nodes)
+            )
         case 1:
             handler = OpenSSLHandler(
-                context: pki.meshClient, policy: .exactly(MeshIdentity(mesh: FuzzPKI.mesh, node: "bravo")))
+                context: pki.meshClient,
+                policy: .exactly(MeshIdentity(mesh: FuzzPKI.mesh, node: "bravo"))
+            )
         case 2:
             handler = OpenSSLHandler(anyClientContext: pki.anyClientServer)
         default:

@@ -25,13 +25,25 @@ public enum TunnelFramesFuzzTarget {
     public static func run(_ bytes: UnsafeRawBufferPointer) -> ChannelTranscript? {
         guard let input = FuzzInput(bytes) else { return nil }
         let echo = ServiceSettings(
-            name: "echo", on: ["db1": .tcp(host: "127.0.0.1", port: 9)], allow: .nodes(input.option(0) ? ["app1"] : []))
+            name: "echo",
+            on: ["db1": .tcp(host: "127.0.0.1", port: 9)],
+            allow: .nodes(input.option(0) ? ["app1"] : [])
+        )
         let handlers = TunnelFraming.acceptingSide(
-            node: "db1", services: ["echo": echo], maxStreamsPerPeer: 64, logger: Self.logger)
+            node: "db1",
+            services: ["echo": echo],
+            maxStreamsPerPeer: 64,
+            logger: Self.logger
+        )
         do {
             let peer = try EmbeddedPeer(handlers: handlers)
-            peer.channel.pipeline.fireUserInboundEventTriggered(TLSHandshakeCompleted(
-                peer: MeshIdentity(mesh: "fuzz", node: "app1"), peerCertificateNotAfter: .distantFuture, alpn: "h2"))
+            peer.channel.pipeline.fireUserInboundEventTriggered(
+                TLSHandshakeCompleted(
+                    peer: MeshIdentity(mesh: "fuzz", node: "app1"),
+                    peerCertificateNotAfter: .distantFuture,
+                    alpn: "h2"
+                )
+            )
             var first = peer.channel.allocator.buffer(capacity: Self.preface.count)
             first.writeBytes(Self.preface)
             _ = try? peer.channel.writeInbound(first)

@@ -1,8 +1,8 @@
 import Dispatch
 import MeshSystemd
+import MeshTestSupport
 import NIOCore
 import NIOPosix
-import MeshTestSupport
 import XCTest
 
 /// The watchdog's event loop probe against real NIO event loops, one of them blocked.

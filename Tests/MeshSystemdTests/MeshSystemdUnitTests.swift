@@ -56,8 +56,12 @@ final class MeshSystemdUnitTests: XCTestCase {
         let (notifier, socket) = try self.notifier()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let watchdog = Watchdog(
-            period: .milliseconds(400), probe: LoopProbe(group: group), heartbeats: [], notifier: notifier,
-            logger: Logger(label: "test"))
+            period: .milliseconds(400),
+            probe: LoopProbe(group: group),
+            heartbeats: [],
+            notifier: notifier,
+            logger: Logger(label: "test")
+        )
         let running = Task { await watchdog.run() }
         try await Task.sleep(for: .milliseconds(1000))
         let healthy = socket.messages.filter { $0.has("WATCHDOG=1") }.count
@@ -90,8 +94,12 @@ final class MeshSystemdUnitTests: XCTestCase {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let supervisor = Heartbeat(name: "tunnel supervisor")
         let watchdog = Watchdog(
-            period: .milliseconds(400), probe: LoopProbe(group: group), heartbeats: [supervisor], notifier: notifier,
-            logger: Logger(label: "test"))
+            period: .milliseconds(400),
+            probe: LoopProbe(group: group),
+            heartbeats: [supervisor],
+            notifier: notifier,
+            logger: Logger(label: "test")
+        )
         let running = Task { await watchdog.run() }
         try await Task.sleep(for: .milliseconds(500))
         XCTAssertEqual(socket.messages.count, 0, "no ping before the first tick")

@@ -26,7 +26,8 @@ final class TLSBulkTransferTests: XCTestCase {
                     let policy = PeerPolicy.declaredNode(mesh: "demo", nodes: ["app1"])
                     try channel.pipeline.syncOperations.addHandler(OpenSSLHandler(context: serverContext, policy: policy))
                     try channel.pipeline.syncOperations.addHandler(
-                        TLSBulkPeer(total: total, seed: 2, writeSizes: [65_536, 9, 1 << 20, 70_001], done: serverResult))
+                        TLSBulkPeer(total: total, seed: 2, writeSizes: [65_536, 9, 1 << 20, 70_001], done: serverResult)
+                    )
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
@@ -39,7 +40,8 @@ final class TLSBulkTransferTests: XCTestCase {
                     let policy = PeerPolicy.exactly(MeshIdentity(mesh: "demo", node: "db1"))
                     try channel.pipeline.syncOperations.addHandler(OpenSSLHandler(context: clientContext, policy: policy))
                     try channel.pipeline.syncOperations.addHandler(
-                        TLSBulkPeer(total: total, seed: 1, writeSizes: [1 << 20, 16_384, 5, 250_000], done: clientResult))
+                        TLSBulkPeer(total: total, seed: 1, writeSizes: [1 << 20, 16_384, 5, 250_000], done: clientResult)
+                    )
                 }
             }
             .connect(host: "127.0.0.1", port: server.localAddress!.port!).wait()

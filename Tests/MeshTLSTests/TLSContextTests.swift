@@ -6,7 +6,12 @@ import XCTest
 
 /// TLSContext loading: what a good node gets, and the exact complaint for each broken file.
 final class TLSContextTests: TLSPKITestCase {
-    private func setupError(_ files: TLSFiles, role: TLSContext.Role = .server, file: StaticString = #filePath, line: UInt = #line)
+    private func setupError(
+        _ files: TLSFiles,
+        role: TLSContext.Role = .server,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    )
         -> TLSSetupError?
     {
         do {

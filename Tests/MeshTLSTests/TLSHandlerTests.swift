@@ -387,8 +387,11 @@ final class TLSHandlerTests: TLSPKITestCase {
     // MARK: Rejections
 
     private func assertServerRejectsClient(
-        _ node: String, as reason: HandshakeFailureReason, clientSees alert: String,
-        file: StaticString = #filePath, line: UInt = #line
+        _ node: String,
+        as reason: HandshakeFailureReason,
+        clientSees alert: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) throws {
         let client = try Self.sharedPKI.context(.client, node)
         let pipe = try makePipe(client: client)
@@ -453,8 +456,12 @@ final class TLSHandlerTests: TLSPKITestCase {
     }
 
     private func assertClientRejectsServer(
-        _ node: String, dialing expected: String, as reason: HandshakeFailureReason, serverSees alert: String,
-        file: StaticString = #filePath, line: UInt = #line
+        _ node: String,
+        dialing expected: String,
+        as reason: HandshakeFailureReason,
+        serverSees alert: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) throws {
         let server = try Self.sharedPKI.context(.server, node, crl: true)
         let pipe = try makePipe(server: server, clientPolicy: .exactly(MeshIdentity(mesh: "demo", node: expected)))
@@ -473,7 +480,8 @@ final class TLSHandlerTests: TLSPKITestCase {
         let pipe = pipes.last!
         XCTAssertEqual(
             pipe.clientRecorder.handshakeError?.detail,
-            "dialed spiffe://demo/node/db1 but the peer certificate names spiffe://demo/node/db2")
+            "dialed spiffe://demo/node/db1 but the peer certificate names spiffe://demo/node/db2"
+        )
     }
 
     func testClientRejectsServerOfAnotherMesh() throws {

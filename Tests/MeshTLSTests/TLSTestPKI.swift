@@ -54,7 +54,13 @@ final class TLSTestPKI {
         let (ca, caKey) = try self.makeCA("ca", commonName: "demo mesh CA", now: now)
         self.caCertificate = ca
         self.caKey = caKey
-        func issue(_ name: String, san: String, commonName: String? = nil, from: Date = now - 3_600, until: Date = now + 30 * day) throws -> Certificate {
+        func issue(
+            _ name: String,
+            san: String,
+            commonName: String? = nil,
+            from: Date = now - 3_600,
+            until: Date = now + 30 * day
+        ) throws -> Certificate {
             try self.issue(name, san: san, commonName: commonName ?? name, notBefore: from, notAfter: until, issuer: (ca, caKey))
         }
         for node in ["db1", "db2", "app1"] {
@@ -73,19 +79,36 @@ final class TLSTestPKI {
         // Another CA issuing a certificate that claims to be a declared node.
         let other = try self.makeCA("otherca-root", commonName: "some other CA", now: now)
         _ = try self.issue(
-            "otherca", san: "URI:spiffe://demo/node/otherca", commonName: "otherca", notBefore: now - 3_600, notAfter: now + 30 * day,
-            issuer: other)
+            "otherca",
+            san: "URI:spiffe://demo/node/otherca",
+            commonName: "otherca",
+            notBefore: now - 3_600,
+            notAfter: now + 30 * day,
+            issuer: other
+        )
 
         // A self-signed certificate with a perfectly good identity.
         _ = try self.issue(
-            "selfsigned", san: "URI:spiffe://demo/node/selfsigned", commonName: "selfsigned", notBefore: now - 3_600,
-            notAfter: now + 30 * day, issuer: nil)
+            "selfsigned",
+            san: "URI:spiffe://demo/node/selfsigned",
+            commonName: "selfsigned",
+            notBefore: now - 3_600,
+            notAfter: now + 30 * day,
+            issuer: nil
+        )
     }
 
     /// A CRL of the mesh CA whose nextUpdate has passed (2020-01-01 to 2020-02-01), written to `name`.
     func staleRevocationList(_ name: String) throws -> String {
         let crl = try RevocationList.sign(
-            issuer: self.caCertificate!, key: self.caKey!, number: 2, keeping: nil, revoking: nil, now: Self.utc("2020-01-01"), days: 31)
+            issuer: self.caCertificate!,
+            key: self.caKey!,
+            number: 2,
+            keeping: nil,
+            revoking: nil,
+            now: Self.utc("2020-01-01"),
+            days: 31
+        )
         try crl.pem().write(to: URL(fileURLWithPath: path(name)))
         return path(name)
     }
@@ -105,7 +128,9 @@ final class TLSTestPKI {
     private func makeCA(_ name: String, commonName: String, now: Date) throws -> (Certificate, PKIPrivateKey) {
         let key = try PKIPrivateKey.generateP256()
         let certificate = try CertificateBuilder(
-            commonName: commonName, notBefore: now - 3_600, notAfter: now + 3_650 * 86_400,
+            commonName: commonName,
+            notBefore: now - 3_600,
+            notAfter: now + 3_650 * 86_400,
             extensions: [
                 (NID_basic_constraints, "critical,CA:TRUE"), (NID_key_usage, "critical,keyCertSign,cRLSign"),
                 (NID_subject_key_identifier, "hash"),
@@ -118,7 +143,12 @@ final class TLSTestPKI {
     /// A node certificate with the extensions `meshctl pki issue` gives, but any SAN and dates;
     /// with no issuer it is self-signed.
     private func issue(
-        _ name: String, san: String, commonName: String, notBefore: Date, notAfter: Date, issuer: (Certificate, PKIPrivateKey)?
+        _ name: String,
+        san: String,
+        commonName: String,
+        notBefore: Date,
+        notAfter: Date,
+        issuer: (Certificate, PKIPrivateKey)?
     ) throws -> Certificate {
         let key = try PKIPrivateKey.generateP256()
         var extensions: [(nid: Int32, value: String)] = [

@@ -65,7 +65,8 @@ final class TLSPipe {
     let serverRecorder = TLSRecorder()
 
     init(
-        client clientContext: TLSContext, server serverContext: TLSContext,
+        client clientContext: TLSContext,
+        server serverContext: TLSContext,
         clientPolicy: PeerPolicy = .exactly(MeshIdentity(mesh: TLSTestPKI.mesh, node: "db1")),
         serverPolicy: PeerPolicy = .declaredNode(mesh: TLSTestPKI.mesh, nodes: TLSTestPKI.declared)
     ) throws {

@@ -42,8 +42,12 @@ public enum Command {
     /// Runs the program and waits for it; a timeout kills it and is reported in `timedOut`.
     /// `environment` nil inherits the test's.
     public static func run(
-        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: Data? = nil,
-        directory: URL? = nil, timeout: Duration = .seconds(30)
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String]? = nil,
+        stdin: Data? = nil,
+        directory: URL? = nil,
+        timeout: Duration = .seconds(30)
     ) throws -> CommandResult {
         try self.start(executable, arguments, environment: environment, stdin: stdin, directory: directory).wait(timeout: timeout)
     }
@@ -51,7 +55,10 @@ public enum Command {
     /// Runs a set-up command (useradd, openssl, meshctl pki …); its stdout, or `Failed` with its output.
     @discardableResult
     public static func check(
-        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: Data? = nil,
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String]? = nil,
+        stdin: Data? = nil,
         timeout: Duration = .seconds(30)
     ) throws -> String {
         let result = try self.run(executable, arguments, environment: environment, stdin: stdin, timeout: timeout)
@@ -108,14 +115,18 @@ public enum Command {
                 status: timedOut ? -1 : ExitStatus.code(status),
                 stdout: String(decoding: (try? Data(contentsOf: self.scratch.appendingPathComponent("stdout"))) ?? Data(), as: UTF8.self),
                 stderr: String(decoding: (try? Data(contentsOf: self.scratch.appendingPathComponent("stderr"))) ?? Data(), as: UTF8.self),
-                timedOut: timedOut)
+                timedOut: timedOut
+            )
         }
     }
 
     /// Starts the program (in `directory`, else the test's own) with its output going to files and
     /// returns at once.
     public static func start(
-        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: Data? = nil,
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String]? = nil,
+        stdin: Data? = nil,
         directory: URL? = nil
     ) throws -> Running {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tunnelmesh-cmd-\(UUID().uuidString)")

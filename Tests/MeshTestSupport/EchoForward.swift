@@ -13,7 +13,11 @@ extension MeshTestCase {
     /// Starts `client`'s and `server`'s meshd and waits until `client` reports its tunnel to
     /// `server` up; both processes, or nil when it did not come up (the test has failed then).
     public func startPair(
-        _ mesh: TestMesh, client: String = "app1", server: String = "db1", file: StaticString = #filePath, line: UInt = #line
+        _ mesh: TestMesh,
+        client: String = "app1",
+        server: String = "db1",
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) throws -> (SpawnedProcess, SpawnedProcess)? {
         let first = try mesh.start(client)
         let second = try mesh.start(server)

@@ -25,8 +25,11 @@ public struct MeshFile: Encodable {
         public var handshakeTimeout: String?
 
         public init(
-            pingInterval: String? = nil, deadAfter: Int? = nil, backoffMax: String? = nil,
-            shutdownGrace: String? = nil, handshakeTimeout: String? = nil
+            pingInterval: String? = nil,
+            deadAfter: Int? = nil,
+            backoffMax: String? = nil,
+            shutdownGrace: String? = nil,
+            handshakeTimeout: String? = nil
         ) {
             self.pingInterval = pingInterval
             self.deadAfter = deadAfter
@@ -36,8 +39,11 @@ public struct MeshFile: Encodable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case pingInterval = "ping_interval", deadAfter = "dead_after", backoffMax = "backoff_max"
-            case shutdownGrace = "shutdown_grace", handshakeTimeout = "handshake_timeout"
+            case pingInterval = "ping_interval"
+            case deadAfter = "dead_after"
+            case backoffMax = "backoff_max"
+            case shutdownGrace = "shutdown_grace"
+            case handshakeTimeout = "handshake_timeout"
         }
     }
 
@@ -78,7 +84,10 @@ public struct MeshFile: Encodable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case monitorUser = "monitor_user", database, passwordFile = "password_file", probeInterval = "probe_interval"
+            case monitorUser = "monitor_user"
+            case database
+            case passwordFile = "password_file"
+            case probeInterval = "probe_interval"
         }
     }
 
@@ -120,7 +129,8 @@ public struct MeshFile: Encodable {
 
         enum CodingKeys: String, CodingKey {
             case service, on, tls
-            case maxLag = "max_lag", roFallback = "ro_fallback"
+            case maxLag = "max_lag"
+            case roFallback = "ro_fallback"
         }
     }
 
@@ -145,8 +155,13 @@ public struct MeshFile: Encodable {
     public var balancers: [String: Balancer]?
 
     public init(
-        mesh: String, tls: TLS, tunnel: Tunnel? = nil, nodes: [String: Node], services: [String: Service],
-        forwards: [Forward], balancers: [String: Balancer]? = nil
+        mesh: String,
+        tls: TLS,
+        tunnel: Tunnel? = nil,
+        nodes: [String: Node],
+        services: [String: Service],
+        forwards: [Forward],
+        balancers: [String: Balancer]? = nil
     ) {
         self.balancers = balancers
         self.mesh = mesh

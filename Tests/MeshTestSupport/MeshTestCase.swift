@@ -40,8 +40,13 @@ open class MeshTestCase: XCTestCase {
         super.tearDown()
     }
 
-    public func makeMesh(range: Int, nodes: [String], mesh: String = "itest", tunnel: MeshFile.Tunnel? = nil,
-                         withoutCertificates: Set<String> = []) throws -> TestMesh {
+    public func makeMesh(
+        range: Int,
+        nodes: [String],
+        mesh: String = "itest",
+        tunnel: MeshFile.Tunnel? = nil,
+        withoutCertificates: Set<String> = []
+    ) throws -> TestMesh {
         self.track(try TestMesh(range: range, nodes: nodes, mesh: mesh, tunnel: tunnel, withoutCertificates: withoutCertificates))
     }
 

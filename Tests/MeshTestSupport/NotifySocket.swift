@@ -86,8 +86,11 @@ public final class NotifySocket: @unchecked Sendable {
                 if parts.count == 2 { fields[parts[0]] = parts[1] }
             }
             let message = Message(
-                at: .now, monotonicMicroseconds: UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000,
-                fields: fields, text: text)
+                at: .now,
+                monotonicMicroseconds: UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000,
+                fields: fields,
+                text: text
+            )
             self.lock.withLock { self.received.append(message) }
         }
         self.finished.signal()

@@ -68,11 +68,14 @@ public final class PostgresCluster {
         let cluster = PostgresCluster(name: name, directory: "\(root)/\(name)", port: try TCPSocket.freePort(host: "127.0.0.1"), bin: bin)
         try cluster.asServerUser("/bin/mkdir", ["-m", "0700", cluster.directory])
         try cluster.asServerUser(
-            "\(bin)/initdb", ["-D", cluster.dataDirectory, "-U", superuser, "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
-            timeout: .seconds(60))
-        let hbaLines = hba + [
-            "local all all trust", "host all all 127.0.0.1/32 trust", "host replication all 127.0.0.1/32 trust",
-        ]
+            "\(bin)/initdb",
+            ["-D", cluster.dataDirectory, "-U", superuser, "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
+            timeout: .seconds(60)
+        )
+        let hbaLines =
+            hba + [
+                "local all all trust", "host all all 127.0.0.1/32 trust", "host replication all 127.0.0.1/32 trust",
+            ]
         try cluster.writeAsServerUser(hbaLines.joined(separator: "\n") + "\n", to: cluster.dataDirectory + "/pg_hba.conf")
         try cluster.appendSettings()
         try cluster.start()
@@ -82,12 +85,21 @@ public final class PostgresCluster {
     /// A streaming standby of this primary: `pg_basebackup -R` (which writes primary_conninfo and
     /// standby.signal), its own port and socket, started.
     public func makeStandby(name: String, in root: String) throws -> PostgresCluster {
-        let standby = PostgresCluster(name: name, directory: "\(root)/\(name)", port: try TCPSocket.freePort(host: "127.0.0.1"), bin: self.bin)
+        let standby = PostgresCluster(
+            name: name,
+            directory: "\(root)/\(name)",
+            port: try TCPSocket.freePort(host: "127.0.0.1"),
+            bin: self.bin
+        )
         try standby.asServerUser("/bin/mkdir", ["-m", "0700", standby.directory])
         try standby.asServerUser(
             "\(self.bin)/pg_basebackup",
-            ["-h", "127.0.0.1", "-p", "\(self.port)", "-U", Self.superuser, "-D", standby.dataDirectory, "-R", "-X", "stream", "-c", "fast"],
-            timeout: .seconds(60))
+            [
+                "-h", "127.0.0.1", "-p", "\(self.port)", "-U", Self.superuser, "-D", standby.dataDirectory, "-R", "-X", "stream", "-c",
+                "fast",
+            ],
+            timeout: .seconds(60)
+        )
         try standby.appendSettings()
         try standby.start()
         return standby
@@ -119,14 +131,21 @@ public final class PostgresCluster {
 
     public func start() throws {
         try self.asServerUser(
-            "\(self.bin)/pg_ctl", ["-D", self.dataDirectory, "-l", self.logFile, "-w", "-t", "30", "start"], timeout: .seconds(40))
+            "\(self.bin)/pg_ctl",
+            ["-D", self.dataDirectory, "-l", self.logFile, "-w", "-t", "30", "start"],
+            timeout: .seconds(40)
+        )
         self.running = true
     }
 
     /// Stops at once (no checkpoint), as a crash would look to the probe. Safe to call twice.
     public func stop() {
         guard self.running else { return }
-        _ = try? self.asServerUser("\(self.bin)/pg_ctl", ["-D", self.dataDirectory, "-m", "immediate", "-w", "-t", "15", "stop"], timeout: .seconds(20))
+        _ = try? self.asServerUser(
+            "\(self.bin)/pg_ctl",
+            ["-D", self.dataDirectory, "-m", "immediate", "-w", "-t", "15", "stop"],
+            timeout: .seconds(20)
+        )
         self.running = false
     }
 
@@ -139,8 +158,12 @@ public final class PostgresCluster {
     public func sql(_ statement: String, database: String = "postgres") throws -> String {
         let output = try Command.check(
             "\(self.bin)/psql",
-            ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", self.directory, "-p", "\(self.port)", "-U", Self.superuser, "-d", database, "-c", statement],
-            timeout: .seconds(30))
+            [
+                "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", self.directory, "-p", "\(self.port)", "-U", Self.superuser, "-d",
+                database, "-c", statement,
+            ],
+            timeout: .seconds(30)
+        )
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 

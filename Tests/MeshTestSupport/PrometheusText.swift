@@ -157,7 +157,11 @@ public struct PrometheusText {
                 index += 1
                 labels[label] = value
                 guard index < characters.count else { throw Problem("unterminated label set") }
-                if characters[index] == "," { index += 1 } else if characters[index] != "}" { throw Problem("expected , or } after label \(label)") }
+                if characters[index] == "," {
+                    index += 1
+                } else if characters[index] != "}" {
+                    throw Problem("expected , or } after label \(label)")
+                }
             }
         }
         guard index < characters.count, characters[index] == " " else { throw Problem("no space before the value") }
@@ -181,7 +185,8 @@ public struct PrometheusText {
     }
 
     private static func unescape(_ text: String) -> String? {
-        var out = "", escaping = false
+        var out = ""
+        var escaping = false
         for character in text {
             if escaping {
                 switch character {

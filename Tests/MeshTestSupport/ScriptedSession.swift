@@ -32,7 +32,11 @@ public final class ScriptedSession: FrontDoorSession, Sendable {
                 return .success(route)
             } catch {
                 return .failure(
-                    ErrorResponse(code: .connectionFailure, message: "tunnelmesh: cannot reach \"\(route.service)\" on \(route.node): \(error)"))
+                    ErrorResponse(
+                        code: .connectionFailure,
+                        message: "tunnelmesh: cannot reach \"\(route.service)\" on \(route.node): \(error)"
+                    )
+                )
             }
         }
     }

@@ -29,14 +29,22 @@ public final class SpawnedProcess {
     private let ownsLog: Bool
 
     public init(
-        label: String, executable: String, arguments: [String], environment: [String: String] = [:],
-        passing fds: [Int32] = [], launcher: [String] = [], directory: URL? = nil, interactive: Bool = false,
+        label: String,
+        executable: String,
+        arguments: [String],
+        environment: [String: String] = [:],
+        passing fds: [Int32] = [],
+        launcher: [String] = [],
+        directory: URL? = nil,
+        interactive: Bool = false,
         logURL: URL? = nil
     ) throws {
         self.label = label
         // Without a mesh directory to keep it in, the log is a temp file of its own, removed with the process.
         self.ownsLog = logURL == nil
-        let logURL = logURL ?? FileManager.default.temporaryDirectory
+        let logURL =
+            logURL
+            ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("tunnelmesh-\(label)-\(UUID().uuidString.prefix(8)).log")
         self.logURL = logURL
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
@@ -70,7 +78,8 @@ public final class SpawnedProcess {
 
         // pdeathsig follows the thread that forked, so it is only safe from the main thread (tests
         // start processes there; an async test's worker thread may end while the child should live).
-        let setpriv = Thread.isMainThread && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")
+        let setpriv =
+            Thread.isMainThread && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")
             ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] : []
         let shell = fds.isEmpty ? [] : ["/bin/sh", "-c", "LISTEN_PID=$$; export LISTEN_PID; exec \"$@\"", "sh"]
         let command = launcher + [Command.resolve(executable)] + arguments

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -149,7 +150,8 @@ public final class TCPSocket {
     }
 
     /// One echo round trip: send `payload`, half-close, read everything back.
-    public static func echo(host: String, port: Int, payload: [UInt8], timeout: Duration = .seconds(10)) -> (data: [UInt8], end: StreamEnd) {
+    public static func echo(host: String, port: Int, payload: [UInt8], timeout: Duration = .seconds(10)) -> (data: [UInt8], end: StreamEnd)
+    {
         do {
             let socket = try self.connect(host: host, port: port)
             try socket.send(payload)

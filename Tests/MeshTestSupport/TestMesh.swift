@@ -45,15 +45,33 @@ public final class TestMesh {
 
     /// `nodes` in order get addresses .1, .2, ...; every node gets a certificate except those in
     /// `withoutCertificates` (declared in mesh.json, left for the test to issue oddly).
-    public convenience init(range: Int, nodes: [String], mesh: String = "itest", tunnel: MeshFile.Tunnel? = nil, crl: Bool = true,
-                            withoutCertificates: Set<String> = []) throws {
+    public convenience init(
+        range: Int,
+        nodes: [String],
+        mesh: String = "itest",
+        tunnel: MeshFile.Tunnel? = nil,
+        crl: Bool = true,
+        withoutCertificates: Set<String> = []
+    ) throws {
         precondition((1...255).contains(range))
-        try self.init(addressing: .loopback(range: range), nodes: nodes, mesh: mesh, tunnel: tunnel, crl: crl,
-                      withoutCertificates: withoutCertificates)
+        try self.init(
+            addressing: .loopback(range: range),
+            nodes: nodes,
+            mesh: mesh,
+            tunnel: tunnel,
+            crl: crl,
+            withoutCertificates: withoutCertificates
+        )
     }
 
-    public init(addressing: Addressing, nodes: [String], mesh: String = "itest", tunnel: MeshFile.Tunnel? = nil, crl: Bool = true,
-                withoutCertificates: Set<String> = []) throws {
+    public init(
+        addressing: Addressing,
+        nodes: [String],
+        mesh: String = "itest",
+        tunnel: MeshFile.Tunnel? = nil,
+        crl: Bool = true,
+        withoutCertificates: Set<String> = []
+    ) throws {
         self.addressing = addressing
         self.nodeNames = nodes
         let label: String
@@ -69,7 +87,10 @@ public final class TestMesh {
             mesh: mesh,
             tls: .init(ca: "pki/ca.pem", cert: "pki/{node}.pem", key: "pki/{node}.key", crl: crl ? "pki/crl.pem" : nil),
             tunnel: tunnel ?? Self.fastTunnel,
-            nodes: [:], services: [:], forwards: [])
+            nodes: [:],
+            services: [:],
+            forwards: []
+        )
         for node in nodes {
             if !withoutCertificates.contains(node) { try self.pki.issue(node) }
             let host = self.host(node)
@@ -151,23 +172,46 @@ public final class TestMesh {
     /// written now) with `environment` and the listening sockets `passing` (fds 3, 4, … named by
     /// `LISTEN_FDNAMES` in `environment`); in namespaces, inside the node's.
     @discardableResult
-    public func start(_ node: String, config: URL? = nil, environment: [String: String] = [:], passing fds: [Int32] = [],
-                      extraArguments: [String] = []) throws -> SpawnedProcess {
+    public func start(
+        _ node: String,
+        config: URL? = nil,
+        environment: [String: String] = [:],
+        passing fds: [Int32] = [],
+        extraArguments: [String] = []
+    ) throws -> SpawnedProcess {
         let config = try config ?? self.writeConfig()
         var launcher = Self.launcherFromEnvironment
         if case .namespaces(let namespaces) = self.addressing { launcher = namespaces.launcher(node) + launcher }
         return try self.spawn(
-            label: node, executable: BuildProducts.meshd.path,
+            label: node,
+            executable: BuildProducts.meshd.path,
             arguments: ["--config", config.path, "--node", node, "--log-level", "debug"] + extraArguments,
-            environment: environment, passing: fds, launcher: launcher)
+            environment: environment,
+            passing: fds,
+            launcher: launcher
+        )
     }
 
     /// Starts any program, stopped with the mesh.
-    public func spawn(label: String, executable: String, arguments: [String], environment: [String: String] = [:],
-                      passing fds: [Int32] = [], launcher: [String] = [], interactive: Bool = false) throws -> SpawnedProcess {
+    public func spawn(
+        label: String,
+        executable: String,
+        arguments: [String],
+        environment: [String: String] = [:],
+        passing fds: [Int32] = [],
+        launcher: [String] = [],
+        interactive: Bool = false
+    ) throws -> SpawnedProcess {
         let process = try SpawnedProcess(
-            label: label, executable: executable, arguments: arguments, environment: environment, passing: fds,
-            launcher: launcher, interactive: interactive, logURL: self.logURL(label))
+            label: label,
+            executable: executable,
+            arguments: arguments,
+            environment: environment,
+            passing: fds,
+            launcher: launcher,
+            interactive: interactive,
+            logURL: self.logURL(label)
+        )
         self.processes.append(process)
         return process
     }
@@ -185,8 +229,14 @@ public final class TestMesh {
 
     /// Waits until `process` logs that its tunnel to `peer` is up (after `mark`).
     @discardableResult
-    public func waitUp(_ process: SpawnedProcess, peer: String, after mark: Int = 0, timeout: Duration = .seconds(15),
-                       file: StaticString = #filePath, line: UInt = #line) -> Bool {
+    public func waitUp(
+        _ process: SpawnedProcess,
+        peer: String,
+        after mark: Int = 0,
+        timeout: Duration = .seconds(15),
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) -> Bool {
         let found = process.waitForLog(containing: "peer \(peer) up", after: mark, timeout: timeout) != nil
         if !found {
             XCTFail("\(process.label) did not report peer \(peer) up within \(timeout)\n\(self.allLogs())", file: file, line: line)

@@ -37,11 +37,14 @@ public struct TestPKI {
     public func selfSigned(_ node: String, name: String) throws -> (cert: URL, key: URL) {
         let cert = self.dir.appendingPathComponent("\(name).pem")
         let key = self.dir.appendingPathComponent("\(name).key")
-        try Command.check("openssl", [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", key.path, "-out", cert.path, "-days", "30", "-subj", "/CN=\(node)",
-            "-addext", "subjectAltName=URI:spiffe://\(self.mesh)/node/\(node)",
-        ])
+        try Command.check(
+            "openssl",
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", key.path, "-out", cert.path, "-days", "30", "-subj", "/CN=\(node)",
+                "-addext", "subjectAltName=URI:spiffe://\(self.mesh)/node/\(node)",
+            ]
+        )
         return (cert, key)
     }
 
@@ -51,22 +54,30 @@ public struct TestPKI {
         let key = self.dir.appendingPathComponent("\(name).key")
         let csr = self.dir.appendingPathComponent("\(name).csr")
         let ext = self.dir.appendingPathComponent("\(name).ext")
-        try Data("""
+        try Data(
+            """
             subjectAltName=URI:\(uri)
             basicConstraints=critical,CA:FALSE
             keyUsage=critical,digitalSignature
             extendedKeyUsage=serverAuth,clientAuth
 
-            """.utf8).write(to: ext)
-        try Command.check("openssl", [
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", key.path, "-out", csr.path, "-subj", "/CN=\(commonName)",
-        ])
-        try Command.check("openssl", [
-            "x509", "-req", "-in", csr.path, "-CA", self.caPEM.path, "-CAkey", self.caKey.path,
-            "-set_serial", "\(Int.random(in: 1_000_000...9_999_999))", "-days", "30",
-            "-extfile", ext.path, "-out", cert.path,
-        ])
+            """.utf8
+        ).write(to: ext)
+        try Command.check(
+            "openssl",
+            [
+                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", key.path, "-out", csr.path, "-subj", "/CN=\(commonName)",
+            ]
+        )
+        try Command.check(
+            "openssl",
+            [
+                "x509", "-req", "-in", csr.path, "-CA", self.caPEM.path, "-CAkey", self.caKey.path,
+                "-set_serial", "\(Int.random(in: 1_000_000...9_999_999))", "-days", "30",
+                "-extfile", ext.path, "-out", cert.path,
+            ]
+        )
         return (cert, key)
     }
 

@@ -227,12 +227,17 @@ final class LivenessTests: XCTestCase {
             XCTAssertTrue(pair.a.channel.isActive && pair.b.channel.isActive, "phase \(phase)")
             XCTAssertNoThrow(try pair.a.channel.throwIfErrorCaught())
             XCTAssertNoThrow(try pair.b.channel.throwIfErrorCaught())
-            let a = pair.a.counter.times, b = pair.b.counter.times
+            let a = pair.a.counter.times
+            let b = pair.b.counter.times
             XCTAssertLessThanOrEqual(Self.mostPerInterval(a, self.interval), 1, "phase \(phase): a \(a)")
             XCTAssertLessThanOrEqual(Self.mostPerInterval(b, self.interval), 1, "phase \(phase): b \(b)")
             XCTAssertLessThanOrEqual(a.count, 16, "phase \(phase): the dialer asks every other interval: \(a)")
             XCTAssertGreaterThanOrEqual(a.count, 13, "phase \(phase): the dialer keeps asking: \(a)")
-            XCTAssertLessThanOrEqual(b.count, 3, "phase \(phase): the acceptor hears the dialer's PINGs and asks only to refresh its RTT: \(b)")
+            XCTAssertLessThanOrEqual(
+                b.count,
+                3,
+                "phase \(phase): the acceptor hears the dialer's PINGs and asks only to refresh its RTT: \(b)"
+            )
             XCTAssertFalse(pair.a.recorder.rtts.isEmpty || pair.b.recorder.rtts.isEmpty, "phase \(phase)")
             print("RESULT liveness two idle ends, phase \(phase.nanoseconds / 1_000_000) ms: \(a.count) + \(b.count) PINGs in 30 intervals")
             try pair.finish()
@@ -299,7 +304,10 @@ final class LivenessTests: XCTestCase {
     }
 
     static let handshake = TLSHandshakeCompleted(
-        peer: MeshIdentity(mesh: "test", node: "peer"), peerCertificateNotAfter: .distantFuture, alpn: "h2")
+        peer: MeshIdentity(mesh: "test", node: "peer"),
+        peerCertificateNotAfter: .distantFuture,
+        alpn: "h2"
+    )
 
     final class Recorder {
         var rtts: [TimeAmount] = []
@@ -331,8 +339,13 @@ final class LivenessTests: XCTestCase {
         let counter: PingCounter
         let start: NIODeadline
 
-        init(interval: TimeAmount, deadAfter: Int, loop: EmbeddedEventLoop = EmbeddedEventLoop(),
-             http2: NIOHTTP2Handler.ParserMode? = nil, startNow: Bool = true) throws {
+        init(
+            interval: TimeAmount,
+            deadAfter: Int,
+            loop: EmbeddedEventLoop = EmbeddedEventLoop(),
+            http2: NIOHTTP2Handler.ParserMode? = nil,
+            startNow: Bool = true
+        ) throws {
             self.loop = loop
             self.start = loop.now
             self.channel = EmbeddedChannel(loop: loop)
@@ -377,7 +390,8 @@ final class LivenessTests: XCTestCase {
 
         func answer(_ payload: UInt64) throws {
             try self.channel.writeInbound(
-                HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withInteger: payload), ack: true)))
+                HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withInteger: payload), ack: true))
+            )
         }
 
         /// Any frame from the peer (a connection-level WINDOW_UPDATE, as a busy tunnel sends).

@@ -45,7 +45,8 @@ final class PeerLinkStateTests: XCTestCase {
         var state = State.up(first)
         XCTAssertEqual(
             names(state.apply(.failed(first, error: "no PING reply"), dialer: true, wasEverUp: true)),
-            ["publish", "close", "retry(0)"])
+            ["publish", "close", "retry(0)"]
+        )
         XCTAssertEqual(state.publicState, .down)
         let second = Conn()
         _ = state.apply(.dialStarted, dialer: true, wasEverUp: true)

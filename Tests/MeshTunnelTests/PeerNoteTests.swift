@@ -1,6 +1,7 @@
 import NIOCore
-@testable import MeshTunnel
 import XCTest
+
+@testable import MeshTunnel
 
 final class PeerNoteTests: XCTestCase {
     func testLineRoundTrip() throws {
@@ -35,6 +36,9 @@ final class PeerNoteTests: XCTestCase {
         var buffer = LineBuffer()
         let long = "note t " + String(repeating: "x", count: PeerNote.maxLine - 8)
         XCTAssertEqual(buffer.append(ByteBuffer(string: long + "\n"))?.first, long)
-        XCTAssertNil(buffer.append(ByteBuffer(string: String(repeating: "y", count: PeerNote.maxLine + 1))), "an endless line closes the stream")
+        XCTAssertNil(
+            buffer.append(ByteBuffer(string: String(repeating: "y", count: PeerNote.maxLine + 1))),
+            "an endless line closes the stream"
+        )
     }
 }

@@ -152,4 +152,3 @@ final class SpliceTests: XCTestCase {
         XCTAssertEqual(service.take(), ["drain", "flush", "fin", "drain", "flush", "close"], "a clean end, not a reset")
     }
 }
-

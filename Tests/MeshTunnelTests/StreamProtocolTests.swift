@@ -26,7 +26,11 @@ final class StreamProtocolTests: XCTestCase {
 
     func testServiceAccessChecksServedNodeAndAllowList() {
         let service = ServiceSettings(
-            name: "postgres", on: ["db1": .tcp(host: "127.0.0.1", port: 5432)], allow: .nodes(["app1"]), postgres: nil)
+            name: "postgres",
+            on: ["db1": .tcp(host: "127.0.0.1", port: 5432)],
+            allow: .nodes(["app1"]),
+            postgres: nil
+        )
         let onDB1 = ServiceAccess(node: "db1", services: ["postgres": service])
         XCTAssertEqual(try onDB1.target(service: "postgres", peer: "app1").get(), .tcp(host: "127.0.0.1", port: 5432))
         XCTAssertEqual(onDB1.target(service: "postgres", peer: "db2").failure, .forbidden)

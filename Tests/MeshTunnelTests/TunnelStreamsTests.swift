@@ -34,12 +34,18 @@ final class TunnelStreamsTests: XCTestCase {
         let serving = TunnelConnection.Serving(
             access: { ServiceAccess(node: "db1", services: ["echo": echo]) },
             peerState: { _ in (counters, StreamLimit(maximum: maxStreams, counters: counters)) },
-            note: { peer, note in notes.append(peer, note) })
+            note: { peer, note in notes.append(peer, note) }
+        )
         let streams = TunnelStreams(isDialer: dialer, serving: serving, logger: Logger(label: "test"))
         self.channel = EmbeddedChannel(handler: streams)
         try self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7443)).wait()
-        self.channel.pipeline.fireUserInboundEventTriggered(TLSHandshakeCompleted(
-            peer: MeshIdentity(mesh: "test", node: peer), peerCertificateNotAfter: .distantFuture, alpn: "h2"))
+        self.channel.pipeline.fireUserInboundEventTriggered(
+            TLSHandshakeCompleted(
+                peer: MeshIdentity(mesh: "test", node: peer),
+                peerCertificateNotAfter: .distantFuture,
+                alpn: "h2"
+            )
+        )
         return streams
     }
 
@@ -164,7 +170,11 @@ final class TunnelStreamsTests: XCTestCase {
         self.channel.pipeline.fireChannelReadComplete()
         _ = try self.written()
         let opened = OutcomeLog()
-        let stream = TunnelStream(service: "echo", phase: .created(held: [ByteBuffer(string: "hello")]), sendCredit: TunnelTuning.streamWindow)
+        let stream = TunnelStream(
+            service: "echo",
+            phase: .created(held: [ByteBuffer(string: "hello")]),
+            sendCredit: TunnelTuning.streamWindow
+        )
         stream.localEnded = true
         stream.onOpened = { opened.append($0) }
         streams.open(stream)
@@ -211,7 +221,11 @@ final class TunnelStreamsTests: XCTestCase {
         XCTAssertEqual(headers.headers.first(name: ":authority"), ReverseStreams.controlAuthority)
 
         let opened = OutcomeLog()
-        let stream = TunnelStream(service: "echo", phase: .created(held: [ByteBuffer(string: "startup")]), sendCredit: TunnelTuning.streamWindow)
+        let stream = TunnelStream(
+            service: "echo",
+            phase: .created(held: [ByteBuffer(string: "startup")]),
+            sendCredit: TunnelTuning.streamWindow
+        )
         stream.onOpened = { opened.append($0) }
         streams.open(stream)
         let frames = try self.written()
@@ -239,7 +253,11 @@ final class TunnelStreamsTests: XCTestCase {
         let streams = try self.makeTunnel(dialer: true)
         _ = try self.written()
         let done = self.channel.eventLoop.makePromise(of: Void.self)
-        let stream = TunnelStream(service: "echo", phase: .created(held: [ByteBuffer(string: "cancel")]), sendCredit: TunnelTuning.streamWindow)
+        let stream = TunnelStream(
+            service: "echo",
+            phase: .created(held: [ByteBuffer(string: "cancel")]),
+            sendCredit: TunnelTuning.streamWindow
+        )
         stream.localEnded = true
         stream.oneShot = done
         streams.open(stream)
@@ -257,9 +275,11 @@ final class TunnelStreamsTests: XCTestCase {
         _ = try self.makeTunnel(dialer: false)
         let low = TunnelTuning.connectionWindow / 2 - 1
         self.channel.pipeline.fireUserInboundEventTriggered(
-            NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: low, outboundWindowSize: nil))
+            NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: low, outboundWindowSize: nil)
+        )
         self.channel.pipeline.fireUserInboundEventTriggered(
-            NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: low - 1000, outboundWindowSize: nil))
+            NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: low - 1000, outboundWindowSize: nil)
+        )
         let grants = try self.written().compactMap { frame -> Int? in
             if case .windowUpdate(let increment) = frame.payload, frame.streamID == .rootStream { return increment }
             return nil
@@ -272,7 +292,8 @@ final class TunnelStreamsTests: XCTestCase {
 
         // A window above half its target needs nothing.
         self.channel.pipeline.fireUserInboundEventTriggered(
-            NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: TunnelTuning.connectionWindow, outboundWindowSize: nil))
+            NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: TunnelTuning.connectionWindow, outboundWindowSize: nil)
+        )
         XCTAssertTrue(try self.written().isEmpty)
     }
 }

@@ -93,7 +93,8 @@ public final class MeshMetrics: Sendable {
 
     /// `balancers`: the balancers on this node, read at each scrape like `source`; nil for none.
     public init(
-        source: any MetricsSource, balancers: BalancerView? = nil,
+        source: any MetricsSource,
+        balancers: BalancerView? = nil,
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) {
         self.source = source
@@ -159,11 +160,12 @@ public final class MeshMetrics: Sendable {
         for backend in snapshot.backends {
             let labels: KeyValuePairs = ["balancer": backend.balancer, "node": backend.node]
             gauges[Series(.backendUp, labels)] = backend.healthy ? 1 : 0
-            gauges[Series(.backendRole, labels)] = switch backend.role {
-            case "primary": 1
-            case "standby": 0
-            default: -1
-            }
+            gauges[Series(.backendRole, labels)] =
+                switch backend.role {
+                case "primary": 1
+                case "standby": 0
+                default: -1
+                }
             if let lag = backend.lagSeconds {
                 gauges[Series(.backendLag, labels)] = lag
             }
@@ -173,9 +175,12 @@ public final class MeshMetrics: Sendable {
             gauges[Series(.balancerConnectionsActive, labels)] = Double(count)
         }
         for (key, count) in snapshot.outcomes {
-            let series = Series(.balancerConnections, [
-                "balancer": key.balancer, "listener": key.listener.rawValue, "node": key.node, "result": key.result.rawValue,
-            ])
+            let series = Series(
+                .balancerConnections,
+                [
+                    "balancer": key.balancer, "listener": key.listener.rawValue, "node": key.node, "result": key.result.rawValue,
+                ]
+            )
             counters[series] = count
         }
         return (gauges, counters)
@@ -183,7 +188,8 @@ public final class MeshMetrics: Sendable {
 
     private func update(_ exported: inout Exported, gauges: [Series: Double], counters: [Series: UInt64]) {
         for (series, value) in gauges {
-            let gauge = exported.gauges[series]
+            let gauge =
+                exported.gauges[series]
                 ?? self.registry.makeGauge(name: series.family.rawValue, labels: series.pairs, help: series.family.help)
             gauge.set(value)
             exported.gauges[series] = gauge
@@ -195,7 +201,8 @@ public final class MeshMetrics: Sendable {
 
         for (series, value) in counters {
             let entry = exported.counters[series]
-            let counter = entry?.counter
+            let counter =
+                entry?.counter
                 ?? self.registry.makeCounter(name: series.family.rawValue, labels: series.pairs, help: series.family.help)
             // A source count below the last one means the source started over; all of it is new.
             let last = entry?.at ?? 0

@@ -17,7 +17,11 @@ public final class MetricsServer: Sendable {
     private let channel = NIOLockedValueBox<Channel?>(nil)
 
     public init(
-        endpoint: Endpoint, metrics: MeshMetrics, group: EventLoopGroup, logger: Logger, idleTimeout: Duration = .seconds(60)
+        endpoint: Endpoint,
+        metrics: MeshMetrics,
+        group: EventLoopGroup,
+        logger: Logger,
+        idleTimeout: Duration = .seconds(60)
     ) {
         self.endpoint = endpoint
         self.metrics = metrics
@@ -43,7 +47,8 @@ public final class MetricsServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
-                        ControlHTTPHandler(respond: { Self.respond(method: $0, uri: $1, metrics: metrics) }, refusal: nil))
+                        ControlHTTPHandler(respond: { Self.respond(method: $0, uri: $1, metrics: metrics) }, refusal: nil)
+                    )
                 }
             }
         let channel: Channel
@@ -63,7 +68,12 @@ public final class MetricsServer: Sendable {
 
     /// Stops accepting; requests in progress may finish.
     public func stop() async {
-        guard let channel = self.channel.withLockedValue({ channel in defer { channel = nil }; return channel }) else {
+        guard
+            let channel = self.channel.withLockedValue({ channel in
+                defer { channel = nil }
+                return channel
+            })
+        else {
             return
         }
         try? await channel.close()

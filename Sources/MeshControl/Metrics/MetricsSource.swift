@@ -57,6 +57,7 @@ extension MeshNode: MetricsSource {
             },
             streams: self.events.streams().map {
                 .init(peer: $0.key.peer, service: $0.key.service, result: $0.key.result.rawValue, count: $0.value)
-            })
+            }
+        )
     }
 }

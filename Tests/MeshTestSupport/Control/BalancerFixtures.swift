@@ -51,7 +51,8 @@ public struct BalancerFixtures {
 
     /// `meshJSON` after a reload that removed the `reports` balancer and db4 from postgres.
     public static func reloadedConfig() throws -> MeshConfiguration {
-        let text = meshJSON
+        let text =
+            meshJSON
             .replacingOccurrences(of: #""reports": { "service": "reporting", "on": { "app1": { "ro": "127.0.0.1:6533" } } },"#, with: "")
             .replacingOccurrences(of: #", "db4": "127.0.0.1:5432""#, with: "")
         return try self.config(text)
@@ -72,20 +73,31 @@ public struct BalancerFixtures {
         self.running = NIOLockedValueBox(config)
         self.registry = BackendRegistry(config: config)
         self.view = BalancerView(
-            node: "app1", config: { [running] in running.withLockedValue { $0 } }, registry: self.registry,
-            connections: self.connections, outcomes: self.outcomes, now: { [clock] in clock.withLockedValue { $0 } })
+            node: "app1",
+            config: { [running] in running.withLockedValue { $0 } },
+            registry: self.registry,
+            connections: self.connections,
+            outcomes: self.outcomes,
+            now: { [clock] in clock.withLockedValue { $0 } }
+        )
 
         self.record("postgres", "db1", secondsAgo: 0.4, .up(.init(role: .primary, timeline: 2, lsn: WALPosition(0x3_0000_0148))))
         self.record(
-            "postgres", "db2", secondsAgo: 0.2,
-            .up(.init(role: .standby, timeline: 2, lsn: WALPosition(0x3_0000_0060), replayLag: .milliseconds(250))))
+            "postgres",
+            "db2",
+            secondsAgo: 0.2,
+            .up(.init(role: .standby, timeline: 2, lsn: WALPosition(0x3_0000_0060), replayLag: .milliseconds(250)))
+        )
         let refused = "connection to 127.0.0.1:5432 refused: is PostgreSQL running on db3?"
         self.record("postgres", "db3", sequence: 1, secondsAgo: 5, .down(error: refused))
         self.record("postgres", "db3", sequence: 2, secondsAgo: 0.9, .down(error: refused))
         self.record("reporting", "db5", secondsAgo: 12, .up(.init(role: .standby, timeline: 1, lsn: WALPosition(0x1_0000_0000))))
         self.record(
-            "reporting", "db6", secondsAgo: 0.5,
-            .up(.init(role: .standby, timeline: 1, lsn: WALPosition(0xA0_0000_2000), replayLag: .milliseconds(42_500), replayPaused: true)))
+            "reporting",
+            "db6",
+            secondsAgo: 0.5,
+            .up(.init(role: .standby, timeline: 1, lsn: WALPosition(0xA0_0000_2000), replayLag: .milliseconds(42_500), replayPaused: true))
+        )
 
         for _ in 0..<3 { self.open("pg", .rw, "db1") }
         for _ in 0..<2 { self.open("pg", .ro, "db2") }
@@ -104,8 +116,13 @@ public struct BalancerFixtures {
 
     public func record(_ service: String, _ node: String, sequence: UInt64 = 1, secondsAgo: Double, _ health: BackendReport.Health) {
         let report = BackendReport(
-            service: service, node: node, runID: 7, sequence: sequence, reportedAt: Self.now.addingTimeInterval(-secondsAgo),
-            health: health)
+            service: service,
+            node: node,
+            runID: 7,
+            sequence: sequence,
+            reportedAt: Self.now.addingTimeInterval(-secondsAgo),
+            health: health
+        )
         self.registry.record(report, receivedAt: Self.judgedAt - .nanoseconds(Int64(secondsAgo * 1e9)))
     }
 

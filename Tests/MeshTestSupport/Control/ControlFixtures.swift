@@ -9,25 +9,57 @@ public enum ControlFixtures {
 
     public static let peers: [PeerInfo] = [
         PeerInfo(
-            name: "app9", address: "127.0.1.9:7443", dialer: true, state: "handshaking",
+            name: "app9",
+            address: "127.0.1.9:7443",
+            dialer: true,
+            state: "handshaking",
             since: now.addingTimeInterval(-7_200),
             lastError: "TLS handshake with app9 failed: certificate verify failed: certificate has expired",
-            reconnects: 14),
+            reconnects: 14
+        ),
         PeerInfo(
-            name: "db1", address: "127.0.1.1:7443", dialer: true, state: "up", since: now.addingTimeInterval(-180),
-            lastError: "connection reset by peer", rttSeconds: 0.000_42, streamsActive: 2, streamsTotal: 310, bytesSent: 1_288_490_189,
-            bytesReceived: 36_700_160, reconnects: 1, certificateNotAfter: now.addingTimeInterval(89 * 86_400 + 3_600)),
+            name: "db1",
+            address: "127.0.1.1:7443",
+            dialer: true,
+            state: "up",
+            since: now.addingTimeInterval(-180),
+            lastError: "connection reset by peer",
+            rttSeconds: 0.000_42,
+            streamsActive: 2,
+            streamsTotal: 310,
+            bytesSent: 1_288_490_189,
+            bytesReceived: 36_700_160,
+            reconnects: 1,
+            certificateNotAfter: now.addingTimeInterval(89 * 86_400 + 3_600)
+        ),
         PeerInfo(
-            name: "db2", address: "127.0.1.2:7443", dialer: false, state: "down", since: now.addingTimeInterval(-42),
-            lastError: "connection refused", streamsTotal: 12, bytesSent: 5_120, bytesReceived: 1_536, reconnects: 3,
-            certificateNotAfter: now.addingTimeInterval(5 * 86_400 + 60)),
+            name: "db2",
+            address: "127.0.1.2:7443",
+            dialer: false,
+            state: "down",
+            since: now.addingTimeInterval(-42),
+            lastError: "connection refused",
+            streamsTotal: 12,
+            bytesSent: 5_120,
+            bytesReceived: 1_536,
+            reconnects: 3,
+            certificateNotAfter: now.addingTimeInterval(5 * 86_400 + 60)
+        ),
     ]
 
     public static let status = AgentStatus(
-        node: "app1", mesh: "demo", version: "0.1.0", uptimeSeconds: 11_520, configFile: "/etc/meshd/mesh.json",
+        node: "app1",
+        mesh: "demo",
+        version: "0.1.0",
+        uptimeSeconds: 11_520,
+        configFile: "/etc/meshd/mesh.json",
         configSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        lastReload: ReloadOutcome(ok: true, at: now.addingTimeInterval(-11_520)), peersUp: 1, peersTotal: 3,
-        certificateNotAfter: now.addingTimeInterval(89 * 86_400 + 3_600), certificateDaysLeft: 89)
+        lastReload: ReloadOutcome(ok: true, at: now.addingTimeInterval(-11_520)),
+        peersUp: 1,
+        peersTotal: 3,
+        certificateNotAfter: now.addingTimeInterval(89 * 86_400 + 3_600),
+        certificateDaysLeft: 89
+    )
 
     /// DESIGN.md's example mesh.json plus an echo service and two more forwards, parsed by MeshConfig.
     public static let meshJSON = """

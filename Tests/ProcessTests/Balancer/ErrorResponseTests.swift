@@ -1,9 +1,9 @@
 import Foundation
 import MeshBalancer
+import MeshTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import MeshTestSupport
 import XCTest
 
 /// The ErrorResponse the front door sends: exact bytes, parsing back, and what real psql shows.
@@ -18,7 +18,11 @@ final class ErrorResponseTests: XCTestCase {
 
     func testRoundTripWithDetailAndHint() throws {
         let response = ErrorResponse(
-            code: .connectionFailure, message: "tunnel to db1 is down", detail: "since 12:01:03", hint: "check meshctl peers")
+            code: .connectionFailure,
+            message: "tunnel to db1 is down",
+            detail: "since 12:01:03",
+            hint: "check meshctl peers"
+        )
         var buffer = response.buffer()
         XCTAssertEqual(buffer.readInteger(as: UInt8.self), UInt8(ascii: "E"))
         let length = try XCTUnwrap(buffer.readInteger(as: Int32.self))
@@ -52,7 +56,8 @@ final class ErrorResponseTests: XCTestCase {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        RefusingFrontDoor(refusal: ErrorResponse(code: .cannotConnectNow, message: message), seen: seen))
+                        RefusingFrontDoor(refusal: ErrorResponse(code: .cannotConnectNow, message: message), seen: seen)
+                    )
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
@@ -60,8 +65,11 @@ final class ErrorResponseTests: XCTestCase {
         let port = try XCTUnwrap(server.localAddress?.port)
 
         let result = try Command.run(
-            psql, ["host=127.0.0.1 port=\(port) user=app dbname=shop sslmode=prefer gssencmode=disable connect_timeout=5", "-c", "SELECT 1"],
-            environment: ["PATH": "/usr/bin:/bin", "PGAPPNAME": "errtest"], timeout: .seconds(15))
+            psql,
+            ["host=127.0.0.1 port=\(port) user=app dbname=shop sslmode=prefer gssencmode=disable connect_timeout=5", "-c", "SELECT 1"],
+            environment: ["PATH": "/usr/bin:/bin", "PGAPPNAME": "errtest"],
+            timeout: .seconds(15)
+        )
         XCTAssertEqual(result.status, 2, result.stderr)
         XCTAssertTrue(result.stderr.contains("FATAL:  \(message)"), result.stderr)
         let packets = seen.withLockedValue { $0 }

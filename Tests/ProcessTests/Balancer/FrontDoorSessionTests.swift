@@ -1,10 +1,10 @@
 import Foundation
 import Logging
 import MeshBalancer
+import MeshTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import MeshTestSupport
 import XCTest
 
 /// Whole sessions through a TLS front door to a real PostgreSQL 15, with real psql: SCRAM end to
@@ -59,7 +59,8 @@ final class FrontDoorSessionTests: XCTestCase {
                 }
                 cancels.withLockedValue { $0.append("\(route.service)@\(route.node)") }
                 DirectBridge.sendCancel(key, toPort: ports[route.node]!)
-            })
+            }
+        )
         self.server = server
         return (server.port, routes, cancels)
     }
@@ -79,8 +80,11 @@ final class FrontDoorSessionTests: XCTestCase {
         let (port, routes, _) = try self.start()
         let bin = try PostgresCluster.binDirectory()
         let result = try Command.run(
-            "\(bin)/psql", ["-X", "-w", "-A", "-t", "-c", "\\conninfo", "-c", "select current_user, pg_is_in_recovery()", self.conninfo(port)],
-            environment: self.psqlEnvironment(), timeout: .seconds(30))
+            "\(bin)/psql",
+            ["-X", "-w", "-A", "-t", "-c", "\\conninfo", "-c", "select current_user, pg_is_in_recovery()", self.conninfo(port)],
+            environment: self.psqlEnvironment(),
+            timeout: .seconds(30)
+        )
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssert(result.stdout.contains("SSL connection (protocol: TLSv1.3"), result.stdout)
         XCTAssert(result.stdout.contains("app|f"), result.stdout)
@@ -88,7 +92,11 @@ final class FrontDoorSessionTests: XCTestCase {
         var wrong = self.psqlEnvironment()
         wrong["PGPASSWORD"] = "not the password"
         let refused = try Command.run(
-            "\(bin)/psql", ["-X", "-w", "-c", "select 1", self.conninfo(port)], environment: wrong, timeout: .seconds(30))
+            "\(bin)/psql",
+            ["-X", "-w", "-c", "select 1", self.conninfo(port)],
+            environment: wrong,
+            timeout: .seconds(30)
+        )
         XCTAssertEqual(refused.status, 2)
         XCTAssert(refused.stderr.contains(#"password authentication failed for user "app""#), "PostgreSQL's own error: \(refused.stderr)")
 
@@ -104,7 +112,10 @@ final class FrontDoorSessionTests: XCTestCase {
         let (port, routes, cancels) = try self.start()
         let bin = try PostgresCluster.binDirectory()
         let sleeper = try Command.start(
-            "\(bin)/psql", ["-X", "-w", "-c", "select pg_sleep(30)", self.conninfo(port)], environment: self.psqlEnvironment())
+            "\(bin)/psql",
+            ["-X", "-w", "-c", "select pg_sleep(30)", self.conninfo(port)],
+            environment: self.psqlEnvironment()
+        )
         XCTAssert(Self.waitUntil { routes.count == 1 }, "the session's key was learnt")
         Thread.sleep(forTimeInterval: 0.3)  // let the query start
 
@@ -221,12 +232,18 @@ enum DirectBridge {
         }
 
         private func endOutput() {
-            guard let context = self.context else { return self.heldEnd = true }
+            guard let context = self.context else {
+                self.heldEnd = true
+                return
+            }
             context.close(mode: .output, promise: nil)
         }
 
         private func close() {
-            guard let context = self.context else { return self.heldClose = true }
+            guard let context = self.context else {
+                self.heldClose = true
+                return
+            }
             context.close(promise: nil)
         }
     }

@@ -3,10 +3,10 @@ import Logging
 import MeshBalancer
 import MeshConfig
 import MeshTLS
+import MeshTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
-import MeshTestSupport
 import XCTest
 
 /// TLS at the front door (`balancers.<name>.tls`): 'S' or 'N' to SSLRequest, the StartupMessage read
@@ -37,7 +37,9 @@ final class FrontDoorTLSTests: XCTestCase {
     }
 
     static let refusal = ErrorResponse(
-        code: .cannotConnectNow, message: #"tunnelmesh: no primary available for "pg" (db1: down since 12:01:03)"#)
+        code: .cannotConnectNow,
+        message: #"tunnelmesh: no primary available for "pg" (db1: down since 12:01:03)"#
+    )
 
     // MARK: The configuration
 
@@ -54,7 +56,8 @@ final class FrontDoorTLSTests: XCTestCase {
             XCTAssertEqual(
                 "\(error)",
                 "\(self.certificate.directory)/pki/pg-db1.pem: certificate (balancers.pg.tls.cert) file does not exist; "
-                    + "create it or fix the path in mesh.json")
+                    + "create it or fix the path in mesh.json"
+            )
         }
     }
 
@@ -68,7 +71,8 @@ final class FrontDoorTLSTests: XCTestCase {
             route: { message in
                 routed.withLockedValue { $0.append(message) }
                 return .failure(Self.refusal)
-            })
+            }
+        )
         let handler = FrontDoorHandler(session: session, tls: tls, logger: Logger(label: "front-door-tls-test"))
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6432)).wait()
@@ -145,7 +149,11 @@ final class FrontDoorTLSTests: XCTestCase {
         let channel = try self.makeChannel(tls: nil)
         // The start of a ClientHello record: handshake (22), TLS 1.0 record version, a length.
         try channel.writeInbound(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))
-        XCTAssertEqual(try PostgresWire.readOutbound(channel).readableBytes, 0, "a TLS client would take an ErrorResponse for a broken record")
+        XCTAssertEqual(
+            try PostgresWire.readOutbound(channel).readableBytes,
+            0,
+            "a TLS client would take an ErrorResponse for a broken record"
+        )
         XCTAssertFalse(channel.isActive)
         XCTAssertTrue(self.routed.withLockedValue { $0 }.isEmpty)
     }
@@ -154,7 +162,8 @@ final class FrontDoorTLSTests: XCTestCase {
 
     /// A front door on a socket; `route` refuses, unless `bridge` is given to answer in its place.
     func startServer(
-        tls: Bool, bridge: (@Sendable (Channel, FrontDoorHandler.Route) throws -> Void)? = nil
+        tls: Bool,
+        bridge: (@Sendable (Channel, FrontDoorHandler.Route) throws -> Void)? = nil
     ) throws -> FrontDoorTestServer {
         let routed = self.routed
         let server = try FrontDoorTestServer(
@@ -163,7 +172,8 @@ final class FrontDoorTLSTests: XCTestCase {
                 routed.withLockedValue { $0.append(message) }
                 return bridge == nil ? .failure(Self.refusal) : .success((service: "postgres", node: "db1"))
             },
-            bridge: bridge ?? { _, _ in })
+            bridge: bridge ?? { _, _ in }
+        )
         self.servers.append(server)
         return server
     }
@@ -177,9 +187,13 @@ final class FrontDoorTLSTests: XCTestCase {
         // -ign_eof: keep reading after our StartupMessage (stdin's end) until the server closes.
         try Command.run(
             "/usr/bin/openssl",
-            ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", self.certificate.cert, "-verify_return_error", "-ign_eof",
-             "-nocommands"] + options,
-            stdin: self.startupBytes(), timeout: .seconds(20))
+            [
+                "s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", self.certificate.cert, "-verify_return_error", "-ign_eof",
+                "-nocommands",
+            ] + options,
+            stdin: self.startupBytes(),
+            timeout: .seconds(20)
+        )
     }
 
     func testOpenSSLStartTLSPostgresGetsTheErrorResponseThroughTLS() throws {
@@ -228,7 +242,10 @@ final class FrontDoorTLSTests: XCTestCase {
         let result = try self.sClient(port: server.port, ["-alpn", "postgresql"])
         let output = result.stdout + result.stderr
         XCTAssert(output.contains("ALPN protocol: postgresql"), output)
-        XCTAssert(output.contains("echo backend saw user app database shop"), "the routed bytes are the decrypted StartupMessage: \(output)")
+        XCTAssert(
+            output.contains("echo backend saw user app database shop"),
+            "the routed bytes are the decrypted StartupMessage: \(output)"
+        )
     }
 
     func testDirectTLSWithoutALPNIsRefused() throws {
@@ -244,8 +261,11 @@ final class FrontDoorTLSTests: XCTestCase {
         var environment = ProcessInfo.processInfo.environment
         environment["PGCONNECT_TIMEOUT"] = "10"
         return try Command.run(
-            "\(bin)/psql", ["-X", "-w", "-c", "select 1", "host=127.0.0.1 port=\(port) user=app dbname=shop \(settings)"],
-            environment: environment, timeout: .seconds(30))
+            "\(bin)/psql",
+            ["-X", "-w", "-c", "select 1", "host=127.0.0.1 port=\(port) user=app dbname=shop \(settings)"],
+            environment: environment,
+            timeout: .seconds(30)
+        )
     }
 
     func testPsqlSeesTheRefusalInEverySSLMode() throws {

@@ -19,10 +19,13 @@ final class FrontDoorCertificate {
         self.directory = NSTemporaryDirectory() + "meshbalancer-tls-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: self.directory + "/pki", withIntermediateDirectories: true)
         do {
-            try Command.check("/usr/bin/openssl", [
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", self.key,
-                "-out", self.cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            ])
+            try Command.check(
+                "/usr/bin/openssl",
+                [
+                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", self.key,
+                    "-out", self.cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                ]
+            )
         } catch {
             self.remove()
             throw error
@@ -79,7 +82,8 @@ final class FrontDoorTestServer {
                     channel.eventLoop.makeCompletedFuture {
                         let session = ScriptedSession(channel: channel, route: route, bridge: bridge, cancel: cancel)
                         try channel.pipeline.syncOperations.addHandler(
-                            FrontDoorHandler(session: session, tls: tls, logger: Logger(label: "front-door-test")))
+                            FrontDoorHandler(session: session, tls: tls, logger: Logger(label: "front-door-test"))
+                        )
                     }
                 }
                 .bind(host: "127.0.0.1", port: 0).wait()

@@ -2,10 +2,10 @@ import Foundation
 import Logging
 import MeshBalancer
 import MeshConfig
+import MeshTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import MeshTestSupport
 import XCTest
 
 /// The role probe against real PostgreSQL: a primary and a streaming standby made by the test.
@@ -33,7 +33,9 @@ final class RoleProbeTests: XCTestCase {
 
         /// The first report after the ones already seen that satisfies `condition`, within `seconds`.
         func next(
-            within seconds: Double = 10, file: StaticString = #filePath, line: UInt = #line,
+            within seconds: Double = 10,
+            file: StaticString = #filePath,
+            line: UInt = #line,
             where condition: (BackendReport) -> Bool
         ) async throws -> BackendReport {
             let start = self.all.count
@@ -49,12 +51,18 @@ final class RoleProbeTests: XCTestCase {
     }
 
     func startProbe(
-        target: Endpoint, passwordFile: String? = nil, user: String = "meshmon", interval: Duration = .milliseconds(200)
+        target: Endpoint,
+        passwordFile: String? = nil,
+        user: String = "meshmon",
+        interval: Duration = .milliseconds(200)
     ) -> ReportLog {
         let log = ReportLog()
         let service = ServiceSettings(
-            name: "postgres", on: ["db1": target], allow: .nodes(["app1"]),
-            postgres: PostgresSettings(monitorUser: user, database: "postgres", passwordFile: passwordFile, probeInterval: interval))
+            name: "postgres",
+            on: ["db1": target],
+            allow: .nodes(["app1"]),
+            postgres: PostgresSettings(monitorUser: user, database: "postgres", passwordFile: passwordFile, probeInterval: interval)
+        )
         let probe = RoleProbe(service: service, node: "db1", logger: Logger(label: "probe")) {
             log.append($0)
         }!
@@ -135,7 +143,9 @@ final class RoleProbeTests: XCTestCase {
         let wrong = self.startProbe(target: .tcp(host: "127.0.0.1", port: primary.port), passwordFile: try self.writePasswordFile("wrong"))
         let report = try await wrong.next { _ in true }
         XCTAssertEqual(
-            report.health, .down(error: "127.0.0.1:\(primary.port): FATAL 28P01: password authentication failed for user \"meshmon\" (as meshmon)"))
+            report.health,
+            .down(error: "127.0.0.1:\(primary.port): FATAL 28P01: password authentication failed for user \"meshmon\" (as meshmon)")
+        )
 
         let noSuchUser = self.startProbe(target: .tcp(host: "127.0.0.1", port: primary.port), user: "nobody")
         guard case .down(let error) = try await noSuchUser.next(where: { _ in true }).health else { return XCTFail("up as nobody") }
@@ -155,7 +165,10 @@ final class RoleProbeTests: XCTestCase {
     }
 
     func testUnreadablePasswordFileIsDown() async throws {
-        let log = self.startProbe(target: .tcp(host: "127.0.0.1", port: try TCPSocket.freePort(host: "127.0.0.1")), passwordFile: "/nonexistent/meshmon.password")
+        let log = self.startProbe(
+            target: .tcp(host: "127.0.0.1", port: try TCPSocket.freePort(host: "127.0.0.1")),
+            passwordFile: "/nonexistent/meshmon.password"
+        )
         guard case .down(let error) = try await log.next(where: { _ in true }).health else { return XCTFail("up") }
         XCTAssertTrue(error.contains("cannot read password_file /nonexistent/meshmon.password"), error)
     }

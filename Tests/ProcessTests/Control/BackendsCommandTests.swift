@@ -4,9 +4,9 @@ import MeshBalancer
 import MeshControl
 import MeshControlClient
 import MeshControlModel
+import MeshTestSupport
 import MeshTunnel
 import NIOPosix
-import MeshTestSupport
 import XCTest
 
 /// `GET /v1/backends` through the real control server and client, and the built `meshctl backends`
@@ -22,12 +22,21 @@ final class BackendsCommandTests: XCTestCase {
         self.fixtures = try BalancerFixtures()
         let source = FixedDataSource(name: "app1", peers: [], answers: [:])
         let facts = AgentFacts(
-            mesh: "demo", version: "0.1.0", startedAt: Date(), configFile: "/etc/meshd/mesh.json", configSHA256: "00",
-            lastReload: ReloadOutcome(ok: true, at: Date()), certificateNotAfter: nil, services: [])
+            mesh: "demo",
+            version: "0.1.0",
+            startedAt: Date(),
+            configFile: "/etc/meshd/mesh.json",
+            configSHA256: "00",
+            lastReload: ReloadOutcome(ok: true, at: Date()),
+            certificateNotAfter: nil,
+            services: []
+        )
         self.server = ControlServer(
             socketPath: self.directory + "/control.sock",
-            api: ControlAPI(source: source, facts: facts, balancers: self.fixtures.view), group: self.group,
-            logger: Logger(label: "test"))
+            api: ControlAPI(source: source, facts: facts, balancers: self.fixtures.view),
+            group: self.group,
+            logger: Logger(label: "test")
+        )
         try await self.server.start()
     }
 
@@ -63,7 +72,13 @@ final class BackendsCommandTests: XCTestCase {
         XCTAssertEqual(decoded.map(\.state), ["up", "up", "down", "unknown", "unknown", "up"])
 
         // db3 recovers and a reload drops db4 and the reports balancer: every backend is up.
-        self.fixtures.record("postgres", "db3", sequence: 3, secondsAgo: 0.1, .up(.init(role: .standby, timeline: 2, lsn: .init(0x3_0000_0000))))
+        self.fixtures.record(
+            "postgres",
+            "db3",
+            sequence: 3,
+            secondsAgo: 0.1,
+            .up(.init(role: .standby, timeline: 2, lsn: .init(0x3_0000_0000)))
+        )
         self.fixtures.reload(try BalancerFixtures.reloadedConfig())
         let healthy = try Command.run(meshctl, ["--control", socket, "backends"], environment: [:])
         XCTAssertEqual(healthy.status, 0, healthy.stderr)

@@ -66,8 +66,10 @@ final class CheckCommandTests: XCTestCase {
         XCTAssertTrue(lines[2].hasPrefix("ok: \(self.pki)/crl.pem: CRL #1 signed by the CA, 0 revoked certificates"), lines[2])
         XCTAssertTrue(
             lines[3].hasPrefix(
-                "ok: \(self.pki)/db1.pem: db1: chains to \(self.pki)/ca.pem, identity spiffe://demo/node/db1, key \(self.pki)/db1.key matches, not revoked, valid until "),
-            lines[3])
+                "ok: \(self.pki)/db1.pem: db1: chains to \(self.pki)/ca.pem, identity spiffe://demo/node/db1, key \(self.pki)/db1.key matches, not revoked, valid until "
+            ),
+            lines[3]
+        )
         XCTAssertEqual(lines[4], "meshctl check: 0 errors, 0 warnings (1 node checked: db1)")
 
         // Without --node: every declared node whose certificate exists; the path from --config.
@@ -108,7 +110,10 @@ final class CheckCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 2, result.stdout)
         XCTAssertEqual(
             self.errorLines(result),
-            ["error: \(self.pki)/db2.key: db2: this key does not match the certificate \(self.pki)/db2.pem — pair each certificate with the key it was issued for, or issue both anew with 'meshctl pki issue db2 --dir DIR --force'"])
+            [
+                "error: \(self.pki)/db2.key: db2: this key does not match the certificate \(self.pki)/db2.pem — pair each certificate with the key it was issued for, or issue both anew with 'meshctl pki issue db2 --dir DIR --force'"
+            ]
+        )
         let db1 = try self.check([self.config, "--node", "db1"])
         XCTAssertEqual(db1.status, 0, "db1's own pair is fine: \(db1.stdout)")
     }
@@ -118,7 +123,9 @@ final class CheckCommandTests: XCTestCase {
     func testBalancerTLSFilesAreChecked() throws {
         let balanced = Self.meshJSON.replacingOccurrences(
             of: #""forwards": ["#,
-            with: #""balancers": { "pg": { "service": "postgres", "on": { "app1": { "rw": "127.0.0.1:6432" } }, "tls": { "cert": "pki/{node}.pem", "key": "pki/{node}.key" } } }, "forwards": ["#)
+            with:
+                #""balancers": { "pg": { "service": "postgres", "on": { "app1": { "rw": "127.0.0.1:6432" } }, "tls": { "cert": "pki/{node}.pem", "key": "pki/{node}.key" } } }, "forwards": ["#
+        )
         XCTAssertNotEqual(balanced, Self.meshJSON)
         try self.writeConfig(balanced.replacingOccurrences(of: #""allow": ["app1"] }"#, with: #""allow": ["app1"], "postgres": {} }"#))
         let good = try self.check([self.config, "--node", "app1"])
@@ -131,12 +138,18 @@ final class CheckCommandTests: XCTestCase {
     }
 
     func testExpiredCertificateIsAnError() throws {
-        try Command.check(self.meshctl, ["pki", "issue", "app1", "--dir", self.pki, "--force", "--not-before", "2024-01-01", "--days", "30"])
+        try Command.check(
+            self.meshctl,
+            ["pki", "issue", "app1", "--dir", self.pki, "--force", "--not-before", "2024-01-01", "--days", "30"]
+        )
         let result = try self.check([self.config])
         XCTAssertEqual(result.status, 2, result.stdout)
         XCTAssertEqual(
             self.errorLines(result),
-            ["error: \(self.pki)/app1.pem: app1: the certificate expired on 2024-01-31 00:00:00 UTC — renew it with 'meshctl pki issue app1 --dir DIR --force'"])
+            [
+                "error: \(self.pki)/app1.pem: app1: the certificate expired on 2024-01-31 00:00:00 UTC — renew it with 'meshctl pki issue app1 --dir DIR --force'"
+            ]
+        )
         XCTAssertTrue(result.stdout.contains("meshctl check: 1 error, 0 warnings (3 nodes checked: app1, db1, db2)"), result.stdout)
     }
 
@@ -154,12 +167,16 @@ final class CheckCommandTests: XCTestCase {
         try Command.check(self.meshctl, ["pki", "revoke", "db2", "--dir", self.pki])
         let serial = try XCTUnwrap(
             try Command.check("/usr/bin/openssl", ["x509", "-in", self.pki + "/db2.pem", "-noout", "-serial"])
-                .split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines))
+                .split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines)
+        )
         let result = try self.check([self.config, "--node", "db2"])
         XCTAssertEqual(result.status, 2, result.stdout)
         XCTAssertEqual(
             self.errorLines(result),
-            ["error: \(self.pki)/db2.pem: db2: revoked by \(self.pki)/crl.pem (serial \(serial)); peers refuse it — issue a new certificate with 'meshctl pki issue db2 --dir DIR --force' and reload meshd"])
+            [
+                "error: \(self.pki)/db2.pem: db2: revoked by \(self.pki)/crl.pem (serial \(serial)); peers refuse it — issue a new certificate with 'meshctl pki issue db2 --dir DIR --force' and reload meshd"
+            ]
+        )
         XCTAssertEqual(try self.check([self.config, "--node", "db1"]).status, 0, "db1 is not revoked")
     }
 
@@ -175,7 +192,10 @@ final class CheckCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 2, result.stdout)
         XCTAssertEqual(
             self.errorLines(result),
-            ["error: \(self.pki)/db1.pem: db1: does not verify against the CA \(self.pki)/ca.pem for dialing peers (TLS client): unable to get local issuer certificate — issue it from this mesh's CA with 'meshctl pki issue db1 --dir DIR --force'"])
+            [
+                "error: \(self.pki)/db1.pem: db1: does not verify against the CA \(self.pki)/ca.pem for dialing peers (TLS client): unable to get local issuer certificate — issue it from this mesh's CA with 'meshctl pki issue db1 --dir DIR --force'"
+            ]
+        )
     }
 
     func testUsageErrorsExit2() throws {

@@ -2,10 +2,10 @@ import Foundation
 import Logging
 import MeshControl
 import MeshControlModel
+import MeshTestSupport
 import MeshTunnel
 import NIOConcurrencyHelpers
 import NIOPosix
-import MeshTestSupport
 import XCTest
 
 /// The built `meshctl` binary against a control server in this process: exit codes, the socket
@@ -38,12 +38,22 @@ final class MeshctlCommandTests: XCTestCase {
         let down = PeerStatus(name: "db2", address: "127.0.1.2:7443", dialer: true, state: .down, since: Date())
         let source = FixedDataSource(name: "app1", peers: [up, down], answers: ["db1": .microseconds(300)])
         let facts = AgentFacts(
-            mesh: "demo", version: "0.1.0", startedAt: Date(), configFile: "/etc/meshd/mesh.json", configSHA256: "00",
-            lastReload: ReloadOutcome(ok: true, at: Date()), certificateNotAfter: nil, services: [])
+            mesh: "demo",
+            version: "0.1.0",
+            startedAt: Date(),
+            configFile: "/etc/meshd/mesh.json",
+            configSHA256: "00",
+            lastReload: ReloadOutcome(ok: true, at: Date()),
+            certificateNotAfter: nil,
+            services: []
+        )
         let recorder = self.logged
         let server = ControlServer(
-            socketPath: self.directory + "/control.sock", api: ControlAPI(source: source, facts: facts), group: self.loop,
-            logger: Logger(label: "control") { _ in recorder })
+            socketPath: self.directory + "/control.sock",
+            api: ControlAPI(source: source, facts: facts),
+            group: self.loop,
+            logger: Logger(label: "control") { _ in recorder }
+        )
         try await server.start()
         return server
     }
@@ -89,7 +99,9 @@ final class MeshctlCommandTests: XCTestCase {
         let header = peers.stdout.split(separator: "\n").first.map(String.init) ?? ""
         XCTAssertEqual(
             header.split(separator: " ", omittingEmptySubsequences: true).map(String.init),
-            ["NAME", "ADDRESS", "STATE", "SINCE", "RTT", "STREAMS", "TX", "RX", "LAST", "ERROR", "CERT", "EXPIRES"], header)
+            ["NAME", "ADDRESS", "STATE", "SINCE", "RTT", "STREAMS", "TX", "RX", "LAST", "ERROR", "CERT", "EXPIRES"],
+            header
+        )
         XCTAssertFalse(peers.stdout.contains("\u{1B}["), "no colour when stdout is not a terminal")
         let json = try Command.run(self.meshctl, ["peers", "--json", "--control", socket])
         XCTAssertEqual(json.status, 1)
@@ -139,7 +151,8 @@ final class MeshctlCommandTests: XCTestCase {
         let uid = try XCTUnwrap(UInt32(Command.check("/usr/bin/id", ["-u", Self.user]).trimmingCharacters(in: .whitespacesAndNewlines)))
         XCTAssertTrue(
             self.logged.messages.contains { $0.level == .warning && $0.text.contains("refused a client with uid \(uid)") },
-            "\(self.logged.messages)")
+            "\(self.logged.messages)"
+        )
 
         // The socket's group is one the user belongs to (supplementary): allowed.
         chmod(socket, 0o660)

@@ -1,8 +1,8 @@
 import Foundation
 import MeshControlModel
+import MeshTestSupport
 import NIOCore
 import NIOPosix
-import MeshTestSupport
 import XCTest
 
 /// Two real meshd processes with certificates from `meshctl pki`, inspected through the built
@@ -22,7 +22,8 @@ final class MeshdControlTests: XCTestCase {
         let betaPort = try TCPSocket.freePort(host: "127.0.44.2")
         let forwardPort = try TCPSocket.freePort(host: "127.0.44.1")
         self.config = self.directory + "/mesh.json"
-        try Data("""
+        try Data(
+            """
             {
               "mesh": "ctltest",
               "tls": { "ca": "pki/ca.pem", "cert": "pki/{node}.pem", "key": "pki/{node}.key", "crl": "pki/crl.pem" },
@@ -34,7 +35,8 @@ final class MeshdControlTests: XCTestCase {
               "services": { "echo": { "on": { "beta": "127.0.0.1:9" }, "allow": ["alpha"] } },
               "forwards": [ { "on": "alpha", "listen": "127.0.44.1:\(forwardPort)", "to": "echo@beta" } ]
             }
-            """.utf8).write(to: URL(fileURLWithPath: self.config))
+            """.utf8
+        ).write(to: URL(fileURLWithPath: self.config))
     }
 
     override func tearDown() async throws {
@@ -85,11 +87,15 @@ final class MeshdControlTests: XCTestCase {
         XCTAssertTrue(ping.samplesSeconds.allSatisfy { $0 > 0 && $0 < 1 }, "\(ping.samplesSeconds)")
 
         let alphaServices = try ControlJSON.decoder().decode(
-            [ServiceInfo].self, from: Data(try self.meshctl("alpha", ["services", "--json"]).stdout.utf8))
+            [ServiceInfo].self,
+            from: Data(try self.meshctl("alpha", ["services", "--json"]).stdout.utf8)
+        )
         XCTAssertEqual(alphaServices.map(\.role), [.forward])
         XCTAssertEqual(alphaServices.first?.to, "echo@beta")
         let betaServices = try ControlJSON.decoder().decode(
-            [ServiceInfo].self, from: Data(try self.meshctl("beta", ["services", "--json"]).stdout.utf8))
+            [ServiceInfo].self,
+            from: Data(try self.meshctl("beta", ["services", "--json"]).stdout.utf8)
+        )
         XCTAssertEqual(betaServices, [ServiceInfo(name: "echo", role: .served, target: "127.0.0.1:9", allow: ["alpha"])])
 
         var info = stat()
@@ -125,8 +131,12 @@ final class MeshdControlTests: XCTestCase {
     private func start(_ node: String) throws {
         // A relative --config: status must still report the file's absolute path.
         self.agents[node] = try SpawnedProcess(
-            label: node, executable: try BuildProducts.path("meshd"), arguments: ["--config", "mesh.json", "--node", node],
-            directory: URL(fileURLWithPath: self.directory), logURL: URL(fileURLWithPath: self.directory + "/\(node)-\(self.agents.count).log"))
+            label: node,
+            executable: try BuildProducts.path("meshd"),
+            arguments: ["--config", "mesh.json", "--node", node],
+            directory: URL(fileURLWithPath: self.directory),
+            logURL: URL(fileURLWithPath: self.directory + "/\(node)-\(self.agents.count).log")
+        )
     }
 
     private func meshctl(_ node: String, _ arguments: [String]) throws -> CommandResult {

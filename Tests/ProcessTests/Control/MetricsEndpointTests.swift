@@ -1,8 +1,8 @@
 import Foundation
 import MeshControl
+import MeshTestSupport
 import NIOCore
 import NIOPosix
-import MeshTestSupport
 import XCTest
 
 /// `/metrics` of real meshd processes, scraped with curl like Prometheus would: on the control socket
@@ -29,7 +29,8 @@ final class MetricsEndpointTests: XCTestCase {
         self.metricsPort = try TCPSocket.freePort(host: "127.0.45.1")
         // "metrics" is one address for every node; two agents on one machine need two files.
         for (file, metrics) in [("alpha.json", "\"metrics\": \"127.0.45.1:\(self.metricsPort)\","), ("beta.json", "")] {
-            try Data("""
+            try Data(
+                """
                 {
                   "mesh": "mettest",
                   \(metrics)
@@ -42,7 +43,8 @@ final class MetricsEndpointTests: XCTestCase {
                   "services": { "echo": { "on": { "beta": "127.0.0.1:\(self.echo.port)" }, "allow": ["alpha"] } },
                   "forwards": [ { "on": "alpha", "listen": "127.0.45.1:\(self.forwardPort)", "to": "echo@beta" } ]
                 }
-                """.utf8).write(to: URL(fileURLWithPath: self.directory + "/" + file))
+                """.utf8
+            ).write(to: URL(fileURLWithPath: self.directory + "/" + file))
         }
     }
 
@@ -109,7 +111,10 @@ final class MetricsEndpointTests: XCTestCase {
 
         // A client without a certificate at alpha's tunnel port: a handshake failure of an unknown peer.
         let openssl = try Command.run(
-            "/usr/bin/openssl", ["s_client", "-connect", "127.0.45.1:\(self.alphaPort)", "-tls1_3", "-alpn", "h2"], timeout: .seconds(20))
+            "/usr/bin/openssl",
+            ["s_client", "-connect", "127.0.45.1:\(self.alphaPort)", "-tls1_3", "-alpn", "h2"],
+            timeout: .seconds(20)
+        )
         let failed = try self.waitForMetrics(timeout: 10, "a handshake failure of peer unknown (openssl: \(openssl.stderr.suffix(300)))") {
             $0.samples("meshd_handshake_failures_total").contains { $0.labels["peer"] == "unknown" && $0.value >= 1 }
         }
@@ -133,8 +138,12 @@ final class MetricsEndpointTests: XCTestCase {
 
     private func start(_ node: String) throws {
         self.agents[node] = try SpawnedProcess(
-            label: node, executable: try BuildProducts.path("meshd"), arguments: ["--config", "\(node).json", "--node", node],
-            directory: URL(fileURLWithPath: self.directory), logURL: URL(fileURLWithPath: self.directory + "/\(node)-\(self.agents.count).log"))
+            label: node,
+            executable: try BuildProducts.path("meshd"),
+            arguments: ["--config", "\(node).json", "--node", node],
+            directory: URL(fileURLWithPath: self.directory),
+            logURL: URL(fileURLWithPath: self.directory + "/\(node)-\(self.agents.count).log")
+        )
     }
 
     /// An HTTP exchange with curl: status, response head and body.
@@ -149,7 +158,9 @@ final class MetricsEndpointTests: XCTestCase {
 
     /// Scrapes alpha's control socket with curl every 100 ms until `done` holds, up to `timeout` seconds.
     private func waitForMetrics(
-        timeout: TimeInterval, _ what: String, until done: (PrometheusText) -> Bool
+        timeout: TimeInterval,
+        _ what: String,
+        until done: (PrometheusText) -> Bool
     ) throws -> PrometheusText {
         let deadline = Date().addingTimeInterval(timeout)
         var last = "no answer yet"

@@ -38,13 +38,18 @@ final class InstallScriptTests: XCTestCase {
         let conf = dest.appendingPathComponent("etc/meshd")
         let config = conf.appendingPathComponent("mesh.json")
         let installedConfig = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: config)) as? [String: Any], "mesh.json is valid JSON")
+            JSONSerialization.jsonObject(with: Data(contentsOf: config)) as? [String: Any],
+            "mesh.json is valid JSON"
+        )
         let nodes = try XCTUnwrap(installedConfig["nodes"] as? [String: [String: Any]])
         XCTAssertEqual(nodes["app1"]?["address"] as? String, "127.0.1.3:7443")
         XCTAssertTrue(nodes.values.allSatisfy { $0["control"] == nil }, "control sockets default to /run/meshd/control.sock")
         XCTAssertTrue(fm.fileExists(atPath: conf.appendingPathComponent("pki").path))
-        XCTAssertEqual(try String(contentsOf: conf.appendingPathComponent("meshd.env"), encoding: .utf8)
-            .split(separator: "\n").last, "MESHD_OPTS=\"--node app1\"")
+        XCTAssertEqual(
+            try String(contentsOf: conf.appendingPathComponent("meshd.env"), encoding: .utf8)
+                .split(separator: "\n").last,
+            "MESHD_OPTS=\"--node app1\""
+        )
         let mode = try XCTUnwrap(fm.attributesOfItem(atPath: conf.path)[.posixPermissions] as? NSNumber)
         XCTAssertEqual(mode.intValue, 0o750, "/etc/meshd is not world-readable")
 
@@ -55,7 +60,11 @@ final class InstallScriptTests: XCTestCase {
         XCTAssertEqual(try String(contentsOf: config, encoding: .utf8), "{\"edited\": true}")
         XCTAssertTrue(second.stdout.contains("kept the existing"), second.output)
 
-        let bad = try Command.run("/bin/bash", [RepositoryFiles.installScript.path, "--prefix", "relative/path", "--destdir", dest.path], timeout: .seconds(30))
+        let bad = try Command.run(
+            "/bin/bash",
+            [RepositoryFiles.installScript.path, "--prefix", "relative/path", "--destdir", dest.path],
+            timeout: .seconds(30)
+        )
         XCTAssertEqual(bad.status, 2, bad.output)
         XCTAssertTrue(bad.stderr.contains("--prefix must be an absolute path"), bad.output)
     }

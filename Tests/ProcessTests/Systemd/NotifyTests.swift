@@ -31,7 +31,8 @@ final class NotifyTests: MeshTestCase {
         let db1 = try mesh.start("db1")
         XCTAssertNotNil(
             notify.waitFor(from: ready, timeout: .seconds(15)) { $0.fields["STATUS"] == "1/1 peers up" },
-            "STATUS should say the peer is up\n\(notify.transcript)\n\(mesh.allLogs())")
+            "STATUS should say the peer is up\n\(notify.transcript)\n\(mesh.allLogs())"
+        )
 
         // Watchdog cadence: period 1 s, so a ping every 0.5 s.
         let windowStart = ContinuousClock.now
@@ -49,7 +50,8 @@ final class NotifyTests: MeshTestCase {
         let stamp = UInt64(notify.messages[reloading].fields["MONOTONIC_USEC"] ?? "") ?? 0
         XCTAssertTrue(
             stamp >= before && stamp <= notify.messages[reloading].monotonicMicroseconds,
-            "MONOTONIC_USEC=\(stamp) should lie between the SIGHUP (\(before)) and the message's arrival")
+            "MONOTONIC_USEC=\(stamp) should lie between the SIGHUP (\(before)) and the message's arrival"
+        )
         guard let reloaded = notify.waitFor(from: reloading, timeout: .seconds(10), { $0.has("READY=1") }) else {
             return XCTFail("no READY=1 after RELOADING=1\n\(notify.transcript)\n\(app1.logTail())")
         }

@@ -53,8 +53,10 @@ final class RestartTests: MeshTestCase {
 
         let second = try self.startDB1(setup)
         XCTAssertNotNil(second.waitForLog(containing: ["peer app1 up"], timeout: .seconds(15)), mesh.allLogs())
-        XCTAssertNotNil(app1.waitForLog(containing: ["peer db1 up"], after: mark, timeout: .seconds(5)),
-                        "app1's tunnel came back\n\(app1.logTail())")
+        XCTAssertNotNil(
+            app1.waitForLog(containing: ["peer db1 up"], after: mark, timeout: .seconds(5)),
+            "app1's tunnel came back\n\(app1.logTail())"
+        )
         let after = app1.log(after: mark)
         XCTAssertFalse(after.lowercased().contains("connection refused"), "no dial was refused during the restart\n\(after)")
         XCTAssertNotNil(self.waitForEcho(host: setup.forward.host, port: setup.forward.port, timeout: .seconds(10)), mesh.allLogs())

@@ -24,7 +24,8 @@ final class SocketActivationTests: MeshTestCase {
         let notify = try self.makeNotifySocket()
 
         let db1 = try mesh.spawn(
-            label: "db1 (socket-activated)", executable: activate,
+            label: "db1 (socket-activated)",
+            executable: activate,
             arguments: [
                 "-l", "\(db1Mesh.host):\(db1Mesh.port)",
                 "-l", "\(forward.host):\(forward.port)",
@@ -32,7 +33,8 @@ final class SocketActivationTests: MeshTestCase {
                 "--fdname=mesh:forward-\(forward.port):stray",
                 "-E", "NOTIFY_SOCKET=\(notify.path)",
                 BuildProducts.meshd.path, "--config", config.path, "--node", "db1", "--log-level", "debug",
-            ])
+            ]
+        )
         guard db1.waitForLog(containing: ["Listening on", "\(stray.port)"], timeout: .seconds(10)) != nil else {
             return XCTFail("systemd-socket-activate did not open its sockets\n\(db1.logTail())")
         }
@@ -48,8 +50,10 @@ final class SocketActivationTests: MeshTestCase {
         XCTAssertTrue(log.contains("closing it"), db1.logTail())
         XCTAssertFalse(log.contains("cannot listen"), db1.logTail())
 
-        XCTAssertNotNil(self.waitForEcho(host: forward.host, port: forward.port, timeout: .seconds(10)),
-                      "echo through db1's adopted forward socket\n\(mesh.allLogs())")
+        XCTAssertNotNil(
+            self.waitForEcho(host: forward.host, port: forward.port, timeout: .seconds(10)),
+            "echo through db1's adopted forward socket\n\(mesh.allLogs())"
+        )
         XCTAssertTrue(TCPSocket.isRefused(host: stray.host, port: stray.port), "the unclaimed socket was closed")
         XCTAssertNotNil(notify.waitFor(timeout: .seconds(5)) { $0.has("READY=1") }, notify.transcript)
         XCTAssertEqual(db1.stop(), 0, db1.logTail())

@@ -1,5 +1,6 @@
 import Foundation
 import MeshTestSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,7 +49,9 @@ final class TestSupervisor {
     var current: Incarnation? { self.incarnations.last }
 
     init(
-        period: Duration, restartDelay: Duration = .seconds(1), abortGrace: Duration = .seconds(30),
+        period: Duration,
+        restartDelay: Duration = .seconds(1),
+        abortGrace: Duration = .seconds(30),
         makeNotifySocket: @escaping () throws -> NotifySocket,
         launch: @escaping (_ incarnation: Int, _ environment: [String: String]) throws -> SpawnedProcess
     ) {
@@ -137,7 +140,9 @@ final class TestSupervisor {
         guard self.current?.process.isRunning != true else {
             throw Failure(description: "incarnation \(self.incarnations.count) is still running; abort it first")
         }
-        Thread.sleep(forTimeInterval: Double(self.restartDelay.components.seconds) + Double(self.restartDelay.components.attoseconds) / 1e18)
+        Thread.sleep(
+            forTimeInterval: Double(self.restartDelay.components.seconds) + Double(self.restartDelay.components.attoseconds) / 1e18
+        )
         return try self.start()
     }
 }

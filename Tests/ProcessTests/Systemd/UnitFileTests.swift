@@ -45,8 +45,11 @@ final class UnitFileTests: XCTestCase {
     private func verify(_ units: [(name: String, text: String)]) throws -> CommandResult {
         let root = try self.makeRoot(units: units)
         return try Command.run(
-            "/usr/bin/systemd-analyze", ["verify", "--root=\(root.path)"] + units.map(\.name),
-            directory: root.appendingPathComponent("etc/systemd/system"), timeout: .seconds(60))
+            "/usr/bin/systemd-analyze",
+            ["verify", "--root=\(root.path)"] + units.map(\.name),
+            directory: root.appendingPathComponent("etc/systemd/system"),
+            timeout: .seconds(60)
+        )
     }
 
     private func repositoryUnits() throws -> [(name: String, text: String)] {
@@ -76,11 +79,15 @@ final class UnitFileTests: XCTestCase {
     func testSecurityExposureIsBelowTwo() throws {
         let service = RepositoryFiles.units.appendingPathComponent("meshd.service")
         let result = try Command.run(
-            "/usr/bin/systemd-analyze", ["security", "--offline=true", "--threshold=20", service.path], timeout: .seconds(60))
+            "/usr/bin/systemd-analyze",
+            ["security", "--offline=true", "--threshold=20", service.path],
+            timeout: .seconds(60)
+        )
         XCTAssertEqual(result.status, 0, "exposure above 2.0 or an error:\n\(result.output)")
         let line = try XCTUnwrap(
             result.output.split(separator: "\n").first { $0.contains("Overall exposure level for meshd.service") },
-            result.output)
+            result.output
+        )
         let score = line.split(separator: ":").last?.split(separator: " ").first.flatMap { Double($0) }
         let level = try XCTUnwrap(score, String(line))
         XCTAssertLessThan(level, 2.0, String(line))
@@ -111,7 +118,8 @@ final class UnitFileTests: XCTestCase {
     /// The listeners DESIGN.md names for `node` in the repository's mesh.json.
     static func exampleListeners(node: String) throws -> [String: String] {
         let json = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: RepositoryFiles.exampleConfig)) as? [String: Any])
+            JSONSerialization.jsonObject(with: Data(contentsOf: RepositoryFiles.exampleConfig)) as? [String: Any]
+        )
         var listeners: [String: String] = [:]
         let nodes = try XCTUnwrap(json["nodes"] as? [String: [String: Any]])
         listeners["mesh"] = try XCTUnwrap(nodes[node]?["address"] as? String)

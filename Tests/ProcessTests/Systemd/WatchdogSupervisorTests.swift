@@ -13,14 +13,24 @@ final class WatchdogSupervisorTests: MeshTestCase {
         let config = try mesh.writeConfig()
         let db1 = try mesh.start("db1")
         let period = Duration.seconds(1)
-        let supervisor = TestSupervisor(period: period, makeNotifySocket: { try self.makeNotifySocket() }, launch: { incarnation, environment in
-            // Only the first start hangs an event loop (the test-only flag, 3 s in); systemd would
-            // run the same command each time, but the point here is what happens after the restart.
-            let stall = incarnation == 1 ? ["--debug-stall-event-loop-after", "3"] : []
-            let command = TestSupervisor.exportOwnPid
-                + [BuildProducts.meshd.path, "--config", config.path, "--node", "app1", "--log-level", "debug"] + stall
-            return try mesh.spawn(label: "app1", executable: command[0], arguments: Array(command.dropFirst()), environment: environment)
-        })
+        let supervisor = TestSupervisor(
+            period: period,
+            makeNotifySocket: { try self.makeNotifySocket() },
+            launch: { incarnation, environment in
+                // Only the first start hangs an event loop (the test-only flag, 3 s in); systemd would
+                // run the same command each time, but the point here is what happens after the restart.
+                let stall = incarnation == 1 ? ["--debug-stall-event-loop-after", "3"] : []
+                let command =
+                    TestSupervisor.exportOwnPid
+                    + [BuildProducts.meshd.path, "--config", config.path, "--node", "app1", "--log-level", "debug"] + stall
+                return try mesh.spawn(
+                    label: "app1",
+                    executable: command[0],
+                    arguments: Array(command.dropFirst()),
+                    environment: environment
+                )
+            }
+        )
 
         // Incarnation 1: READY, pinging at half the period, serving.
         let first = try supervisor.start()
@@ -29,26 +39,35 @@ final class WatchdogSupervisorTests: MeshTestCase {
         }
         XCTAssertTrue(mesh.waitUp(first.process, peer: "db1"))
         XCTAssertNotNil(self.waitForEcho(host: forward.host, port: forward.port, timeout: .seconds(10)), mesh.allLogs())
-        XCTAssertNotNil(first.notify.waitFor(timeout: .seconds(3)) { $0.has("WATCHDOG=1") },
-                        "meshd honours WATCHDOG_PID (its own pid) and pings\n\(first.notify.transcript)")
+        XCTAssertNotNil(
+            first.notify.waitFor(timeout: .seconds(3)) { $0.has("WATCHDOG=1") },
+            "meshd honours WATCHDOG_PID (its own pid) and pings\n\(first.notify.transcript)"
+        )
 
         // Hang: one event loop blocks; the pings stop and the supervisor notices.
         guard case .watchdogTimeout(let lastPing, let noticed) = supervisor.watch(timeout: .seconds(15)) else {
             return XCTFail("the hung meshd kept pinging (or exited)\n\(first.notify.transcript)\n\(first.process.logTail())")
         }
         let stalled = try XCTUnwrap(
-            first.notify.messages.first { $0.fields["STATUS"]?.contains("stalled") == true }, "meshd said it stalled\n\(first.notify.transcript)")
+            first.notify.messages.first { $0.fields["STATUS"]?.contains("stalled") == true },
+            "meshd said it stalled\n\(first.notify.transcript)"
+        )
         let hungDetected = noticed - stalled.at
         XCTAssertGreaterThan(noticed - lastPing, period)
         XCTAssertLessThan(hungDetected, period + .seconds(1), "noticed within the period (plus slack)\n\(first.notify.transcript)")
         XCTAssertTrue(first.process.isRunning, "meshd itself did not exit: only the watchdog shows the hang")
-        XCTAssertNotNil(first.process.waitForLog(containing: ["watchdog:", "withholding WATCHDOG=1"], timeout: .seconds(1)),
-                        first.process.logTail())
+        XCTAssertNotNil(
+            first.process.waitForLog(containing: ["watchdog:", "withholding WATCHDOG=1"], timeout: .seconds(1)),
+            first.process.logTail()
+        )
         let hung = try self.abortAndRestart(supervisor, forward: forward, db1: db1)
 
         // Freeze: SIGSTOP the second incarnation whole.
         let second = try XCTUnwrap(supervisor.current)
-        XCTAssertNotNil(second.notify.waitFor(timeout: .seconds(3)) { $0.has("WATCHDOG=1") }, "the restarted meshd pings\n\(second.notify.transcript)")
+        XCTAssertNotNil(
+            second.notify.waitFor(timeout: .seconds(3)) { $0.has("WATCHDOG=1") },
+            "the restarted meshd pings\n\(second.notify.transcript)"
+        )
         let frozen = ContinuousClock.now
         second.process.signal(SIGSTOP)
         guard case .watchdogTimeout(_, let noticedFrozen) = supervisor.watch(timeout: .seconds(10)) else {
@@ -58,14 +77,19 @@ final class WatchdogSupervisorTests: MeshTestCase {
         XCTAssertLessThan(frozenDetected, period + .milliseconds(500), second.notify.transcript)
         let freeze = try self.abortAndRestart(supervisor, forward: forward, db1: db1)
         let third = try XCTUnwrap(supervisor.current)
-        XCTAssertNotNil(third.notify.waitFor(timeout: .seconds(3)) { $0.has("WATCHDOG=1") }, "the third meshd pings\n\(third.notify.transcript)")
+        XCTAssertNotNil(
+            third.notify.waitFor(timeout: .seconds(3)) { $0.has("WATCHDOG=1") },
+            "the third meshd pings\n\(third.notify.transcript)"
+        )
         XCTAssertEqual(supervisor.incarnations.count, 3)
 
-        print("RESULT watchdog period_ms=\(Self.ms(period)) detected_after_ms=\(Self.ms(hungDetected)) "
-              + "ready_again_after_ms=\(Self.ms(hung.readyAgain)) serving_again_after_ms=\(Self.ms(hung.servingAgain)) "
-              + "frozen_detected_after_ms=\(Self.ms(frozenDetected)) frozen_ready_again_after_ms=\(Self.ms(freeze.readyAgain)) "
-              + "frozen_serving_again_after_ms=\(Self.ms(freeze.servingAgain)) restart_delay_ms=\(Self.ms(supervisor.restartDelay)) "
-              + "abort_to_exit_ms=\(Self.ms(hung.abortTook)),\(Self.ms(freeze.abortTook))")
+        print(
+            "RESULT watchdog period_ms=\(Self.ms(period)) detected_after_ms=\(Self.ms(hungDetected)) "
+                + "ready_again_after_ms=\(Self.ms(hung.readyAgain)) serving_again_after_ms=\(Self.ms(hung.servingAgain)) "
+                + "frozen_detected_after_ms=\(Self.ms(frozenDetected)) frozen_ready_again_after_ms=\(Self.ms(freeze.readyAgain)) "
+                + "frozen_serving_again_after_ms=\(Self.ms(freeze.servingAgain)) restart_delay_ms=\(Self.ms(supervisor.restartDelay)) "
+                + "abort_to_exit_ms=\(Self.ms(hung.abortTook)),\(Self.ms(freeze.abortTook))"
+        )
     }
 
     private static func ms(_ duration: Duration) -> Int {
@@ -86,7 +110,10 @@ final class WatchdogSupervisorTests: MeshTestCase {
         let aborted = ContinuousClock.now
         let dying = try XCTUnwrap(supervisor.current)
         let abort = supervisor.abort()
-        XCTAssertFalse(abort.killed, "the watchdog signal alone ended meshd (no SIGKILL after \(supervisor.abortGrace))\n\(dying.process.logTail())")
+        XCTAssertFalse(
+            abort.killed,
+            "the watchdog signal alone ended meshd (no SIGKILL after \(supervisor.abortGrace))\n\(dying.process.logTail())"
+        )
         XCTAssertEqual(abort.exitCode, 128 + SIGABRT, "SIGABRT ended it, as WatchdogSignal= would")
         let next = try supervisor.restart()
         guard let ready = supervisor.waitReady(timeout: .seconds(20)) else {

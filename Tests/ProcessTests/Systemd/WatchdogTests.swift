@@ -9,8 +9,10 @@ final class WatchdogTests: MeshTestCase {
         let mesh = try self.makeMesh(range: 12, nodes: ["app1", "db1"])
         let notify = try self.makeNotifySocket()
         let app1 = try mesh.start(
-            "app1", environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"],
-            extraArguments: ["--debug-stall-event-loop-after", "3"])
+            "app1",
+            environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"],
+            extraArguments: ["--debug-stall-event-loop-after", "3"]
+        )
         guard let stalled = notify.waitFor(timeout: .seconds(20), { $0.fields["STATUS"]?.contains("stalled") == true }) else {
             return XCTFail("meshd never reported the stall\n\(notify.transcript)\n\(app1.logTail())")
         }
@@ -25,7 +27,8 @@ final class WatchdogTests: MeshTestCase {
         XCTAssertTrue(app1.isRunning, "meshd itself keeps running; it is systemd that would restart it")
         XCTAssertNotNil(
             app1.waitForLog(containing: ["watchdog:", "did not run a no-op task", "withholding WATCHDOG=1"], timeout: .seconds(1)),
-            app1.logTail())
+            app1.logTail()
+        )
 
         // Shutdown releases the stalled loop, so SIGTERM still ends meshd cleanly.
         let mark = notify.messages.count

@@ -62,7 +62,11 @@ final class AnyClientTLSTests: InteropTestCase {
 
     private func context() throws -> TLSContext {
         try TLSContext(
-            anyClientCertificate: pki.path("db1.pem"), key: pki.path("db1.key"), alpn: "postgresql", setting: "balancers.pg.tls")
+            anyClientCertificate: pki.path("db1.pem"),
+            key: pki.path("db1.key"),
+            alpn: "postgresql",
+            setting: "balancers.pg.tls"
+        )
     }
 
     private func startServer(requireALPN: Bool = false) throws -> (port: Int, log: TLSConnectionLog, halfCloses: HalfCloseLog) {
@@ -75,7 +79,8 @@ final class AnyClientTLSTests: InteropTestCase {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        OpenSSLHandler(anyClientContext: context, requireALPN: requireALPN))
+                        OpenSSLHandler(anyClientContext: context, requireALPN: requireALPN)
+                    )
                     try channel.pipeline.syncOperations.addHandler(HalfCloseHandler(log: log, halfCloses: halfCloses))
                 }
             }
@@ -87,7 +92,8 @@ final class AnyClientTLSTests: InteropTestCase {
     private func sClient(port: Int, _ options: [String]) throws -> SpawnedProcess {
         try self.openssl(
             ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", pki.path("ca.pem"), "-verify_return_error", "-no_ign_eof"]
-                + options)
+                + options
+        )
     }
 
     // MARK: The context
@@ -104,10 +110,17 @@ final class AnyClientTLSTests: InteropTestCase {
             try TLSContext(anyClientCertificate: missing, key: pki.path("db1.key"), alpn: "postgresql", setting: "balancers.pg.tls")
         ) { error in
             XCTAssertEqual(
-                "\(error)", "\(missing): certificate (balancers.pg.tls.cert) file does not exist; create it or fix the path in mesh.json")
+                "\(error)",
+                "\(missing): certificate (balancers.pg.tls.cert) file does not exist; create it or fix the path in mesh.json"
+            )
         }
         XCTAssertThrowsError(
-            try TLSContext(anyClientCertificate: pki.path("db1.pem"), key: pki.path("db2.key"), alpn: "postgresql", setting: "balancers.pg.tls")
+            try TLSContext(
+                anyClientCertificate: pki.path("db1.pem"),
+                key: pki.path("db2.key"),
+                alpn: "postgresql",
+                setting: "balancers.pg.tls"
+            )
         ) { error in
             let error = error as! TLSSetupError
             XCTAssertEqual(error.file, "\(pki.path("db2.key")) and \(pki.path("db1.pem"))")
@@ -194,6 +207,8 @@ final class AnyClientTLSTests: InteropTestCase {
         XCTAssert(client.log().contains("no application protocol"), client.log())
         XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty })
         XCTAssertEqual(
-            server.log.handshakeErrors.first?.detail, #"client offered ALPN ["h2", "http/1.1"] but this server speaks only "postgresql""#)
+            server.log.handshakeErrors.first?.detail,
+            #"client offered ALPN ["h2", "http/1.1"] but this server speaks only "postgresql""#
+        )
     }
 }

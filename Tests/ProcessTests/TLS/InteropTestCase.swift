@@ -58,6 +58,8 @@ extension TestPKI {
     /// A mesh TLS context for `node`, as meshd makes it.
     func context(_ role: TLSContext.Role, _ node: String, crl: Bool = false) throws -> TLSContext {
         try TLSContext(
-            role: role, files: TLSFiles(ca: self.caPEM.path, cert: self.cert(node).path, key: self.key(node).path, crl: crl ? self.crlPEM.path : nil))
+            role: role,
+            files: TLSFiles(ca: self.caPEM.path, cert: self.cert(node).path, key: self.key(node).path, crl: crl ? self.crlPEM.path : nil)
+        )
     }
 }

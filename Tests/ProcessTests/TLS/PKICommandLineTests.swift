@@ -15,7 +15,8 @@ final class PKICommandLineTests: XCTestCase {
         // A missing binary is a failure, not a skip: 'swift build --build-tests' always builds meshctl.
         meshctl = try XCTUnwrap(
             FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil,
-            "no meshctl at \(candidate): build it first with 'swift build --build-tests'")
+            "no meshctl at \(candidate): build it first with 'swift build --build-tests'"
+        )
         root = try PKITests.makeTemporaryDirectory()
     }
 
@@ -49,7 +50,10 @@ final class PKICommandLineTests: XCTestCase {
         XCTAssertTrue(shown.stdout.contains("URI:spiffe://demo/node/db1, DNS:db1"), shown.stdout)
         XCTAssertTrue(shown.stdout.contains("CN=tunnelmesh demo CA"), shown.stdout)
         let fingerprint = try PKITests.run(
-            PKITests.openssl, ["x509", "-in", "db1.pem", "-noout", "-fingerprint", "-sha256"], in: pki)
+            PKITests.openssl,
+            ["x509", "-in", "db1.pem", "-noout", "-fingerprint", "-sha256"],
+            in: pki
+        )
         let expected = try XCTUnwrap(fingerprint.stdout.split(separator: "=").last).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(expected.count, 95, fingerprint.stdout)  // 32 bytes as colon hex
         XCTAssertTrue(shown.stdout.contains("SHA-256     \(expected)"), shown.stdout)
@@ -137,7 +141,8 @@ final class PKICommandLineTests: XCTestCase {
         XCTAssertEqual(noCA.status, 2, noCA.output)
         XCTAssertEqual(
             noCA.stderr.trimmingCharacters(in: .newlines),
-            "meshctl: pki/ca.pem: no such file — run 'meshctl pki init --mesh NAME --dir pki' first")
+            "meshctl: pki/ca.pem: no such file — run 'meshctl pki init --mesh NAME --dir pki' first"
+        )
 
         XCTAssertEqual(try meshctl("pki", "init", "--mesh", "demo", "--dir", "pki").status, 0)
         for bad in ["Db1", "db.1", "ca"] {

@@ -78,7 +78,10 @@ final class PKIRoundTripTests: XCTestCase {
         XCTAssertEqual(try PKITests.mode(of: pki.appendingPathComponent("db1.pem")), 0o644)
         // The key on disk belongs to the certificate on disk.
         let check = try PKITests.run(
-            PKITests.openssl, ["x509", "-in", "db1.pem", "-noout", "-pubkey"], in: pki)
+            PKITests.openssl,
+            ["x509", "-in", "db1.pem", "-noout", "-pubkey"],
+            in: pki
+        )
         let fromKey = try PKITests.run(PKITests.openssl, ["pkey", "-in", "db1.key", "-pubout"], in: pki)
         XCTAssertEqual(check.stdout, fromKey.stdout)
         XCTAssertTrue(fromKey.stdout.contains("BEGIN PUBLIC KEY"))
@@ -133,7 +136,10 @@ final class PKIRoundTripTests: XCTestCase {
             return XCTFail("db1.pem was not read as a certificate")
         }
         let fingerprint = try PKITests.run(
-            PKITests.openssl, ["x509", "-in", "db1.pem", "-noout", "-fingerprint", "-sha256"], in: pki)
+            PKITests.openssl,
+            ["x509", "-in", "db1.pem", "-noout", "-fingerprint", "-sha256"],
+            in: pki
+        )
         XCTAssertEqual(fingerprint.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "sha256 Fingerprint=\(info.sha256Fingerprint)")
         let serial = try PKITests.run(PKITests.openssl, ["x509", "-in", "db1.pem", "-noout", "-serial"], in: pki)
         XCTAssertEqual(serial.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "serial=\(info.serial)")

@@ -11,7 +11,12 @@ enum PKITests {
     }
 
     /// Runs `executable` with `arguments` in `directory` (plain output: NO_COLOR), bounded by `timeout`.
-    static func run(_ executable: String, _ arguments: [String], in directory: URL, timeout: Duration = .seconds(30)) throws -> CommandResult {
+    static func run(
+        _ executable: String,
+        _ arguments: [String],
+        in directory: URL,
+        timeout: Duration = .seconds(30)
+    ) throws -> CommandResult {
         var environment = ProcessInfo.processInfo.environment
         environment["NO_COLOR"] = "1"
         return try Command.run(executable, arguments, environment: environment, directory: directory, timeout: timeout)

@@ -46,7 +46,11 @@ final class PKIValidityTests: XCTestCase {
     }
 
     func testCertificateMayNotOutliveItsCA() throws {
-        let shortLived = try CertificateAuthority.create(mesh: "demo", in: PKIDirectory(root.appendingPathComponent("short").path), days: 10)
+        let shortLived = try CertificateAuthority.create(
+            mesh: "demo",
+            in: PKIDirectory(root.appendingPathComponent("short").path),
+            days: 10
+        )
         XCTAssertThrowsError(try shortLived.issue(node: "db1", days: 30)) { error in
             XCTAssertTrue("\(error)".contains("use fewer --days"), "\(error)")
         }

@@ -11,9 +11,12 @@ import XCTest
 final class TLSInteropTests: InteropTestCase {
     private func startServer(greeting: String? = nil, handshakeTimeout: TimeAmount = .seconds(5)) throws -> TLSTestServer {
         let server = try TLSTestServer(
-            group: group, context: try pki.context(.server, "db1", crl: true),
-            policy: .declaredNode(mesh: "demo", nodes: ["db1", "db2", "app1"]), greeting: greeting,
-            handshakeTimeout: handshakeTimeout)
+            group: group,
+            context: try pki.context(.server, "db1", crl: true),
+            policy: .declaredNode(mesh: "demo", nodes: ["db1", "db2", "app1"]),
+            greeting: greeting,
+            handshakeTimeout: handshakeTimeout
+        )
         self.addCleanup { server.stop() }
         return server
     }
@@ -21,7 +24,8 @@ final class TLSInteropTests: InteropTestCase {
     private func sClient(port: Int, _ options: [String]) throws -> SpawnedProcess {
         try openssl(
             ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", pki.path("ca.pem"), "-verify_return_error", "-no_ign_eof"]
-                + options)
+                + options
+        )
     }
 
     // MARK: Our server, openssl s_client
@@ -30,7 +34,8 @@ final class TLSInteropTests: InteropTestCase {
         let server = try startServer(greeting: "hello from meshd\n")
         let client = try sClient(
             port: server.port,
-            ["-tls1_3", "-alpn", "h2", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")])
+            ["-tls1_3", "-alpn", "h2", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")]
+        )
         XCTAssert(server.log.waitUntil { !$0.handshakes.isEmpty }, "server errors: \(server.log.errors); s_client: \(client.log())")
         XCTAssertEqual(server.log.handshakes.first?.peer, MeshIdentity(mesh: "demo", node: "app1"))
         XCTAssert(client.waitForOutput("hello from meshd"), client.log())
@@ -71,7 +76,9 @@ final class TLSInteropTests: InteropTestCase {
     func testTLS12ClientIsRejectedWithProtocolVersion() throws {
         let server = try startServer()
         let client = try sClient(
-            port: server.port, ["-tls1_2", "-alpn", "h2", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")])
+            port: server.port,
+            ["-tls1_2", "-alpn", "h2", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")]
+        )
         XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.log())
         XCTAssertEqual(server.log.handshakeErrors.first?.reason, .protocolVersion, "\(server.log.errors)")
         XCTAssertNotEqual(client.waitForExit(), 0)
@@ -104,7 +111,8 @@ final class TLSInteropTests: InteropTestCase {
         let server = try startServer()
         let client = try sClient(
             port: server.port,
-            ["-tls1_3", "-alpn", "http/1.1", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")])
+            ["-tls1_3", "-alpn", "http/1.1", "-cert", pki.path("app1.pem"), "-key", pki.path("app1.key")]
+        )
         XCTAssert(server.log.waitUntil { !$0.handshakeErrors.isEmpty }, client.log())
         XCTAssertEqual(server.log.handshakeErrors.first?.detail, "client offered ALPN [\"http/1.1\"] but mesh peers speak only \"h2\"")
         XCTAssertNotEqual(client.waitForExit(), 0)
@@ -142,8 +150,11 @@ final class TLSInteropTests: InteropTestCase {
 
     private func sServer(ca: String = "ca.pem", extra: [String] = ["-alpn", "h2"]) throws -> (SpawnedProcess, Int) {
         let server = try openssl(
-            ["s_server", "-accept", "127.0.0.1:0", "-tls1_3", "-Verify", "1", "-verify_return_error",
-             "-cert", pki.path("db1.pem"), "-key", pki.path("db1.key"), "-CAfile", pki.path(ca), "-naccept", "1"] + extra)
+            [
+                "s_server", "-accept", "127.0.0.1:0", "-tls1_3", "-Verify", "1", "-verify_return_error",
+                "-cert", pki.path("db1.pem"), "-key", pki.path("db1.key"), "-CAfile", pki.path(ca), "-naccept", "1",
+            ] + extra
+        )
         guard server.waitForOutput("ACCEPT"),
             let line = server.log().split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT") }),
             let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
@@ -157,8 +168,12 @@ final class TLSInteropTests: InteropTestCase {
         let (server, port) = try sServer()
         let log = TLSConnectionLog()
         let channel = try tlsTestConnect(
-            group: group, port: port, context: try pki.context(.client, "app1", crl: true),
-            policy: .exactly(MeshIdentity(mesh: "demo", node: "db1")), log: log)
+            group: group,
+            port: port,
+            context: try pki.context(.client, "app1", crl: true),
+            policy: .exactly(MeshIdentity(mesh: "demo", node: "db1")),
+            log: log
+        )
         XCTAssert(log.waitUntil { !$0.handshakes.isEmpty }, "errors: \(log.errors); s_server: \(server.log())")
         XCTAssertEqual(log.handshakes.first?.peer, MeshIdentity(mesh: "demo", node: "db1"))
         XCTAssertEqual(log.handshakes.first?.alpn, "h2")
@@ -179,8 +194,12 @@ final class TLSInteropTests: InteropTestCase {
         let (server, port) = try sServer(ca: "other/ca.pem")
         let log = TLSConnectionLog()
         _ = try tlsTestConnect(
-            group: group, port: port, context: try pki.context(.client, "app1"),
-            policy: .exactly(MeshIdentity(mesh: "demo", node: "db1")), log: log)
+            group: group,
+            port: port,
+            context: try pki.context(.client, "app1"),
+            policy: .exactly(MeshIdentity(mesh: "demo", node: "db1")),
+            log: log
+        )
         XCTAssert(log.waitUntil { !$0.handshakeErrors.isEmpty }, "s_server: \(server.log())")
         let error = try XCTUnwrap(log.handshakeErrors.first)
         XCTAssertEqual(error.reason, .peerRejected)
@@ -192,8 +211,12 @@ final class TLSInteropTests: InteropTestCase {
         let (server, port) = try sServer(extra: [])
         let log = TLSConnectionLog()
         _ = try tlsTestConnect(
-            group: group, port: port, context: try pki.context(.client, "app1"),
-            policy: .exactly(MeshIdentity(mesh: "demo", node: "db1")), log: log)
+            group: group,
+            port: port,
+            context: try pki.context(.client, "app1"),
+            policy: .exactly(MeshIdentity(mesh: "demo", node: "db1")),
+            log: log
+        )
         XCTAssert(log.waitUntil { !$0.handshakeErrors.isEmpty }, "s_server: \(server.log())")
         XCTAssertEqual(log.handshakeErrors.first?.detail, "server did not select ALPN \"h2\"; it is not a mesh node")
     }

@@ -84,7 +84,10 @@ final class TLSTestServer {
     var port: Int { channel.localAddress!.port! }
 
     init(
-        group: EventLoopGroup, context: TLSContext, policy: PeerPolicy, greeting: String? = nil,
+        group: EventLoopGroup,
+        context: TLSContext,
+        policy: PeerPolicy,
+        greeting: String? = nil,
         handshakeTimeout: TimeAmount = .seconds(5)
     ) throws {
         let log = self.log
@@ -93,7 +96,8 @@ final class TLSTestServer {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        OpenSSLHandler(context: context, policy: policy, handshakeTimeout: handshakeTimeout))
+                        OpenSSLHandler(context: context, policy: policy, handshakeTimeout: handshakeTimeout)
+                    )
                     try channel.pipeline.syncOperations.addHandler(TLSLoggingHandler(log: log, greeting: greeting))
                 }
             }
@@ -106,7 +110,13 @@ final class TLSTestServer {
 }
 
 /// Dials `port` with our TLS client handler.
-func tlsTestConnect(group: EventLoopGroup, port: Int, context: TLSContext, policy: PeerPolicy, log: TLSConnectionLog) throws
+func tlsTestConnect(
+    group: EventLoopGroup,
+    port: Int,
+    context: TLSContext,
+    policy: PeerPolicy,
+    log: TLSConnectionLog
+) throws
     -> any Channel
 {
     try ClientBootstrap(group: group)

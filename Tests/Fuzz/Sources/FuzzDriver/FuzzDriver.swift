@@ -11,7 +11,8 @@ private func LLVMFuzzerRunDriver(
 /// entry point: in a debug build SwiftPM links an executable's `main` to `<module>_main` (so tests
 /// can link executables), which would otherwise hide the `main` libFuzzer's runtime provides.
 public func runFuzzer(
-    _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+    _ argc: CInt,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
     _ testOneInput: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
 ) -> CInt {
     var argc = argc
