@@ -153,7 +153,7 @@ let package = Package(
         .target(
             name: "MeshTestSupport",
             dependencies: [
-                "MeshConfig", "MeshTunnel", "MeshBalancer", "MeshControl", "MeshControlModel", "MeshControlClient",
+                "MeshConfig", "MeshTunnel", "MeshBalancer", "MeshControl", "MeshControlModel",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -199,7 +199,7 @@ let package = Package(
         .testTarget(
             name: "MeshControlTests",
             dependencies: [
-                "MeshControl", "MeshControlModel", "MeshControlClient", "MeshTunnel", "MeshBalancer", "MeshConfig", "MeshTestSupport",
+                "MeshControl", "MeshControlModel", "MeshControlClient", "MeshTunnel", "MeshBalancer", "MeshTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -233,7 +233,8 @@ let package = Package(
         .testTarget(
             name: "ProcessTests",
             dependencies: [
-                "MeshTestSupport", "MeshConfig", "MeshTLS", "MeshTunnel", "MeshBalancer", "MeshControl",
+                "MeshTestSupport", "MeshConfig", "MeshTLS", "MeshTunnel", "MeshBalancer", "MeshControl", "MeshControlModel",
+                "MeshControlClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
