@@ -26,13 +26,9 @@ final class ControlServerTests: XCTestCase {
         var down = PeerStatus(name: "db2", address: "127.0.1.2:7443", dialer: true, state: .down, since: Date())
         down.lastError = "connection refused"
         self.source = FixedDataSource(name: "app1", peers: [up, down], answers: ["db1": .microseconds(250)])
-        let facts = AgentFacts(
-            mesh: "demo",
-            version: "0.1.0",
+        let facts = AgentFacts.fixture(
             startedAt: self.started,
-            configFile: "/etc/meshd/mesh.json",
             configSHA256: String(repeating: "ab", count: 32),
-            lastReload: ReloadOutcome(ok: true, at: self.started),
             certificateNotAfter: Date(timeIntervalSinceNow: 10 * 86_400 + 60),
             services: [ServiceInfo(name: "echo", role: .forward, listen: "127.0.0.1:15001", to: "echo@db1")]
         )
@@ -126,16 +122,7 @@ final class ControlServerTests: XCTestCase {
             socketPath: self.server.socketPath,
             api: ControlAPI(
                 source: self.source,
-                facts: AgentFacts(
-                    mesh: "demo",
-                    version: "0.1.0",
-                    startedAt: Date(),
-                    configFile: "x",
-                    configSHA256: "",
-                    lastReload: ReloadOutcome(ok: true, at: Date()),
-                    certificateNotAfter: nil,
-                    services: []
-                )
+                facts: .fixture(configFile: "x", configSHA256: "")
             ),
             group: self.group,
             logger: Logger(label: "test")
@@ -174,16 +161,7 @@ final class ControlServerTests: XCTestCase {
             socketPath: self.directory + "/idle.sock",
             api: ControlAPI(
                 source: slow,
-                facts: AgentFacts(
-                    mesh: "demo",
-                    version: "0.1.0",
-                    startedAt: Date(),
-                    configFile: "x",
-                    configSHA256: "",
-                    lastReload: ReloadOutcome(ok: true, at: Date()),
-                    certificateNotAfter: nil,
-                    services: []
-                )
+                facts: .fixture(configFile: "x", configSHA256: "")
             ),
             group: self.group,
             logger: Logger(label: "test"),

@@ -21,16 +21,7 @@ final class BackendsCommandTests: XCTestCase {
         self.directory = try TemporaryDirectory.make()
         self.fixtures = try BalancerFixtures()
         let source = FixedDataSource(name: "app1", peers: [], answers: [:])
-        let facts = AgentFacts(
-            mesh: "demo",
-            version: "0.1.0",
-            startedAt: Date(),
-            configFile: "/etc/meshd/mesh.json",
-            configSHA256: "00",
-            lastReload: ReloadOutcome(ok: true, at: Date()),
-            certificateNotAfter: nil,
-            services: []
-        )
+        let facts = AgentFacts.fixture()
         self.server = ControlServer(
             socketPath: self.directory + "/control.sock",
             api: ControlAPI(source: source, facts: facts, balancers: self.fixtures.view),

@@ -37,16 +37,7 @@ final class MeshctlCommandTests: XCTestCase {
         up.rttSeconds = 0.000_2
         let down = PeerStatus(name: "db2", address: "127.0.1.2:7443", dialer: true, state: .down, since: Date())
         let source = FixedDataSource(name: "app1", peers: [up, down], answers: ["db1": .microseconds(300)])
-        let facts = AgentFacts(
-            mesh: "demo",
-            version: "0.1.0",
-            startedAt: Date(),
-            configFile: "/etc/meshd/mesh.json",
-            configSHA256: "00",
-            lastReload: ReloadOutcome(ok: true, at: Date()),
-            certificateNotAfter: nil,
-            services: []
-        )
+        let facts = AgentFacts.fixture()
         let recorder = self.logged
         let server = ControlServer(
             socketPath: self.directory + "/control.sock",
