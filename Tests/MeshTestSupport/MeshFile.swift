@@ -1,7 +1,7 @@
 import Foundation
 
 /// mesh.json as a Swift value, written by the tests exactly as an operator would write the file
-/// (DESIGN.md's schema; keys in snake_case, optional blocks omitted when nil).
+/// (README.md's schema, "mesh.json"; keys in snake_case, optional blocks omitted when nil).
 public struct MeshFile: Encodable {
     public struct TLS: Encodable {
         public var ca: String

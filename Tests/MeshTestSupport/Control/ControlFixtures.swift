@@ -61,7 +61,7 @@ public enum ControlFixtures {
         certificateDaysLeft: 89
     )
 
-    /// DESIGN.md's example mesh.json plus an echo service and two more forwards, parsed by MeshConfig.
+    /// The founding example mesh.json (`ConfigFixtures`) plus an echo service and two more forwards, parsed by MeshConfig.
     public static let meshJSON = """
         {
           "mesh": "demo",

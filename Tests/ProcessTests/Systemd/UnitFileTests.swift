@@ -115,7 +115,7 @@ final class UnitFileTests: XCTestCase {
         XCTAssertEqual(found, try Self.exampleListeners(node: "app1"))
     }
 
-    /// The listeners DESIGN.md names for `node` in the repository's mesh.json.
+    /// The listeners README.md ("Units") names for `node` in the repository's mesh.json.
     static func exampleListeners(node: String) throws -> [String: String] {
         let json = try XCTUnwrap(
             JSONSerialization.jsonObject(with: Data(contentsOf: RepositoryFiles.exampleConfig)) as? [String: Any]
