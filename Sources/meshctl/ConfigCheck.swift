@@ -164,7 +164,7 @@ struct ConfigCheck {
                 into: &report
             ) || problems
         if !problems {
-            report.add(.ok, path, "CA \(info.subject), valid until \(UTCDate.text(info.notAfter)) (\(info.daysLeft(at: self.now)) days)")
+            report.add(.ok, path, "CA \(info.subject), valid until \(HumanUnits.date(info.notAfter)) (\(info.daysLeft(at: self.now)) days)")
         }
         return authority
     }
@@ -195,20 +195,20 @@ struct ConfigCheck {
                 report.add(
                     .error,
                     path,
-                    "CRL\(number) went stale on \(UTCDate.text(next)) (nextUpdate), so meshd refuses to start — publish a fresh one from the CA ('meshctl pki revoke' re-signs it)"
+                    "CRL\(number) went stale on \(HumanUnits.date(next)) (nextUpdate), so meshd refuses to start — publish a fresh one from the CA ('meshctl pki revoke' re-signs it)"
                 )
                 problems = true
             } else if daysLeft < Self.warningDays {
                 report.add(
                     .warning,
                     path,
-                    "CRL\(number) goes stale on \(UTCDate.text(next)) (\(daysLeft) days left); meshd will refuse it then — publish a fresh one from the CA"
+                    "CRL\(number) goes stale on \(HumanUnits.date(next)) (\(daysLeft) days left); meshd will refuse it then — publish a fresh one from the CA"
                 )
                 problems = true
             }
         }
         if !problems {
-            let next = info.nextUpdate.map { ", next update \(UTCDate.text($0))" } ?? ""
+            let next = info.nextUpdate.map { ", next update \(HumanUnits.date($0))" } ?? ""
             report.add(.ok, path, "CRL\(number) signed by the CA, \(Self.count(info.revoked.count, "revoked certificate"))\(next)")
         }
         return authority != nil
@@ -280,7 +280,7 @@ struct ConfigCheck {
             var passed = chained ? ["chains to \(files.ca)"] : []
             passed += ["identity \(identity)", "key \(files.key) matches"]
             if revocationChecked { passed.append("not revoked") }
-            passed.append("valid until \(UTCDate.text(info.notAfter)) (\(info.daysLeft(at: self.now)) days)")
+            passed.append("valid until \(HumanUnits.date(info.notAfter)) (\(info.daysLeft(at: self.now)) days)")
             report.add(.ok, files.cert, node: node, passed.joined(separator: ", "))
         }
     }
@@ -355,12 +355,17 @@ struct ConfigCheck {
                 .error,
                 path,
                 node: node,
-                "\(what) is not valid before \(UTCDate.text(info.notBefore)) — check this machine's clock, or \(renew)"
+                "\(what) is not valid before \(HumanUnits.date(info.notBefore)) — check this machine's clock, or \(renew)"
             )
         } else if info.notAfter < self.now {
-            report.add(.error, path, node: node, "\(what) expired on \(UTCDate.text(info.notAfter)) — \(renew)")
+            report.add(.error, path, node: node, "\(what) expired on \(HumanUnits.date(info.notAfter)) — \(renew)")
         } else if daysLeft < Self.warningDays {
-            report.add(.warning, path, node: node, "\(what) expires on \(UTCDate.text(info.notAfter)) (\(daysLeft) days left) — \(renew)")
+            report.add(
+                .warning,
+                path,
+                node: node,
+                "\(what) expires on \(HumanUnits.date(info.notAfter)) (\(daysLeft) days left) — \(renew)"
+            )
         } else {
             return false
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshControlModel
 import MeshTLS
 
 /// `meshctl pki init`: creates the mesh's certificate authority and its empty CRL.
@@ -37,10 +38,10 @@ struct PKIInitCommand: ParsableCommand {
         }
         print("created the CA for mesh '\(authority.meshName)' in \(directory.path)")
         print(
-            "  \(directory.caCertificate)  \(info.subject), \(info.uriSANs.map { "URI:\($0)" }.joined(separator: ", ")), valid until \(UTCDate.text(info.notAfter))"
+            "  \(directory.caCertificate)  \(info.subject), \(info.uriSANs.map { "URI:\($0)" }.joined(separator: ", ")), valid until \(HumanUnits.date(info.notAfter))"
         )
         print("  \(directory.caKey)  private key, mode 0600: keep it off the nodes")
-        print("  \(directory.revocationList)  empty CRL #\(crl.number ?? 0), next update \(crl.nextUpdate.map(UTCDate.text) ?? "none")")
+        print("  \(directory.revocationList)  empty CRL #\(crl.number ?? 0), next update \(crl.nextUpdate.map(HumanUnits.date) ?? "none")")
         print("next: meshctl pki issue NODE --dir \(directory.path)")
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MeshControlModel
 import MeshTLS
 
 /// `meshctl pki issue`: creates a node's key and certificate, signed by the mesh's CA.
@@ -41,7 +42,7 @@ struct PKIIssueCommand: ParsableCommand {
         let sans = info.uriSANs.map { "URI:\($0)" } + info.dnsSANs.map { "DNS:\($0)" }
         print("issued \(node) for mesh '\(authority.meshName)'")
         print("  \(directory.certificate(node: node))  \(info.subject), \(sans.joined(separator: ", "))")
-        print("    serial \(info.serial), valid \(UTCDate.text(info.notBefore)) to \(UTCDate.text(info.notAfter))")
+        print("    serial \(info.serial), valid \(HumanUnits.date(info.notBefore)) to \(HumanUnits.date(info.notAfter))")
         print("  \(directory.key(node: node))  private key, mode 0600")
     }
 }

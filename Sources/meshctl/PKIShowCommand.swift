@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshControlModel
 import MeshTLS
 
 /// `meshctl pki show`: describes a certificate or a CRL file, for people or (with --json) for scripts.
@@ -53,8 +54,8 @@ struct PKIShowCommand: ParsableCommand {
             ("SANs", sans.isEmpty ? "none" : sans.joined(separator: ", ")),
             ("issuer", info.issuer),
             ("serial", info.serial),
-            ("not before", UTCDate.text(info.notBefore)),
-            ("not after", UTCDate.text(info.notAfter)),
+            ("not before", HumanUnits.date(info.notBefore)),
+            ("not after", HumanUnits.date(info.notAfter)),
             ("days left", "\(daysLeft)\(state)"),
             ("SHA-256", info.sha256Fingerprint),
         ])
@@ -65,12 +66,12 @@ struct PKIShowCommand: ParsableCommand {
         print("\(file): CRL\(info.number.map { " #\($0)" } ?? "")")
         var rows = [
             ("issuer", info.issuer),
-            ("last update", UTCDate.text(info.lastUpdate)),
-            ("next update", (info.nextUpdate.map(UTCDate.text) ?? "none") + (stale ? " (expired: re-sign it)" : "")),
+            ("last update", HumanUnits.date(info.lastUpdate)),
+            ("next update", (info.nextUpdate.map(HumanUnits.date) ?? "none") + (stale ? " (expired: re-sign it)" : "")),
             ("revoked", info.revoked.isEmpty ? "none" : "\(info.revoked.count)"),
         ]
         for entry in info.revoked {
-            rows.append(("", "\(entry.serial)  revoked \(UTCDate.text(entry.revocationDate))"))
+            rows.append(("", "\(entry.serial)  revoked \(HumanUnits.date(entry.revocationDate))"))
         }
         printRows(rows)
     }

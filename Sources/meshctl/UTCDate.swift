@@ -35,19 +35,4 @@ struct UTCDate: ExpressibleByArgument {
         else { return nil }
         date = Date(timeIntervalSince1970: TimeInterval(seconds))
     }
-
-    static func text(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02d %02d:%02d:%02d UTC",
-            Int(parts.tm_year) + 1900,
-            Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday),
-            Int(parts.tm_hour),
-            Int(parts.tm_min),
-            Int(parts.tm_sec)
-        )
-    }
 }
