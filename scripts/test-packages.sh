@@ -21,9 +21,29 @@ install_test_packages() {
   command -v ip >/dev/null || need+=(iproute2)
   # MeshBalancerTests start real PostgreSQL servers (initdb, pg_basebackup) and run psql.
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+  # FailoverTests run Patroni and etcd; Debian's patroni brings the Python libraries (psycopg2,
+  # which the failover writer uses too), python3-venv the venv for the Patroni they run (below).
+  command -v patroni >/dev/null || need+=(patroni)
+  command -v etcd >/dev/null || need+=(etcd-server)
+  command -v etcdctl >/dev/null || need+=(etcd-client)
+  dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
   if [ ${#need[@]} -gt 0 ]; then
     echo "$1: installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   fi
+  install_test_patroni "$1"
+}
+
+# The Patroni FailoverTests run: 3.0.4 from PyPI, on Debian's Python and libraries. Debian 12's
+# 3.0.2 can overwrite a new leader's key after a partition heals (Patroni PR #2689, fixed in
+# 3.0.3), which FailoverTests saw as two primaries in turn and lost commits; README's "Automatic
+# failover" says the same to operators.
+TEST_PATRONI_VERSION=3.0.4
+TEST_PATRONI_BIN=/opt/tunnelmesh-test/patroni-$TEST_PATRONI_VERSION/bin
+install_test_patroni() {
+  [ -x "$TEST_PATRONI_BIN/patroni" ] && return 0
+  echo "$1: installing Patroni $TEST_PATRONI_VERSION (PyPI) into ${TEST_PATRONI_BIN%/bin}"
+  /usr/bin/python3 -m venv --system-site-packages "${TEST_PATRONI_BIN%/bin}"
+  "$TEST_PATRONI_BIN/pip" install -q "patroni==$TEST_PATRONI_VERSION"
 }

@@ -123,8 +123,7 @@ public final class BalancerHost: Sendable {
         case .success(let node): rw = node
         case .failure: rw = "none"
         }
-        var readers: [String] = []
-        for backend in backends where router.isReadable(backend) { readers.append(backend.node) }
+        let readers = router.readableStandbys(among: backends)
         let prefix = named ? "\(balancer.name): " : ""
         return "\(prefix)rw->\(rw), ro: \(readers.isEmpty ? "none" : readers.joined(separator: " "))"
     }

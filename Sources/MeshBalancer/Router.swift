@@ -8,6 +8,10 @@ import MeshConfig
 /// - `ro` goes to a standby that is up, not paused and within `max_lag`, the one with the fewest live
 ///   connections, ties broken at random; when none qualifies, `ro_fallback` sends reads to the primary
 ///   (`primary`) or refuses them (`none`).
+/// - While no node reports primary (a failover under way), a standby's lag is the age of the last
+///   transaction of a primary that is gone, growing with no newer data anywhere to lag behind: then
+///   the standbys holding the most WAL take reads whatever their lag, so reads go on through a
+///   failover (with `synchronous_mode` the sync standby holds every acknowledged commit).
 /// A refusal is a FATAL ErrorResponse (SQLSTATE 57P03) naming every node and why it was not used.
 public struct Router: Sendable {
     public var balancer: String
@@ -92,12 +96,25 @@ public struct Router: Sendable {
         backend.status.map(self.qualifies) ?? false
     }
 
+    /// The standbys that may take reads: those `isReadable`; or, when none is and no node reports
+    /// primary, the unpaused standbys with the highest replayed WAL position.
+    func readableStandbys(among backends: [BackendState]) -> [String] {
+        let readable = backends.filter(self.isReadable).map(\.node)
+        guard readable.isEmpty, self.primary(among: backends) == .none else { return readable }
+        let standbys = backends.compactMap { backend -> (node: String, lsn: WALPosition)? in
+            guard let status = backend.status, status.role == .standby, !status.replayPaused else { return nil }
+            return (backend.node, status.lsn)
+        }
+        guard let newest = standbys.map(\.lsn).max() else { return [] }
+        return standbys.filter { $0.lsn == newest }.map(\.node)
+    }
+
     private func leastBusyStandby(
         among backends: [BackendState],
         connections: [String: Int],
         using random: inout some RandomNumberGenerator
     ) -> String? {
-        let candidates = backends.filter(self.isReadable).map(\.node)
+        let candidates = self.readableStandbys(among: backends)
         guard let fewest = candidates.map({ connections[$0] ?? 0 }).min() else { return nil }
         return candidates.filter { (connections[$0] ?? 0) == fewest }.randomElement(using: &random)
     }

@@ -92,6 +92,32 @@ final class NetnsBed: NodeNamespaces {
         [Command.resolve("ip"), "netns", "exec", self.namespace(node)]
     }
 
+    /// Runs a short command inside the node's namespace (`environment` is added to the test's).
+    func run(
+        in node: String,
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        timeout: Duration = .seconds(20)
+    ) throws
+        -> CommandResult
+    {
+        let launcher = self.launcher(node)
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        return try Command.run(launcher[0], Array(launcher.dropFirst()) + arguments, environment: env, timeout: timeout)
+    }
+
+    /// kill -9 of every process whose network namespace is the node's (`ip netns pids`), as when
+    /// the host dies: also what its programs detached from themselves (a postmaster, say). The pids.
+    @discardableResult
+    func killEverything(in node: String) throws -> [pid_t] {
+        let pids = try Self.ip(["netns", "pids", self.namespace(node)]).stdout.split(whereSeparator: \.isWhitespace).compactMap {
+            pid_t($0)
+        }
+        for pid in pids { kill(pid, SIGKILL) }
+        return pids
+    }
+
     /// Takes the node's bridge port down: its packets (and packets to it) are dropped silently, as
     /// when a host falls off the network; its processes keep running and see no error.
     func cutOff(_ node: String) throws {

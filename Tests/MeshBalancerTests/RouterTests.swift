@@ -18,11 +18,11 @@ final class RouterTests: XCTestCase {
         )
     }
 
-    static func standby(_ node: String, lag: Duration? = .zero, paused: Bool = false) -> BackendState {
+    static func standby(_ node: String, lag: Duration? = .zero, lsn: UInt64 = 0x3000000, paused: Bool = false) -> BackendState {
         BackendState(
             service: "postgres",
             node: node,
-            availability: .up(.init(role: .standby, timeline: 1, lsn: WALPosition(0x3000000), replayLag: lag, replayPaused: paused))
+            availability: .up(.init(role: .standby, timeline: 1, lsn: WALPosition(lsn), replayLag: lag, replayPaused: paused))
         )
     }
 
@@ -174,6 +174,34 @@ final class RouterTests: XCTestCase {
             )
         ),
         Row(
+            name: "ro without a primary: the standby with the most WAL, whatever its lag",
+            listener: .ro,
+            fallback: .none,
+            backends: [
+                down("db1"), standby("db2", lag: .seconds(25), lsn: 0x3000000), standby("db3", lag: .seconds(26), lsn: 0x2FFFF00),
+                standby("db4", lag: .seconds(20), lsn: 0x3000000, paused: true),
+            ],
+            expected: .node("db2")
+        ),
+        Row(
+            name: "ro with a primary: lag counts",
+            listener: .ro,
+            fallback: .none,
+            backends: [primary("db1"), standby("db2", lag: .seconds(25))],
+            expected: .refused(
+                #"tunnelmesh: no standby available for "pg" (db1: primary on timeline 1, db2: standby, 25.0s behind (max_lag 10s))"#
+            )
+        ),
+        Row(
+            name: "ro in a split brain: lag counts",
+            listener: .ro,
+            fallback: .none,
+            backends: [primary("db1", timeline: 3), primary("db2", timeline: 3), standby("db3", lag: .seconds(25))],
+            expected: .refused(
+                #"tunnelmesh: no standby available for "pg" (db1: primary on timeline 3, split brain, db2: primary on timeline 3, split brain, db3: standby, 25.0s behind (max_lag 10s))"#
+            )
+        ),
+        Row(
             name: "ro fallback primary refused in a split brain",
             listener: .ro,
             fallback: .primary,
@@ -214,7 +242,8 @@ final class RouterTests: XCTestCase {
         XCTAssertEqual(router.balancer, "reports")
         XCTAssertEqual(router.maxLag, .seconds(2))
         XCTAssertEqual(router.roFallback, .none)
-        guard case .failure(let error) = router.choose(.ro, backends: [Self.standby("db2", lag: .seconds(3))], connections: [:]) else {
+        let backends = [Self.primary("db1"), Self.standby("db2", lag: .seconds(3))]
+        guard case .failure(let error) = router.choose(.ro, backends: backends, connections: [:]) else {
             return XCTFail("a standby 3s behind was used with max_lag 2s")
         }
         XCTAssertTrue(error.message.hasPrefix(#"tunnelmesh: no standby available for "reports""#), error.message)
