@@ -21,6 +21,10 @@ install_test_packages() {
   command -v ip >/dev/null || need+=(iproute2)
   # MeshBalancerTests start real PostgreSQL servers (initdb, pg_basebackup) and run psql.
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+  # PatroniTests run a real etcd and a real Patroni managing PostgreSQL.
+  command -v patroni >/dev/null || need+=(patroni)
+  command -v etcd >/dev/null || need+=(etcd-server)
+  command -v etcdctl >/dev/null || need+=(etcd-client)
   if [ ${#need[@]} -gt 0 ]; then
     echo "$1: installing ${need[*]}"
     apt-get update -qq
