@@ -38,7 +38,9 @@ final class PatroniReportTests: XCTestCase {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let with = String(
-            decoding: try encoder.encode(Self.report(patroni: .answered(PatroniState(role: .syncStandby, postgres: "running", leader: "db1")))),
+            decoding: try encoder.encode(
+                Self.report(patroni: .answered(PatroniState(role: .syncStandby, postgres: "running", leader: "db1")))
+            ),
             as: UTF8.self
         )
         XCTAssertTrue(with.contains(#""patroni":{"leader":"db1","paused":false,"role":"sync_standby","state":"running"}"#), with)

@@ -208,7 +208,9 @@ final class RouterTests: XCTestCase {
         Row(
             name: "rw: a stopped newest primary does not hand writes to an older one",
             listener: .rw,
-            backends: [patroni(primary("db1", timeline: 3), .replica, "stopping"), patroni(primary("db2", timeline: 2), .leader, "running")],
+            backends: [
+                patroni(primary("db1", timeline: 3), .replica, "stopping"), patroni(primary("db2", timeline: 2), .leader, "running"),
+            ],
             expected: .refused(
                 #"tunnelmesh: no primary available for "pg" (db1: primary on timeline 3, PostgreSQL stopping per Patroni, db2: primary on timeline 2)"#
             )
@@ -216,14 +218,20 @@ final class RouterTests: XCTestCase {
         Row(
             name: "rw: the timeline rule still refuses a stale primary Patroni calls leader",
             listener: .rw,
-            backends: [patroni(primary("db1", timeline: 2), .leader, "running"), patroni(primary("db2", timeline: 3), .replica, "running")],
+            backends: [
+                patroni(primary("db1", timeline: 2), .leader, "running"), patroni(primary("db2", timeline: 3), .replica, "running"),
+            ],
             expected: .node("db2")
         ),
         Row(
             name: "rw: Patroni unanswered or its own unknown leaves PostgreSQL's report in charge",
             listener: .rw,
             backends: [
-                { var db1 = primary("db1"); db1.patroni = .unanswered(error: "Connection refused"); return db1 }(),
+                {
+                    var db1 = primary("db1")
+                    db1.patroni = .unanswered(error: "Connection refused")
+                    return db1
+                }(),
                 patroni(standby("db2"), .replica, "unknown"),
             ],
             expected: .node("db1")

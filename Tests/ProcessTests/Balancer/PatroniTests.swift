@@ -40,7 +40,9 @@ final class PatroniTests: MeshTestCase {
         let etcdPeer = try mesh.freePort(local)
         let apiPort = try mesh.freePort(local)
         let pgPort = try mesh.freePort(local)
-        let asPostgres = ["/usr/bin/setpriv", "--reuid=\(PostgresCluster.osUser)", "--regid=\(PostgresCluster.osUser)", "--init-groups", "--"]
+        let asPostgres = [
+            "/usr/bin/setpriv", "--reuid=\(PostgresCluster.osUser)", "--regid=\(PostgresCluster.osUser)", "--init-groups", "--",
+        ]
 
         let etcd = try mesh.spawn(
             label: "etcd",
@@ -127,7 +129,11 @@ final class PatroniTests: MeshTestCase {
         XCTAssertTrue(text.stdout.contains("DCS leader: \(Self.member)"), text.stdout)
         let psql = bin + "/psql"
         let conninfo = "host=\(app1) port=\(rw) user=postgres dbname=postgres sslmode=disable connect_timeout=10"
-        let served = try Command.run(psql, ["-X", "-A", "-t", "-d", conninfo, "-c", "SELECT current_setting('port')"], timeout: .seconds(20))
+        let served = try Command.run(
+            psql,
+            ["-X", "-A", "-t", "-d", conninfo, "-c", "SELECT current_setting('port')"],
+            timeout: .seconds(20)
+        )
         XCTAssertEqual(served.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(pgPort)", served.stderr)
 
         // Patroni keeps its hands off while paused, so the PostgreSQL it manages stays stopped.
