@@ -77,9 +77,10 @@ let package = Package(
         .target(
             name: "MeshBalancer",
             dependencies: [
-                "MeshTunnel", "MeshTLS", "MeshConfig", "CLibPQ",
+                "MeshTunnel", "MeshTLS", "MeshConfig", "CLibPQ", "MeshHTTPClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -89,11 +90,22 @@ let package = Package(
         // that meshctl links no tunnel, PostgreSQL or metrics code.
         .target(name: "MeshControlModel"),
 
+        // One HTTP/1.1 request per connection with a deadline: the control API's client and the
+        // database node's reads of its Patroni REST API both go through it.
+        .target(
+            name: "MeshHTTPClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+
         // The control API's client (HTTP/1.1 over the node's Unix socket), for meshctl and tests.
         .target(
             name: "MeshControlClient",
             dependencies: [
-                "MeshControlModel",
+                "MeshControlModel", "MeshHTTPClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -224,7 +236,9 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // Real Patroni answers, read by PatroniAnswerTests from beside its source.
+            exclude: ["PatroniAnswers"]
         ),
         // Tests that start real processes one component at a time (meshctl and meshd on one node or
         // two, openssl, PostgreSQL, systemd tools, meshd under a stand-in supervisor); all quick, so

@@ -104,15 +104,24 @@ public final class BackendRegistry: Sendable {
         let age = Duration(now - entry.receivedAt)
         let interval = state.probeIntervals[key.service] ?? PostgresSettings().probeInterval
         let availability: BackendState.Availability
+        var patroni: PatroniStatus? = nil
         if age > interval * Self.staleAfterIntervals {
             availability = .unknown(lastReport: entry.report.reportedAt)
         } else {
+            patroni = entry.report.patroni
             switch entry.report.health {
             case .up(let status): availability = .up(status)
             case .down(let error): availability = .down(error: error, since: entry.downSince ?? entry.report.reportedAt)
             }
         }
-        return BackendState(service: key.service, node: key.node, availability: availability, latest: entry.report, age: age)
+        return BackendState(
+            service: key.service,
+            node: key.node,
+            availability: availability,
+            latest: entry.report,
+            age: age,
+            patroni: patroni
+        )
     }
 }
 

@@ -49,14 +49,26 @@ public struct BackendReport: Sendable, Equatable {
     /// The reporting node's clock when the probe finished; shown to people, never used for expiry.
     public var reportedAt: Date
     public var health: Health
+    /// What the node's Patroni said in the same probe cycle; nil when the service has no `patroni`
+    /// key, or the report came from a meshd that predates it.
+    public var patroni: PatroniStatus?
 
-    public init(service: String, node: String, runID: UInt64, sequence: UInt64, reportedAt: Date, health: Health) {
+    public init(
+        service: String,
+        node: String,
+        runID: UInt64,
+        sequence: UInt64,
+        reportedAt: Date,
+        health: Health,
+        patroni: PatroniStatus? = nil
+    ) {
         self.service = service
         self.node = node
         self.runID = runID
         self.sequence = sequence
         self.reportedAt = reportedAt
         self.health = health
+        self.patroni = patroni
     }
 
     public var status: Status? {
@@ -74,6 +86,7 @@ extension BackendReport: Codable {
         case state
         case replayLagSeconds = "replay_lag_seconds"
         case replayPaused = "replay_paused"
+        case patroni
     }
 
     public init(from decoder: any Decoder) throws {
@@ -83,6 +96,12 @@ extension BackendReport: Codable {
         self.runID = try container.decode(UInt64.self, forKey: .runID)
         self.sequence = try container.decode(UInt64.self, forKey: .sequence)
         self.reportedAt = Date(timeIntervalSince1970: try container.decode(Double.self, forKey: .reportedAt))
+        // Absent from older meshd; one that cannot be read must not cost PostgreSQL's part of the report.
+        do {
+            self.patroni = try container.decodeIfPresent(PatroniStatus.self, forKey: .patroni)
+        } catch {
+            self.patroni = .unanswered(error: "unreadable Patroni state in the report (\(error))")
+        }
         switch try container.decode(String.self, forKey: .state) {
         case "up":
             let lsnText = try container.decode(String.self, forKey: .lsn)
@@ -117,6 +136,7 @@ extension BackendReport: Codable {
         try container.encode(self.runID, forKey: .runID)
         try container.encode(self.sequence, forKey: .sequence)
         try container.encode(self.reportedAt.timeIntervalSince1970, forKey: .reportedAt)
+        try container.encodeIfPresent(self.patroni, forKey: .patroni)
         switch self.health {
         case .up(let status):
             try container.encode("up", forKey: .state)

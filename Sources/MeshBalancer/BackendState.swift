@@ -21,13 +21,24 @@ public struct BackendState: Sendable, Equatable {
     public var latest: BackendReport?
     /// How long ago this agent received `latest`.
     public var age: Duration?
+    /// What the node's Patroni said with a fresh report (up or down); nil once the report is stale,
+    /// or when the node reports no Patroni.
+    public var patroni: PatroniStatus?
 
-    public init(service: String, node: String, availability: Availability, latest: BackendReport? = nil, age: Duration? = nil) {
+    public init(
+        service: String,
+        node: String,
+        availability: Availability,
+        latest: BackendReport? = nil,
+        age: Duration? = nil,
+        patroni: PatroniStatus? = nil
+    ) {
         self.service = service
         self.node = node
         self.availability = availability
         self.latest = latest
         self.age = age
+        self.patroni = patroni
     }
 
     public var status: BackendReport.Status? {

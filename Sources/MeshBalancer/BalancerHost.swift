@@ -51,7 +51,7 @@ public final class BalancerHost: Sendable {
         self.writeSessions = sessions
         self.cancelRoutes = CancelRoutes(logger: logger)
         self.exchange = exchange
-        self.probes = LocalProbes(node: node.name, logger: logger) { exchange.publish($0) }
+        self.probes = LocalProbes(node: node.name, logger: logger, group: group) { exchange.publish($0) }
     }
 
     /// Starts the probes and the exchange and opens every balancer listener of this node. Throws,

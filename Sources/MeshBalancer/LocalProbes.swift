@@ -1,6 +1,8 @@
 import Logging
 import MeshConfig
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 
 /// Runs one `RoleProbe` for each service with a `postgres` block that this node serves, and
 /// follows reloads: a probe whose service or settings changed is restarted, a removed one stopped.
@@ -12,12 +14,20 @@ public final class LocalProbes: Sendable {
 
     private let node: String
     private let logger: Logger
+    /// The loop group Patroni's REST API is read on.
+    private let group: EventLoopGroup
     private let onReport: @Sendable (BackendReport) -> Void
     private let running = NIOLockedValueBox<[String: Running]>([:])
 
-    public init(node: String, logger: Logger, onReport: @escaping @Sendable (BackendReport) -> Void) {
+    public init(
+        node: String,
+        logger: Logger,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onReport: @escaping @Sendable (BackendReport) -> Void
+    ) {
         self.node = node
         self.logger = logger
+        self.group = group
         self.onReport = onReport
     }
 
@@ -36,10 +46,14 @@ public final class LocalProbes: Sendable {
                         service: service,
                         node: self.node,
                         logger: self.logger,
+                        group: self.group,
                         onReport: self.onReport
                     )
                 else { continue }
-                self.logger.info("probing PostgreSQL of \(name) at \(probe.target) every \(service.postgres!.probeInterval)")
+                let patroni = service.postgres?.patroni?.api[self.node].map { ", and Patroni at \($0)" } ?? ""
+                self.logger.info(
+                    "probing PostgreSQL of \(name) at \(probe.target)\(patroni) every \(service.postgres!.probeInterval)"
+                )
                 running[name] = Running(service: service, task: Task { await probe.run() })
             }
             return stale

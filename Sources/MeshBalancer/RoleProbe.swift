@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshConfig
+import NIOCore
 import NIOPosix
 
 /// Probes this node's own PostgreSQL for one service every `probe_interval`, as `monitor_user`, and
@@ -23,6 +24,8 @@ public struct RoleProbe: Sendable {
     /// Longest wait for a connection or an answer before the probe counts as failed.
     public var timeout: Duration
 
+    /// Asks this node's Patroni in the same cycle; nil without a `patroni` key.
+    private let patroni: PatroniProbe?
     private let logger: Logger
     private let onReport: @Sendable (BackendReport) -> Void
 
@@ -32,9 +35,11 @@ public struct RoleProbe: Sendable {
         service: ServiceSettings,
         node: String,
         logger: Logger,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onReport: @escaping @Sendable (BackendReport) -> Void
     ) {
         guard let settings = service.postgres, let target = service.on[node] else { return nil }
+        self.patroni = PatroniProbe(settings: settings, node: node, group: group)
         self.service = service.name
         self.node = node
         self.target = target
@@ -75,6 +80,8 @@ public struct RoleProbe: Sendable {
         let clock = ContinuousClock()
         var next = clock.now
         while !Task.isCancelled {
+            // Patroni is asked while PostgreSQL is, so both describe the same moment.
+            async let patroni = self.patroni?.ask()
             let health: BackendReport.Health
             do {
                 let current = try interrupt ?? PollInterrupt()
@@ -83,10 +90,19 @@ public struct RoleProbe: Sendable {
             } catch {
                 health = .down(error: "\(self.target): \(error)")
             }
+            let patroniStatus = await patroni
             if Task.isCancelled { break }
             sequence += 1
             self.onReport(
-                BackendReport(service: self.service, node: self.node, runID: runID, sequence: sequence, reportedAt: Date(), health: health)
+                BackendReport(
+                    service: self.service,
+                    node: self.node,
+                    runID: runID,
+                    sequence: sequence,
+                    reportedAt: Date(),
+                    health: health,
+                    patroni: patroniStatus
+                )
             )
             // Keep the cadence, but never fire a burst to catch up after a slow probe.
             next = max(next + self.settings.probeInterval, clock.now)

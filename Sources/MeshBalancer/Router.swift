@@ -12,6 +12,9 @@ import MeshConfig
 ///   transaction of a primary that is gone, growing with no newer data anywhere to lag behind: then
 ///   the standbys holding the most WAL take reads whatever their lag, so reads go on through a
 ///   failover (with `synchronous_mode` the sync standby holds every acknowledged commit).
+/// - A node whose Patroni says its PostgreSQL is not running (stopped, stopping, crashed, ...) is
+///   never chosen for either, whatever its last PostgreSQL report said; it still counts when the
+///   highest timeline is found, so its being stopped never lets an older primary take writes.
 /// A refusal is a FATAL ErrorResponse (SQLSTATE 57P03) naming every node and why it was not used.
 public struct Router: Sendable {
     public var balancer: String
@@ -83,7 +86,9 @@ public struct Router: Sendable {
         guard let highest = primaries.map(\.timeline).max() else { return .none }
         // A node still claiming primary on a lower timeline was demoted by a promotion it missed.
         let contenders = primaries.filter { $0.timeline == highest }.map(\.node).sorted()
-        return contenders.count == 1 ? .chosen(contenders[0]) : .splitBrain(contenders)
+        guard contenders.count == 1 else { return .splitBrain(contenders) }
+        let stopped = backends.contains { $0.node == contenders[0] && $0.patroni?.saysPostgresNotRunning == true }
+        return stopped ? .none : .chosen(contenders[0])
     }
 
     func qualifies(_ status: BackendReport.Status) -> Bool {
@@ -93,7 +98,8 @@ public struct Router: Sendable {
 
     /// Whether `backend` may take reads now: up, a standby, replaying, within `max_lag`.
     public func isReadable(_ backend: BackendState) -> Bool {
-        backend.status.map(self.qualifies) ?? false
+        guard backend.patroni?.saysPostgresNotRunning != true else { return false }
+        return backend.status.map(self.qualifies) ?? false
     }
 
     /// The standbys that may take reads: those `isReadable`; or, when none is and no node reports
@@ -102,7 +108,9 @@ public struct Router: Sendable {
         let readable = backends.filter(self.isReadable).map(\.node)
         guard readable.isEmpty, self.primary(among: backends) == .none else { return readable }
         let standbys = backends.compactMap { backend -> (node: String, lsn: WALPosition)? in
-            guard let status = backend.status, status.role == .standby, !status.replayPaused else { return nil }
+            guard let status = backend.status, status.role == .standby, !status.replayPaused,
+                backend.patroni?.saysPostgresNotRunning != true
+            else { return nil }
             return (backend.node, status.lsn)
         }
         guard let newest = standbys.map(\.lsn).max() else { return [] }
@@ -139,7 +147,8 @@ public struct Router: Sendable {
     private func readRefusalDetails(_ primary: PrimaryChoice, _ backends: [BackendState]) -> [String] {
         backends.map { backend in
             var text = "\(backend.node): \(self.describe(backend))"
-            if let status = backend.status, status.role == .standby {
+            // A stopped PostgreSQL's replay is beside the point.
+            if let status = backend.status, status.role == .standby, backend.patroni?.saysPostgresNotRunning != true {
                 if status.replayPaused {
                     text += ", replay paused"
                 } else if let lag = status.replayLag {
@@ -154,6 +163,13 @@ public struct Router: Sendable {
     }
 
     private func describe(_ backend: BackendState) -> String {
+        if case .answered(let patroni)? = backend.patroni, backend.patroni?.saysPostgresNotRunning == true {
+            return "\(self.describeAvailability(backend)), PostgreSQL \(patroni.postgres) per Patroni"
+        }
+        return self.describeAvailability(backend)
+    }
+
+    private func describeAvailability(_ backend: BackendState) -> String {
         switch backend.availability {
         case .up(let status) where status.role == .primary: "primary on timeline \(status.timeline)"
         case .up: "standby"

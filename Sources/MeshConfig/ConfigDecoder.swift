@@ -19,7 +19,10 @@ struct ConfigDecoder {
         let context = Declared(nodes: nodes.keys.sorted(), services: [:])
 
         var services: [String: ServiceSettings] = [:]
-        if let value = top.optional("services") { services = try decodeServices(value, context: context) }
+        if let value = top.optional("services") {
+            services = try decodeServices(value, context: context)
+            try resolvePatroni(in: &services, servicesValue: value)
+        }
         let fullContext = Declared(nodes: context.nodes, services: services)
 
         var forwards: [ForwardSettings] = []
@@ -265,7 +268,7 @@ struct ConfigDecoder {
     }
 
     private func decodePostgres(_ value: ConfigValue) throws(ConfigError) -> PostgresSettings {
-        let object = try value.object(knownKeys: ["monitor_user", "database", "password_file", "probe_interval"])
+        let object = try value.object(knownKeys: ["monitor_user", "database", "password_file", "probe_interval", "patroni"])
         var settings = PostgresSettings()
         if let value = object.optional("monitor_user") { settings.monitorUser = try value.nonEmptyString() }
         if let value = object.optional("database") { settings.database = try value.nonEmptyString() }
@@ -273,7 +276,51 @@ struct ConfigDecoder {
             settings.passwordFile = FilePaths.absolute(try value.nonEmptyString(), against: directory)
         }
         if let value = object.optional("probe_interval") { settings.probeInterval = try value.duration(allowZero: false) }
+        if let value = object.optional("patroni") {
+            let name = try value.nonEmptyString()
+            try checkName(name, kind: "service", at: value)
+            // The addresses come from the named service, which may be declared after this one.
+            settings.patroni = PatroniSettings(service: name, api: [:])
+        }
         return settings
+    }
+
+    /// Fills each `postgres.patroni` with the named service's targets, once every service is read.
+    /// Patroni's REST API listens on TCP only, and every node that serves the PostgreSQL service
+    /// runs a Patroni to ask.
+    private func resolvePatroni(in services: inout [String: ServiceSettings], servicesValue: ConfigValue) throws(ConfigError) {
+        let members = try servicesValue.freeObject()
+        for name in services.keys.sorted() {
+            guard let service = services[name], let patroni = service.postgres?.patroni else { continue }
+            let key = try members.required(name).freeObject().required("postgres").freeObject().required("patroni")
+            guard patroni.service != name else {
+                throw key.error(
+                    "names this service itself; name the service whose \"on\" gives each node's Patroni REST API "
+                        + "(restapi.listen, e.g. \"patroni-api\": {\"on\": {\"db1\": \"127.0.1.1:8008\"}})"
+                )
+            }
+            guard let api = services[patroni.service] else {
+                throw key.error(
+                    "unknown service \(quoted(patroni.service)); declare it with each node's Patroni REST API address "
+                        + "in \"on\" (e.g. \"\(patroni.service)\": {\"on\": {\"db1\": \"127.0.1.1:8008\"}})"
+                )
+            }
+            let apiOn = try members.required(patroni.service).freeObject().required("on").freeObject()
+            for node in service.on.keys.sorted() {
+                guard let target = api.on[node] else {
+                    throw apiOn.error(
+                        "no address for node \(node), which serves \(quoted(name)) with \"patroni\": "
+                            + "\(quoted(patroni.service)); add \"\(node)\": \"HOST:PORT\" (its Patroni REST API)"
+                    )
+                }
+                guard case .tcp = target else {
+                    throw try apiOn.required(node).error(
+                        "Patroni's REST API listens on TCP; expected host:port (restapi.listen), got \(quoted("\(target)"))"
+                    )
+                }
+            }
+            services[name]?.postgres?.patroni?.api = api.on.filter { service.on[$0.key] != nil }
+        }
     }
 
     // MARK: forwards

@@ -8,16 +8,20 @@ public struct PostgresSettings: Sendable, Equatable {
     public var passwordFile: String?
     /// "probe_interval", default 1s.
     public var probeInterval: Duration
+    /// "patroni": this node's Patroni REST API is asked in each probe cycle; nil without the key.
+    public var patroni: PatroniSettings?
 
     public init(
         monitorUser: String = "meshmon",
         database: String = "postgres",
         passwordFile: String? = nil,
-        probeInterval: Duration = .seconds(1)
+        probeInterval: Duration = .seconds(1),
+        patroni: PatroniSettings? = nil
     ) {
         self.monitorUser = monitorUser
         self.database = database
         self.passwordFile = passwordFile
         self.probeInterval = probeInterval
+        self.patroni = patroni
     }
 }

@@ -33,5 +33,16 @@ extension BackendInfo {
             self.state = "unknown"
             self.lastReport = lastReport ?? self.lastReport
         }
+        if let patroni = state.patroni {
+            self.patroniRole = patroni.role.rawValue
+            switch patroni {
+            case .answered(let answer):
+                self.patroniState = answer.postgres
+                self.patroniLeader = answer.leader
+                self.patroniPaused = answer.paused
+            case .unanswered(let error):
+                self.patroniError = error
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MeshControlModel
+import MeshHTTPClient
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -28,52 +29,25 @@ public struct ControlClient: Sendable {
 
     /// A raw exchange: the status and body of the response, whatever the status.
     public func send(_ method: HTTPMethod, _ path: String) async throws(ControlClientError) -> (status: HTTPResponseStatus, body: Data) {
-        let promise = self.group.next().makePromise(of: (HTTPResponseStatus, Data).self)
         let socketPath = self.socketPath
-        let channel: Channel
-        do {
-            channel = try await ClientBootstrap(group: self.group)
-                .connectTimeout(TimeAmount(self.timeout))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(ControlResponseCollector(promise: promise))
-                    }
-                }
-                .connect(unixDomainSocketPath: socketPath)
-                .get()
+        let exchange = HTTPExchange(target: .unix(path: socketPath), timeout: self.timeout, group: self.group)
+        let response: HTTPExchange.Response
+        do throws(HTTPExchange.Failure) {
+            response = try await exchange.send(method, path, host: "meshd")
         } catch {
-            promise.fail(error)
-            throw ControlClientError.unreachable(socketPath: socketPath, reason: Self.reason(error), errno: Self.errno(error))
-        }
-        let timeout = channel.eventLoop.scheduleTask(in: TimeAmount(self.timeout)) {
-            promise.fail(ControlClientError.timedOut(socketPath: socketPath, after: self.timeout))
-            channel.close(promise: nil)
-        }
-        var headers = HTTPHeaders()
-        headers.add(name: "Host", value: "meshd")
-        headers.add(name: "Accept", value: "application/json")
-        headers.add(name: "Content-Length", value: "0")
-        headers.add(name: "Connection", value: "close")
-        let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        do {
-            let (status, body) = try await promise.futureResult.get()
-            timeout.cancel()
-            channel.close(promise: nil)
-            if status == .forbidden {
-                throw ControlClientError.refused(socketPath: socketPath, message: Self.errorMessage(body) ?? "permission denied")
+            switch error {
+            case .connect(let error):
+                throw .unreachable(socketPath: socketPath, reason: Self.reason(error), errno: Self.errno(error))
+            case .timedOut:
+                throw .timedOut(socketPath: socketPath, after: self.timeout)
+            case .failed(let error):
+                throw .unreachable(socketPath: socketPath, reason: Self.reason(error), errno: nil)
             }
-            return (status, body)
-        } catch let error as ControlClientError {
-            timeout.cancel()
-            throw error
-        } catch {
-            timeout.cancel()
-            channel.close(promise: nil)
-            throw ControlClientError.unreachable(socketPath: socketPath, reason: Self.reason(error), errno: nil)
         }
+        if response.status == .forbidden {
+            throw ControlClientError.refused(socketPath: socketPath, message: Self.errorMessage(response.body) ?? "permission denied")
+        }
+        return (response.status, response.body)
     }
 
     private func decode<T: Decodable>(_ response: (status: HTTPResponseStatus, body: Data), path: String) throws(ControlClientError) -> T {
@@ -99,8 +73,6 @@ public struct ControlClient: Sendable {
     }
 
     private static func reason(_ error: Error) -> String {
-        if let code = self.errno(error) { return String(cString: strerror(code)) }
-        if let error = error as? ChannelError, case .connectTimeout = error { return "connect timed out" }
-        return "\(error)"
+        HTTPExchange.reason(error)
     }
 }

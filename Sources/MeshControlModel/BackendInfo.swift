@@ -35,6 +35,19 @@ public struct BackendInfo: Codable, Sendable, Equatable {
     public var lastReport: Date?
     /// How long ago this agent received that report, by its own clock (immune to clock skew).
     public var reportAgeSeconds: Double?
+    /// The node's role as its Patroni sees it (`leader`, `standby_leader`, `sync_standby`,
+    /// `replica`, or `unknown` when Patroni did not answer); null when the service has no
+    /// `patroni` key or the report is not fresh. The fields below come from the same answer.
+    public var patroniRole: String?
+    /// PostgreSQL's state in Patroni's words (`running`, `stopped`, `starting`, `crashed`, ...);
+    /// a node whose Patroni says anything but `running` (or `unknown`) is never routed to.
+    public var patroniState: String?
+    /// The member holding the DCS leader key, as this node's Patroni sees it; null when the key is free.
+    public var patroniLeader: String?
+    /// Patroni's automatic management is paused (`patronictl pause`).
+    public var patroniPaused: Bool?
+    /// Why Patroni gave no answer this time.
+    public var patroniError: String?
 
     public init(
         balancer: String,
@@ -52,7 +65,12 @@ public struct BackendInfo: Codable, Sendable, Equatable {
         connectionsRW: Int = 0,
         connectionsRO: Int = 0,
         lastReport: Date? = nil,
-        reportAgeSeconds: Double? = nil
+        reportAgeSeconds: Double? = nil,
+        patroniRole: String? = nil,
+        patroniState: String? = nil,
+        patroniLeader: String? = nil,
+        patroniPaused: Bool? = nil,
+        patroniError: String? = nil
     ) {
         self.balancer = balancer
         self.service = service
@@ -70,6 +88,11 @@ public struct BackendInfo: Codable, Sendable, Equatable {
         self.connectionsRO = connectionsRO
         self.lastReport = lastReport
         self.reportAgeSeconds = reportAgeSeconds
+        self.patroniRole = patroniRole
+        self.patroniState = patroniState
+        self.patroniLeader = patroniLeader
+        self.patroniPaused = patroniPaused
+        self.patroniError = patroniError
     }
 
     enum CodingKeys: String, CodingKey {
@@ -82,6 +105,11 @@ public struct BackendInfo: Codable, Sendable, Equatable {
         case connectionsRO = "connections_ro"
         case lastReport = "last_report"
         case reportAgeSeconds = "report_age_seconds"
+        case patroniRole = "patroni_role"
+        case patroniState = "patroni_state"
+        case patroniLeader = "patroni_leader"
+        case patroniPaused = "patroni_paused"
+        case patroniError = "patroni_error"
     }
 
     /// Writes `null` for absent optionals so every key is always present for scripts.
@@ -103,5 +131,10 @@ public struct BackendInfo: Codable, Sendable, Equatable {
         try container.encode(self.connectionsRO, forKey: .connectionsRO)
         try container.encode(self.lastReport, forKey: .lastReport)
         try container.encode(self.reportAgeSeconds, forKey: .reportAgeSeconds)
+        try container.encode(self.patroniRole, forKey: .patroniRole)
+        try container.encode(self.patroniState, forKey: .patroniState)
+        try container.encode(self.patroniLeader, forKey: .patroniLeader)
+        try container.encode(self.patroniPaused, forKey: .patroniPaused)
+        try container.encode(self.patroniError, forKey: .patroniError)
     }
 }

@@ -33,14 +33,33 @@ final class FailoverTests: NetnsTestCase {
     func testSwitchoverEtcdMemberLossAndPrimaryNodeDeath() throws {
         let patroni = try self.makePatroniBed()
         let first = try XCTUnwrap(patroni.leader(), "a leader after start")
+        // app1's balancer shows what each node's Patroni says, and the DCS leader, beside
+        // PostgreSQL's own role (which routing follows).
+        let standbyRoles = { (view: [String: PatroniBed.Backend]) in
+            Set(PatroniBed.databases.filter { $0 != first }.compactMap { view[$0]?.patroniRole })
+        }
+        let shown = patroni.waitForBackends(timeout: .seconds(20)) { view in
+            PatroniBed.databases.allSatisfy { view[$0]?.patroniLeader == first } && standbyRoles(view) == ["sync_standby", "replica"]
+        }
+        XCTAssertEqual(shown[first]?.patroniRole, "leader", "meshctl backends on app1: \(shown)")
+        for node in PatroniBed.databases {
+            XCTAssertEqual(shown[node]?.patroniLeader, first, "\(node)'s Patroni names the DCS leader: \(shown)")
+            XCTAssertEqual(shown[node]?.patroniState.map { ["running", "streaming"].contains($0) }, true, "\(shown)")
+        }
+        XCTAssertEqual(
+            standbyRoles(shown),
+            ["sync_standby", "replica"],
+            "one synchronous standby and one replica: \(shown)"
+        )
         let writer = try FailoverWriter(bed: patroni, label: "node-death", seconds: 300)
         XCTAssertTrue(
             writer.waitForAcks(20, on: PatroniBed.address(first), timeout: .seconds(20)),
             "writes land on \(first)\n\(patroni.logs())"
         )
 
-        // 1. Planned switchover to a standby: writes pause briefly and continue on the candidate.
-        let candidate = PatroniBed.databases.first { $0 != first }!
+        // 1. Planned switchover to the synchronous standby (synchronous_mode allows no other
+        // candidate): writes pause briefly and continue on it.
+        let candidate = try XCTUnwrap(patroni.cluster(via: first).first { $0.role == "sync_standby" }?.name, "a sync standby")
         let switched = Self.now
         let result = try patroni.bed.run(
             in: first,

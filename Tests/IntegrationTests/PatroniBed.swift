@@ -80,7 +80,12 @@ final class PatroniBed {
             "postgres": .init(
                 on: on(5432),
                 allow: all,
-                postgres: .init(monitorUser: "meshmon", passwordFile: "\(self.root)/meshmon.password", probeInterval: "500ms"),
+                postgres: .init(
+                    monitorUser: "meshmon",
+                    passwordFile: "\(self.root)/meshmon.password",
+                    probeInterval: "500ms",
+                    patroni: "patroni-api"
+                ),
                 sameAddress: true
             ),
         ]
@@ -269,18 +274,46 @@ final class PatroniBed {
         throw Failure(description: "app1's balancer did not route writes to \(primary) within \(timeout): \(self.backends())")
     }
 
-    /// `meshctl backends --json` on app1, as node -> (role, state).
-    func backends() -> [String: (role: String, state: String)] {
+    /// One backend as `meshctl backends --json` on app1 shows it.
+    struct Backend {
+        var role: String
+        var state: String
+        var patroniRole: String?
+        var patroniState: String?
+        var patroniLeader: String?
+    }
+
+    /// `meshctl backends --json` on app1, by node.
+    func backends() -> [String: Backend] {
         guard let result = try? self.mesh.meshctl(Self.app, ["backends", "--json"]),
             let list = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [[String: Any]]
         else { return [:] }
-        var backends: [String: (role: String, state: String)] = [:]
+        var backends: [String: Backend] = [:]
         for entry in list {
             if let node = entry["node"] as? String, let role = entry["role"] as? String, let state = entry["state"] as? String {
-                backends[node] = (role, state)
+                backends[node] = Backend(
+                    role: role,
+                    state: state,
+                    patroniRole: entry["patroni_role"] as? String,
+                    patroniState: entry["patroni_state"] as? String,
+                    patroniLeader: entry["patroni_leader"] as? String
+                )
             }
         }
         return backends
+    }
+
+    /// Polls app1's `meshctl backends` until `done` holds for it (reports trail Patroni's own view
+    /// by a probe cycle, and Patroni names its sync standby a loop after the leader); the last
+    /// view either way.
+    func waitForBackends(timeout: Duration, until done: ([String: Backend]) -> Bool) -> [String: Backend] {
+        let deadline = ContinuousClock.now + timeout
+        var view = self.backends()
+        while ContinuousClock.now < deadline, !done(view) {
+            Thread.sleep(forTimeInterval: 0.3)
+            view = self.backends()
+        }
+        return view
     }
 
     /// The nodes app1's balancer currently takes for a primary.

@@ -34,6 +34,13 @@ final class RouterTests: XCTestCase {
         BackendState(service: "postgres", node: node, availability: .unknown(lastReport: last))
     }
 
+    /// `backend` with what its Patroni said in the same report.
+    static func patroni(_ backend: BackendState, _ role: PatroniState.Role, _ postgres: String) -> BackendState {
+        var backend = backend
+        backend.patroni = .answered(PatroniState(role: role, postgres: postgres, leader: "db1"))
+        return backend
+    }
+
     struct Row {
         var name: String
         var listener: ListenerKind
@@ -208,6 +215,69 @@ final class RouterTests: XCTestCase {
             backends: [primary("db1", timeline: 3), primary("db2", timeline: 3)],
             expected: .refused(
                 #"tunnelmesh: no standby or primary available for "pg" (db1: primary on timeline 3, split brain, db2: primary on timeline 3, split brain)"#
+            )
+        ),
+        // Patroni (issue 13): routing follows PostgreSQL's reports, but never to a node whose
+        // Patroni says its PostgreSQL is not running.
+        Row(
+            name: "rw: Patroni leader running is the primary",
+            listener: .rw,
+            backends: [patroni(primary("db1"), .leader, "running"), patroni(standby("db2"), .replica, "running")],
+            expected: .node("db1")
+        ),
+        Row(
+            name: "rw: a primary Patroni reports stopped is not chosen",
+            listener: .rw,
+            backends: [patroni(primary("db1"), .leader, "stopped"), patroni(standby("db2"), .replica, "running")],
+            expected: .refused(
+                #"tunnelmesh: no primary available for "pg" (db1: primary on timeline 1, PostgreSQL stopped per Patroni, db2: standby)"#
+            )
+        ),
+        Row(
+            name: "rw: a stopped newest primary does not hand writes to an older one",
+            listener: .rw,
+            backends: [
+                patroni(primary("db1", timeline: 3), .replica, "stopping"), patroni(primary("db2", timeline: 2), .leader, "running"),
+            ],
+            expected: .refused(
+                #"tunnelmesh: no primary available for "pg" (db1: primary on timeline 3, PostgreSQL stopping per Patroni, db2: primary on timeline 2)"#
+            )
+        ),
+        Row(
+            name: "rw: the timeline rule still refuses a stale primary Patroni calls leader",
+            listener: .rw,
+            backends: [
+                patroni(primary("db1", timeline: 2), .leader, "running"), patroni(primary("db2", timeline: 3), .replica, "running"),
+            ],
+            expected: .node("db2")
+        ),
+        Row(
+            name: "rw: Patroni unanswered or its own unknown leaves PostgreSQL's report in charge",
+            listener: .rw,
+            backends: [
+                {
+                    var db1 = primary("db1")
+                    db1.patroni = .unanswered(error: "Connection refused")
+                    return db1
+                }(),
+                patroni(standby("db2"), .replica, "unknown"),
+            ],
+            expected: .node("db1")
+        ),
+        Row(
+            name: "ro: a standby Patroni reports crashed is skipped",
+            listener: .ro,
+            backends: [primary("db1"), patroni(standby("db2"), .syncStandby, "crashed"), patroni(standby("db3"), .replica, "running")],
+            connections: ["db3": 9],
+            expected: .node("db3")
+        ),
+        Row(
+            name: "ro fallback none names the stopped standby",
+            listener: .ro,
+            fallback: .none,
+            backends: [patroni(standby("db2"), .replica, "stopped")],
+            expected: .refused(
+                #"tunnelmesh: no standby available for "pg" (db2: standby, PostgreSQL stopped per Patroni)"#
             )
         ),
         Row(

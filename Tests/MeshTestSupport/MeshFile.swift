@@ -82,17 +82,26 @@ public struct MeshFile: Encodable {
         public var database: String?
         public var passwordFile: String?
         public var probeInterval: String?
+        /// The service whose `on` gives each node's Patroni REST API.
+        public var patroni: String?
 
-        public init(monitorUser: String = "meshmon", database: String? = nil, passwordFile: String? = nil, probeInterval: String? = nil) {
+        public init(
+            monitorUser: String = "meshmon",
+            database: String? = nil,
+            passwordFile: String? = nil,
+            probeInterval: String? = nil,
+            patroni: String? = nil
+        ) {
             self.monitorUser = monitorUser
             self.database = database
             self.passwordFile = passwordFile
             self.probeInterval = probeInterval
+            self.patroni = patroni
         }
 
         enum CodingKeys: String, CodingKey {
             case monitorUser = "monitor_user"
-            case database
+            case database, patroni
             case passwordFile = "password_file"
             case probeInterval = "probe_interval"
         }

@@ -18,6 +18,8 @@ import Prometheus
 /// - with a `BalancerView`, for each balancer on this node and database node of its service:
 ///   `meshd_backend_up{balancer,node}`, `meshd_backend_role{balancer,node}` (1 primary, 0 standby,
 ///   -1 not up), `meshd_backend_lag_seconds{balancer,node}` (only when known),
+///   `meshd_backend_patroni_role{balancer,node,role}` (1 for the role the node's Patroni reports,
+///   only with a `patroni` key), `meshd_backend_patroni_running{balancer,node}` (only when Patroni answered),
 ///   `meshd_balancer_connections_active{balancer,listener,node}`,
 ///   `meshd_balancer_connections_total{balancer,listener,node,result}` (`node` is `none` when refused
 ///   before a node was chosen). Series of balancers a reload removed disappear, and so do the
@@ -38,6 +40,8 @@ public final class MeshMetrics: Sendable {
         case backendUp = "meshd_backend_up"
         case backendRole = "meshd_backend_role"
         case backendLag = "meshd_backend_lag_seconds"
+        case backendPatroniRole = "meshd_backend_patroni_role"
+        case backendPatroniRunning = "meshd_backend_patroni_running"
         case balancerConnectionsActive = "meshd_balancer_connections_active"
         case balancerConnections = "meshd_balancer_connections_total"
 
@@ -53,6 +57,10 @@ public final class MeshMetrics: Sendable {
             case .backendUp: "1 while the database node's latest report is fresh and its PostgreSQL works (routable), else 0."
             case .backendRole: "Role the database node reports: 1 primary, 0 standby, -1 unknown (not up)."
             case .backendLag: "Replay lag of a standby that is up, in seconds; absent on a primary or when unknown."
+            case .backendPatroniRole:
+                "1 for the node's role as its Patroni reports it (leader, standby_leader, sync_standby, replica, unknown if Patroni did not answer)."
+            case .backendPatroniRunning:
+                "1 while the node's Patroni says its PostgreSQL is running, else 0; absent when Patroni did not answer."
             case .balancerConnectionsActive: "Connections open now from the balancer's listener (rw, ro) to the database node."
             case .balancerConnections:
                 "Connections taken by the balancer's listener, by database node (none if refused before one was chosen) and result (routed, refused, failed)."
@@ -168,6 +176,12 @@ public final class MeshMetrics: Sendable {
                 }
             if let lag = backend.lagSeconds {
                 gauges[Series(.backendLag, labels)] = lag
+            }
+            if let role = backend.patroniRole {
+                gauges[Series(.backendPatroniRole, ["balancer": backend.balancer, "node": backend.node, "role": role])] = 1
+            }
+            if let state = backend.patroniState {
+                gauges[Series(.backendPatroniRunning, labels)] = state == "running" ? 1 : 0
             }
         }
         for (route, count) in snapshot.activeConnections {

@@ -114,14 +114,22 @@ public struct BalancerFixtures {
         self.running.withLockedValue { $0 = config }
     }
 
-    public func record(_ service: String, _ node: String, sequence: UInt64 = 1, secondsAgo: Double, _ health: BackendReport.Health) {
+    public func record(
+        _ service: String,
+        _ node: String,
+        sequence: UInt64 = 1,
+        secondsAgo: Double,
+        _ health: BackendReport.Health,
+        patroni: PatroniStatus? = nil
+    ) {
         let report = BackendReport(
             service: service,
             node: node,
             runID: 7,
             sequence: sequence,
             reportedAt: Self.now.addingTimeInterval(-secondsAgo),
-            health: health
+            health: health,
+            patroni: patroni
         )
         self.registry.record(report, receivedAt: Self.judgedAt - .nanoseconds(Int64(secondsAgo * 1e9)))
     }
