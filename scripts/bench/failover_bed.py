@@ -209,7 +209,7 @@ def etcd_leader(url):
 def read_lines(path):
     try:
         with open(path) as f:
-            return [line.split(None, 3) for line in f if line.strip()]
+            return [line.strip().split(None, 3) for line in f if line.strip()]
     except OSError:
         return []
 
