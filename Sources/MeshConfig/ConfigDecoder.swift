@@ -188,7 +188,7 @@ struct ConfigDecoder {
         var services: [String: ServiceSettings] = [:]
         for (name, entry) in try value.freeObject().sortedMembers {
             try checkName(name, kind: "service", at: entry)
-            let fields = try entry.object(knownKeys: ["on", "allow", "postgres"])
+            let fields = try entry.object(knownKeys: ["on", "allow", "postgres", "same_address"])
 
             let onValue = try fields.required("on")
             let onObject = try onValue.freeObject()
@@ -212,9 +212,36 @@ struct ConfigDecoder {
                     )
                 }
             }
-            services[name] = ServiceSettings(name: name, on: on, allow: allow, postgres: postgres)
+            var sameAddress = false
+            if let value = fields.optional("same_address") {
+                sameAddress = try value.bool()
+                if sameAddress { try checkSameAddressTargets(onObject, on) }
+            }
+            services[name] = ServiceSettings(name: name, on: on, allow: allow, postgres: postgres, sameAddress: sameAddress)
         }
         return services
+    }
+
+    /// Other nodes will listen on each target, in plaintext: so each must be a TCP address on
+    /// loopback (127.0.0.0/8, reachable only from the node itself, as `autossh -L` was) and no two
+    /// nodes may share one, or a third node could not listen on both.
+    private func checkSameAddressTargets(_ onObject: ConfigObject, _ on: [String: Endpoint]) throws(ConfigError) {
+        var owners: [Endpoint: String] = [:]
+        for (node, target) in onObject.sortedMembers {
+            guard case .tcp(let host, _) = on[node], SameAddressHost.isLoopbackIPv4(host) else {
+                throw target.error(
+                    "a same_address service is reached at the same address from every allowed node, where meshd listens on it "
+                        + "in plaintext: use a loopback address of the node's own, such as 127.0.1.N:port, got \(quoted(on[node]!.description))"
+                )
+            }
+            if let earlier = owners[on[node]!] {
+                throw target.error(
+                    "\(on[node]!) is also node \(earlier)'s address for this service; with same_address every node needs an "
+                        + "address of its own (e.g. 127.0.1.N with N the node's number)"
+                )
+            }
+            owners[on[node]!] = node
+        }
     }
 
     private func decodeAllow(_ value: ConfigValue, context: Declared) throws(ConfigError) -> AllowList {

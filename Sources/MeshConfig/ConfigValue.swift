@@ -51,6 +51,11 @@ struct ConfigValue {
         return text
     }
 
+    func bool() throws(ConfigError) -> Bool {
+        guard kind == .boolean, let number = raw as? NSNumber else { throw typeError(expected: "true or false") }
+        return number.boolValue
+    }
+
     func integer() throws(ConfigError) -> Int {
         guard kind == .number, let number = raw as? NSNumber else { throw typeError(expected: "integer") }
         let double = number.doubleValue

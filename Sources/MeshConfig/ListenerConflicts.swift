@@ -18,7 +18,29 @@ enum ListenerConflicts {
                 }
                 seen.append(listener)
             }
+            try checkSameAddressAgainstServices(on: node, in: configuration)
         }
+    }
+
+    /// A `same_address` listener on a node must not take an address a service of that node's own
+    /// binds: the service (etcd, PostgreSQL, ...) would fail to start, or meshd would.
+    private static func checkSameAddressAgainstServices(on node: String, in configuration: MeshConfiguration) throws(ConfigError) {
+        let local = configuration.services(on: node)
+        for forward in configuration.sameAddressForwards(on: node) {
+            for service in local {
+                guard let target = service.on[node], target == forward.listen || target.collides(with: forward.listen) else { continue }
+                throw ConfigError(
+                    file: configuration.file,
+                    path: sameAddressPath(forward),
+                    message: "\(forward.listen) is where meshd on node \(node) reaches \(forward.service)@\(forward.node) (same_address), "
+                        + "but node \(node)'s own service \(quoted(service.name)) uses \(target) too; give one of them another address"
+                )
+            }
+        }
+    }
+
+    private static func sameAddressPath(_ forward: ForwardSettings) -> String {
+        JSONPath.root.key("services").key(forward.service).key("on").key(forward.node).text
     }
 
     private static func conflict(_ listener: Listener, _ earlier: Listener, node: String) -> String? {
@@ -35,7 +57,8 @@ enum ListenerConflicts {
         return nil
     }
 
-    /// The node's listeners in a fixed order: mesh, metrics, forwards in file order, balancers by name.
+    /// The node's listeners in a fixed order: mesh, metrics, forwards in file order, balancers by
+    /// name, then the listeners of `same_address` services.
     private static func listeners(on node: String, in configuration: MeshConfiguration) -> [Listener] {
         var result: [Listener] = []
         if let settings = configuration.nodes[node] {
@@ -59,6 +82,9 @@ enum ListenerConflicts {
             if let ro = listeners.ro {
                 result.append(Listener(endpoint: ro, name: balancer.roListenerName, path: base.key("ro").text))
             }
+        }
+        for forward in configuration.sameAddressForwards(on: node) {
+            result.append(Listener(endpoint: forward.listen, name: forward.listenerName, path: sameAddressPath(forward)))
         }
         return result
     }

@@ -81,9 +81,15 @@ public struct MeshConfiguration: Sendable, Equatable {
         services.values.filter { $0.on[node] != nil }.sorted { $0.name < $1.name }
     }
 
-    /// Forwards that listen on `node`, in file order.
+    /// Forwards that listen on `node`: those of `forwards` in file order, then those `same_address`
+    /// services put there (by service name, then serving node).
     public func forwards(on node: String) -> [ForwardSettings] {
-        forwards.filter { $0.on == node }
+        forwards.filter { $0.on == node } + sameAddressForwards(on: node)
+    }
+
+    /// The listeners `same_address` services put on `node`, by service name, then serving node.
+    public func sameAddressForwards(on node: String) -> [ForwardSettings] {
+        services.values.sorted { $0.name < $1.name }.flatMap { $0.sameAddressForwards(on: node) }
     }
 
     /// Balancers with listeners on `node`, by name.

@@ -7,11 +7,33 @@ public struct ServiceSettings: Sendable, Equatable {
     public var allow: AllowList
     /// Present when the service is PostgreSQL and should be probed for role and lag.
     public var postgres: PostgresSettings?
+    /// "same_address": each node's target is reachable at that same address from every other
+    /// allowed node, where meshd listens on it and forwards to the service on its node. Clustered
+    /// software (etcd, Patroni, replication) advertises one address per member and expects every
+    /// member to reach it; this gives it that without N x (N-1) hand-written forwards.
+    public var sameAddress: Bool
 
-    public init(name: String, on: [String: Endpoint], allow: AllowList = .nodes([]), postgres: PostgresSettings? = nil) {
+    public init(
+        name: String,
+        on: [String: Endpoint],
+        allow: AllowList = .nodes([]),
+        postgres: PostgresSettings? = nil,
+        sameAddress: Bool = false
+    ) {
         self.name = name
         self.on = on
         self.allow = allow
         self.postgres = postgres
+        self.sameAddress = sameAddress
+    }
+
+    /// The listeners `same_address` puts on `node`: one per other node serving this service, at
+    /// that node's address, named "<service>@<node>" for socket activation. Empty unless the
+    /// service has `same_address` and `node` may open it.
+    public func sameAddressForwards(on node: String) -> [ForwardSettings] {
+        guard self.sameAddress, self.allow.permits(node) else { return [] }
+        return self.on.keys.sorted().filter { $0 != node }.map { server in
+            ForwardSettings(on: node, listen: self.on[server]!, service: self.name, node: server, listenerName: "\(self.name)@\(server)")
+        }
     }
 }

@@ -34,8 +34,12 @@ final class ForwardSet: Sendable {
     func bind(_ forward: ForwardSettings, link: PeerLink, waitLimit: TimeAmount) async throws -> Channel {
         do {
             let socket = ListenSocket.choose(name: forward.listenerName, endpoint: forward.listen, inherited: self.inherited)
-            return try await ForwardListener(forward: forward, events: self.events, waitLimit: waitLimit, logger: self.logger)
+            let channel = try await ForwardListener(forward: forward, events: self.events, waitLimit: waitLimit, logger: self.logger)
                 .bind(group: self.group, socket: socket, link: link).get()
+            // One line per listener, at start and reload: with same_address a node gets listeners
+            // no `forwards` entry names, and an operator should see each one and where it leads.
+            self.logger.info("forward \(forward.listenerName) listening on \(forward.listen) for \(forward.service)@\(forward.node)")
+            return channel
         } catch {
             throw ListenError(what: "forward \(forward.listenerName)", endpoint: forward.listen, underlying: error)
         }

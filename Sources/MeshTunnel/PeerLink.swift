@@ -59,20 +59,19 @@ final class PeerLink: @unchecked Sendable {
     /// The live tunnel, if the link is up.
     var connection: TunnelConnection? { self.current.withLockedValue { $0 } }
 
-    /// The live tunnel; or, while the link is still coming up (connecting, handshaking, or not yet up
-    /// since this agent started, as right after a restart on held sockets), the tunnel once it is
-    /// up, waiting at most `limit`. Fails at once when a tunnel that was up has gone down: a client
-    /// must not hang on a peer that is known to be unreachable.
+    /// The live tunnel; or, while the link has not been up yet since this agent started (as right
+    /// after a restart on held sockets), the tunnel once it is up, waiting at most `limit`. Fails
+    /// at once when a tunnel that was up has gone down, also while it redials: a client must not
+    /// hang on a peer that is known to be unreachable (Patroni gives a dead member's REST API 2 s
+    /// in an election; a connect that hangs slows the promotion by that much).
     func connection(within limit: TimeAmount) -> EventLoopFuture<TunnelConnection> {
         self.eventLoop.flatSubmit {
             switch self.state {
             case .up(let connection):
                 return self.eventLoop.makeSucceededFuture(connection)
-            case .connecting, .handshaking:
-                break
-            case .down where !self.wasEverUp:
-                break
-            case .down, .stopped:
+            case .connecting, .handshaking, .down:
+                guard !self.wasEverUp else { return self.eventLoop.makeFailedFuture(PeerUnavailableError(peer: self.peer)) }
+            case .stopped:
                 return self.eventLoop.makeFailedFuture(PeerUnavailableError(peer: self.peer))
             }
             let promise = self.eventLoop.makePromise(of: TunnelConnection.self)

@@ -5,7 +5,8 @@ import MeshTunnel
 import NIOCore
 
 /// The sockets systemd passed meshd (socket activation), matched by name to this node's
-/// listeners from mesh.json: `mesh`, `forward-<port>`, `<balancer>-rw`, `<balancer>-ro`.
+/// listeners from mesh.json: `mesh`, `forward-<port>`, `<service>@<node>` (a `same_address`
+/// service's member), `<balancer>-rw`, `<balancer>-ro`.
 enum SystemdListeners {
     /// Every listener this node opens, by socket-activation name, with its mesh.json address.
     static func expected(config: MeshConfiguration, node: String) -> [String: Endpoint] {

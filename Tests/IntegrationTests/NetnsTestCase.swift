@@ -20,9 +20,12 @@ class NetnsTestCase: MeshTestCase {
         self.track(try TestMesh(addressing: .namespaces(bed), nodes: bed.nodes, tunnel: tunnel))
     }
 
-    /// An echo server (half-close aware) on 127.0.0.1 inside `node`'s namespace, run by this process.
-    func makeEchoServer(in bed: NetnsBed, on node: String) throws -> EchoServer {
-        let fd = try NetworkNamespace.loopbackListener(in: bed.namespace(node))
+    /// An echo server (half-close aware) inside `node`'s namespace, run by this process: on
+    /// 127.0.0.1 at a free port, or at `address` (a 127.0.0.0/8 address and port) when given.
+    func makeEchoServer(in bed: NetnsBed, on node: String, at address: (host: in_addr_t, port: UInt16)? = nil) throws -> EchoServer {
+        let fd =
+            try address.map { try NetworkNamespace.loopbackListener(in: bed.namespace(node), address: $0.host, port: $0.port) }
+            ?? NetworkNamespace.loopbackListener(in: bed.namespace(node))
         let server: EchoServer
         do {
             server = try EchoServer(group: self.group, boundSocket: fd)

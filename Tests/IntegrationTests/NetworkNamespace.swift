@@ -67,23 +67,29 @@ enum NetworkNamespace {
         }
     }
 
-    /// A TCP socket listening on 127.0.0.1 (an ephemeral port) inside namespace `name`, for a server
-    /// the test runs in-process on behalf of a node (`ServerBootstrap.withBoundSocket`).
-    static func loopbackListener(in name: String, backlog: Int32 = 1024) throws -> Int32 {
+    /// A TCP socket listening on a loopback address (default 127.0.0.1, an ephemeral port) inside
+    /// namespace `name`, for a server the test runs in-process on behalf of a node
+    /// (`ServerBootstrap.withBoundSocket`).
+    static func loopbackListener(
+        in name: String,
+        address: in_addr_t = 0x7F00_0001,
+        port: UInt16 = 0,
+        backlog: Int32 = 1024
+    ) throws -> Int32 {
         let fd = try self.tcpSocket(in: name)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = address.bigEndian
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard bound == 0, listen(fd, backlog) == 0 else {
             let text = String(cString: strerror(errno))
             close(fd)
-            throw Failure(description: "listen on 127.0.0.1 in namespace \(name): \(text) (is lo up there?)")
+            throw Failure(description: "listen on a loopback address (\(address)) in namespace \(name): \(text) (is lo up there?)")
         }
         return fd
     }

@@ -1,12 +1,12 @@
 import NIOCore
 import NIOPosix
 
-/// An in-process TCP echo server on 127.0.0.1:0 that honours half-close: it echoes everything, and
+/// An in-process TCP echo server (on 127.0.0.1:0 unless given a bound socket) that honours half-close: it echoes everything, and
 /// when its input ends it finishes writing what it owes and then closes (FIN), so a client sees a
 /// complete echo followed by EOF.
 public final class EchoServer {
     public let channel: Channel
-    public var host: String { "127.0.0.1" }
+    public var host: String { self.channel.localAddress!.ipAddress! }
     public var port: Int { self.channel.localAddress!.port! }
     public var endpoint: String { "\(self.host):\(self.port)" }
 
@@ -17,7 +17,7 @@ public final class EchoServer {
             .bind(host: "127.0.0.1", port: 0).wait()
     }
 
-    /// Serves on a socket already bound to 127.0.0.1 and listening (made, say, inside another
+    /// Serves on a socket already bound and listening (made, say, inside another
     /// network namespace); the server owns it from now on.
     public init(group: EventLoopGroup, boundSocket: NIOBSDSocket.Handle) throws {
         self.channel = try Self.bootstrap(group).withBoundSocket(boundSocket).wait()

@@ -61,11 +61,18 @@ public struct MeshFile: Encodable {
         public var on: [String: String]
         public var allow: [String]
         public var postgres: Postgres?
+        public var sameAddress: Bool?
 
-        public init(on: [String: String], allow: [String], postgres: Postgres? = nil) {
+        public init(on: [String: String], allow: [String], postgres: Postgres? = nil, sameAddress: Bool? = nil) {
             self.on = on
             self.allow = allow
             self.postgres = postgres
+            self.sameAddress = sameAddress
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case on, allow, postgres
+            case sameAddress = "same_address"
         }
     }
 
