@@ -319,6 +319,10 @@ fo_round() {
         [ $SECONDS -lt $deadline ] || { log "$leg round $n: the writer got no 150 acknowledgements in 30 s"; break; }
         sleep 0.2
     done
+    # The kill lands at a random point of Patroni's 5 s loop: the cluster turned healthy right after a
+    # leader loop, so without this every kill would come at the same phase (the same time since the
+    # leader last renewed its key) and the spread of failover times would be hidden.
+    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", (r % 500) / 100 }')"
     [ -n "${FO_HOOK_BEFORE_KILL:-}" ] && "$FO_HOOK_BEFORE_KILL" "$leg"
     etcd_leader=$(fo_in "$FO_LEADER" "$FO_PYTHON" "$FO_PY" etcd-leader "http://$(fo_addr "$leg" "$FO_LEADER"):2379" 2>/dev/null || echo unknown)
     # Times from the first kill -9; acknowledgements count as "after" only once the namespace is
