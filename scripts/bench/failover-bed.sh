@@ -107,11 +107,36 @@ fo_kill_namespace_loud() {
     log "failover bed: processes left in $1 after 5 s: $(ip netns pids "$1" | tr '\n' ' ')" 2>&3
 }
 
+# A PostgreSQL killed -9 leaves its dynamic shared memory behind in /dev/shm/PostgreSQL.N (the
+# posix default), and /dev/shm is the machine's. fo_note_segments NS remembers the segments the
+# processes in NS have mapped (call it before killing them); fo_remove_segments deletes those that
+# no process maps any more.
+FO_SEGMENTS=()
+fo_note_segments() {
+    local pid
+    for pid in $(ip netns pids "$1" 2>/dev/null); do
+        FO_SEGMENTS+=($(grep -o '/dev/shm/PostgreSQL\.[0-9]*' "/proc/$pid/maps" 2>/dev/null | sort -u))
+    done
+}
+fo_remove_segments() {
+    [ ${#FO_SEGMENTS[@]} = 0 ] && return 0
+    local mapped segment
+    mapped=$(cat /proc/[0-9]*/maps 2>/dev/null | grep -o '/dev/shm/PostgreSQL\.[0-9]*' | sort -u)
+    for segment in $(printf '%s\n' "${FO_SEGMENTS[@]}" | sort -u); do
+        grep -qxF "$segment" <<<"$mapped" || rm -f "$segment"
+    done
+    FO_SEGMENTS=()
+}
+
 # fo_stop_nodes : every process of every node killed, their wrappers reaped (between rounds and
 # on exit; the bed's data is thrown away, so no clean shutdown is needed).
 fo_stop_nodes() {
     local node
-    for node in "${FO_NODES[@]}"; do fo_kill_namespace "$(fo_ns "$node")"; done
+    for node in "${FO_NODES[@]}"; do
+        fo_note_segments "$(fo_ns "$node")"
+        fo_kill_namespace "$(fo_ns "$node")"
+    done
+    fo_remove_segments
     [ ${#PIDS[@]} -gt 0 ] && stop_pids "${PIDS[@]}" 2>/dev/null
     PIDS=()
 }
@@ -327,6 +352,7 @@ fo_round() {
     etcd_leader=$(fo_in "$FO_LEADER" "$FO_PYTHON" "$FO_PY" etcd-leader "http://$(fo_addr "$leg" "$FO_LEADER"):2379" 2>/dev/null || echo unknown)
     # Times from the first kill -9; acknowledgements count as "after" only once the namespace is
     # empty (a reply already on its way when the kill started may arrive a few ms later).
+    fo_note_segments "$(fo_ns "$FO_LEADER")"
     kill_time=$(date +%s.%N)
     fo_kill_namespace "$(fo_ns "$FO_LEADER")"
     kill_done=$(date +%s.%N)
@@ -334,6 +360,13 @@ fo_round() {
     deadline=$((SECONDS + 120))
     until [ "$(fo_acks_after "$dir/acks" "$kill_done")" -ge 250 ]; do   # 5 s of writes after
         [ $SECONDS -lt $deadline ] || { log "$leg round $n: writes did not resume for 5 s within 120 s"; break; }
+        sleep 0.2
+    done
+    # Until the new primary names a synchronous standby again (non-strict synchronous_mode leaves
+    # it without one for about a loop after the promotion), at most 20 s more.
+    deadline=$((SECONDS + 20))
+    until cat "$dir"/*.watch 2>/dev/null | awk -v t="$kill_time" '$1 == "sync" && $3 == "named" && $2 > t { f = 1 } END { exit !f }'; do
+        [ $SECONDS -lt $deadline ] || { log "$leg round $n: no synchronous standby named within 20 s of writes resuming"; break; }
         sleep 0.2
     done
     [ -n "${FO_HOOK_RESUMED:-}" ] && "$FO_HOOK_RESUMED" "$leg"
