@@ -5,13 +5,24 @@
 # `meshctl backends` and the peer table, and stays up until Ctrl-C.
 #   scripts/demo.sh           run the demo, keep it up
 #   scripts/demo.sh --check   run the same steps, exit 0 when everything worked, 1 otherwise
+#   scripts/demo.sh --failover [--check]   automatic failover instead (needs root): three database
+#       nodes (PostgreSQL under Patroni, etcd, meshd) and app1, each in a network namespace, all their
+#       node-to-node traffic through the mesh; a writer through `rw`, then every process on the
+#       primary's node killed -9; prints how long writes were refused and how many acknowledged
+#       commits were lost. --check exits 1 if writes never resumed or any acknowledged commit was lost.
 #   DEMO_BUILD=debug scripts/demo.sh   use the debug build (quicker to build) instead of release
 #   SWIFT_BUILD_FLAGS="--scratch-path DIR" scripts/demo.sh   build in DIR instead of .build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
-check=0
-[ "${1:-}" = "--check" ] && check=1
+check=0 failover=0
+for arg in "$@"; do
+  case "$arg" in
+    --check) check=1 ;;
+    --failover) failover=1 ;;
+    *) echo "demo: unknown argument '$arg' (scripts/demo.sh [--failover] [--check])" >&2; exit 2 ;;
+  esac
+done
 
 need=()
 command -v openssl >/dev/null || need+=(openssl)
@@ -21,6 +32,11 @@ dpkg -s libpq-dev >/dev/null 2>&1 || need+=(libpq-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v socat >/dev/null || need+=(socat)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ $failover = 1 ]; then
+  for pkg in patroni etcd-server etcd-client python3-psycopg2 iproute2; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "demo: installing ${need[*]}"
   apt-get update -qq
@@ -34,6 +50,67 @@ echo "demo: building $build binaries (first time takes a few minutes)"
 swift build -c "$build" "${flags[@]}" --product meshd >/dev/null
 swift build -c "$build" "${flags[@]}" --product meshctl >/dev/null
 bin=$(swift build -c "$build" "${flags[@]}" --show-bin-path)
+
+if [ $failover = 1 ]; then
+  # The failover bed is the benchmark's (scripts/bench/failover-bed.sh): one round of its mesh leg.
+  source "$top/scripts/bench/processes.sh"
+  source "$top/scripts/bench/mesh-setup.sh"
+  source "$top/scripts/bench/failover-bed.sh"
+  [ "$(id -u)" = 0 ] || { echo "demo: --failover needs root (network namespaces; PostgreSQL runs as postgres)"; exit 2; }
+  FO_ROOT=$top FO_BIN=$bin
+  FO_STATE=$(mktemp -d /dev/shm/tunnelmesh-demo-failover.XXXXXX)
+  chmod 755 "$FO_STATE"
+  FO_RESULTS=$FO_STATE/results.jsonl
+  FO_LOGS=$top/run/failover
+  rm -rf "$FO_LOGS"
+  trap 'fo_bed_destroy; bench_cleanup_processes; rm -rf "$FO_STATE"' EXIT
+  trap 'exit 130' INT TERM HUP
+  # demo_show LEG : the cluster as Patroni and as app1's balancer see it.
+  demo_show() {
+    local node
+    for node in "${FO_DB_NODES[@]}"; do
+      [ -n "$(ip netns pids "$(fo_ns "$node")" 2>/dev/null)" ] || continue
+      echo "demo: patronictl list (on $node)"
+      fo_as postgres "$node"
+      timeout 10 "${FO_AS[@]}" patronictl -c "$FO_STATE/$node/etc/patroni.yml" list 2>&1 | sed 's/^/  /' || true
+      break
+    done
+    echo "demo: meshctl backends (on app1)"
+    "$FO_BIN/meshctl" --config "$FO_STATE/mesh.json" --node app1 backends 2>&1 | sed 's/^/  /' || true
+  }
+  FO_HOOK_BEFORE_KILL=demo_show FO_HOOK_RESUMED=demo_show
+  echo "demo: network namespaces db1 db2 db3 app1 on a bridge (10.231.13.1-4); on each database node"
+  echo "demo: PostgreSQL under Patroni and etcd on the node's own 127.0.1.N, reachable from the others only"
+  echo "demo: through meshd (same_address services); a writer on app1 inserts a row every 20 ms through rw"
+  fo_bed_create || { echo "demo: could not create the network namespaces"; exit 1; }
+  if ! fo_round mesh 1; then
+    echo "demo: the cluster did not come up (logs in run/failover)"; exit 1
+  fi
+  echo "demo: mesh.json of this bed: $FO_LOGS/mesh.json"
+  cp "$FO_STATE/mesh.json" "$FO_LOGS/mesh.json" 2>/dev/null || true
+  status=0
+  "$FO_PYTHON" - "$FO_LAST" <<'PY' || status=$?
+import json, sys
+r = json.loads(sys.argv[1])
+s = lambda v: "never" if v is None else f"{v:.1f} s"
+print(f"demo: killed -9 every process on {r['killed']} (the primary{', also etcd' + chr(39) + 's leader' if r['etcd_leader_killed'] else ''})")
+if r["writes_refused"] is None:
+    print("demo: writes did NOT resume within 120 s")
+else:
+    print(f"demo: writes refused for {s(r['writes_refused'])}: Patroni promoted {r['new_primary']} {s(r['kill_to_promotion'])} after the kill, "
+          f"the rw balancer routed the first write {s(r['after_promotion'])} later")
+print(f"demo: {r['acked_lost']} acknowledged commits lost ({r['acked']} acknowledged; acks per node: "
+      + ", ".join(f"{k} {v}" for k, v in sorted(r["acks_per_node"].items())) + ")")
+if r["lost_ids"]:
+    print(f"demo: lost ids: {r['lost_ids']}")
+sys.exit(0 if r["writes_refused"] is not None and r["acked_lost"] == 0 and len(r["nodes_after_kill"]) == 1 else 1)
+PY
+  echo "demo: logs of every node in run/failover"
+  if [ $check = 1 ]; then
+    if [ $status = 0 ]; then echo "demo: check passed"; exit 0; else echo "demo: check FAILED"; exit 1; fi
+  fi
+  exit 0
+fi
 
 run=$top/run
 rm -rf "$top/pki" "$run"

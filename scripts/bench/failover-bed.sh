@@ -93,7 +93,9 @@ fo_bed_create() {
 
 # fo_kill_namespace NS : kill -9 every process in NS until none is left (at most ~5 s). Everything
 # in our namespaces is ours, including PostgreSQL's postmaster, which Patroni detaches.
-fo_kill_namespace() {
+fo_kill_namespace() { fo_kill_namespace_loud "$@" 3>&2 2>/dev/null; }
+# (quiet: bash reports each start_bg wrapper whose child died of SIGKILL as "Killed" on stderr)
+fo_kill_namespace_loud() {
     local pids
     for _ in $(seq 100); do
         pids=$(ip netns pids "$1" 2>/dev/null) || return 0
@@ -102,15 +104,40 @@ fo_kill_namespace() {
         kill -9 $pids 2>/dev/null || true
         sleep 0.05
     done
-    log "failover bed: processes left in $1 after 5 s: $(ip netns pids "$1" | tr '\n' ' ')"
+    log "failover bed: processes left in $1 after 5 s: $(ip netns pids "$1" | tr '\n' ' ')" 2>&3
+}
+
+# A PostgreSQL killed -9 leaves its dynamic shared memory behind in /dev/shm/PostgreSQL.N (the
+# posix default), and /dev/shm is the machine's. fo_note_segments NS remembers the segments the
+# processes in NS have mapped (call it before killing them); fo_remove_segments deletes those that
+# no process maps any more.
+FO_SEGMENTS=()
+fo_note_segments() {
+    local pid
+    for pid in $(ip netns pids "$1" 2>/dev/null); do
+        FO_SEGMENTS+=($(grep -o '/dev/shm/PostgreSQL\.[0-9]*' "/proc/$pid/maps" 2>/dev/null | sort -u))
+    done
+}
+fo_remove_segments() {
+    [ ${#FO_SEGMENTS[@]} = 0 ] && return 0
+    local mapped segment
+    mapped=$(cat /proc/[0-9]*/maps 2>/dev/null | grep -o '/dev/shm/PostgreSQL\.[0-9]*' | sort -u)
+    for segment in $(printf '%s\n' "${FO_SEGMENTS[@]}" | sort -u); do
+        grep -qxF "$segment" <<<"$mapped" || rm -f "$segment"
+    done
+    FO_SEGMENTS=()
 }
 
 # fo_stop_nodes : every process of every node killed, their wrappers reaped (between rounds and
 # on exit; the bed's data is thrown away, so no clean shutdown is needed).
 fo_stop_nodes() {
     local node
-    for node in "${FO_NODES[@]}"; do fo_kill_namespace "$(fo_ns "$node")"; done
-    [ ${#PIDS[@]} -gt 0 ] && stop_pids "${PIDS[@]}"
+    for node in "${FO_NODES[@]}"; do
+        fo_note_segments "$(fo_ns "$node")"
+        fo_kill_namespace "$(fo_ns "$node")"
+    done
+    fo_remove_segments
+    [ ${#PIDS[@]} -gt 0 ] && stop_pids "${PIDS[@]}" 2>/dev/null
     PIDS=()
 }
 
@@ -268,6 +295,7 @@ fo_cluster_up() {
     [ "$leg" = haproxy ] && fo_start_haproxy
     FO_LEADER=$(timeout 150 ip netns exec "$(fo_ns "$FO_APP")" "$FO_PYTHON" "$FO_PY" wait-healthy \
         "http://$(fo_addr "$leg" db1):8008" 120) || { log "failover bed ($leg): $FO_LEADER"; return 1; }
+    if [ "$leg" = mesh ]; then fo_check_isolation || return 1; fi
     fo_sql "$FO_LEADER" "CREATE TABLE IF NOT EXISTS failover_bench (id bigint PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())" \
         >/dev/null || return 1
     deadline=$((SECONDS + 30))
@@ -277,12 +305,24 @@ fo_cluster_up() {
     done
 }
 
+# fo_check_isolation : in the mesh leg, the only socket any node listens on outside 127.0.0.0/8 is
+# meshd's mesh port, so every cross-node byte goes through a tunnel. Logs the offenders, returns 1.
+fo_check_isolation() {
+    local node bad
+    for node in "${FO_NODES[@]}"; do
+        bad=$(fo_in "$node" ss -Hltnup | awk -v port=":$FO_MESH_PORT" '$5 !~ /^127\./ && !($5 ~ port"$" && $7 ~ /meshd/) { print $1, $5, $7 }')
+        [ -z "$bad" ] || { log "failover bed: $node listens outside loopback besides meshd's mesh port: $bad"; return 1; }
+    done
+}
+
 # fo_acks_after FILE T : acknowledged writes in FILE at or after time T.
 fo_acks_after() { awk -v t="$2" '$1 == "ack" && $3 >= t { n++ } END { print n + 0 }' "$1" 2>/dev/null || echo 0; }
 
 # fo_round LEG N : one measured round: cluster up, writer and watchers running, kill -9 of every
 # process in the leader's namespace, wait for writes to resume (at most 120 s), then the report line
-# appended to FO_RESULTS (and left in FO_LAST). Returns 1 when the bed could not be set up.
+# appended to FO_RESULTS (and left in FO_LAST). Returns 1 when the bed could not be set up. The
+# functions named by FO_HOOK_BEFORE_KILL and FO_HOOK_RESUMED, when set, run (with the leg) just
+# before the kill and once writes resumed, while everything still runs (the demo shows state there).
 fo_round() {
     local leg="$1" n="$2" dir node etcd_leader kill_time kill_done deadline map=""
     dir="$FO_STATE/round-$leg-$n"
@@ -304,9 +344,15 @@ fo_round() {
         [ $SECONDS -lt $deadline ] || { log "$leg round $n: the writer got no 150 acknowledgements in 30 s"; break; }
         sleep 0.2
     done
+    # The kill lands at a random point of Patroni's 5 s loop: the cluster turned healthy right after a
+    # leader loop, so without this every kill would come at the same phase (the same time since the
+    # leader last renewed its key) and the spread of failover times would be hidden.
+    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", (r % 500) / 100 }')"
+    [ -n "${FO_HOOK_BEFORE_KILL:-}" ] && "$FO_HOOK_BEFORE_KILL" "$leg"
     etcd_leader=$(fo_in "$FO_LEADER" "$FO_PYTHON" "$FO_PY" etcd-leader "http://$(fo_addr "$leg" "$FO_LEADER"):2379" 2>/dev/null || echo unknown)
     # Times from the first kill -9; acknowledgements count as "after" only once the namespace is
     # empty (a reply already on its way when the kill started may arrive a few ms later).
+    fo_note_segments "$(fo_ns "$FO_LEADER")"
     kill_time=$(date +%s.%N)
     fo_kill_namespace "$(fo_ns "$FO_LEADER")"
     kill_done=$(date +%s.%N)
@@ -316,6 +362,14 @@ fo_round() {
         [ $SECONDS -lt $deadline ] || { log "$leg round $n: writes did not resume for 5 s within 120 s"; break; }
         sleep 0.2
     done
+    # Until the new primary names a synchronous standby again (non-strict synchronous_mode leaves
+    # it without one for about a loop after the promotion), at most 20 s more.
+    deadline=$((SECONDS + 20))
+    until cat "$dir"/*.watch 2>/dev/null | awk -v t="$kill_time" '$1 == "sync" && $3 == "named" && $2 > t { f = 1 } END { exit !f }'; do
+        [ $SECONDS -lt $deadline ] || { log "$leg round $n: no synchronous standby named within 20 s of writes resuming"; break; }
+        sleep 0.2
+    done
+    [ -n "${FO_HOOK_RESUMED:-}" ] && "$FO_HOOK_RESUMED" "$leg"
     touch "$dir/stop"
     sleep 0.5   # the writer and watchers look at the stop file every 20 / 100 ms
     fo_rw "SELECT id FROM failover_bench ORDER BY id" >"$dir/rows" 2>"$dir/rows.err" ||

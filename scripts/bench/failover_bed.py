@@ -137,7 +137,8 @@ def writer(dsn, out, stop, max_seconds, interval=0.02, timeout=3.0):
 
 def watch(node, socket_dir, api, out, stop, max_seconds):
     """Polls this node's PostgreSQL (Unix socket) and Patroni (/primary) every 100 ms and writes a
-    line on each change: `recovery TIME true|false|down` and `primary TIME 200|503|down`."""
+    line on each change: `recovery TIME true|false|down`, `primary TIME 200|503|down` and, while it is
+    a primary, `sync TIME named|none|down` (whether synchronous_standby_names names a standby)."""
     import psycopg2
     end = time.time() + max_seconds
     last = {}
@@ -149,10 +150,12 @@ def watch(node, socket_dir, api, out, stop, max_seconds):
                     conn = psycopg2.connect(host=socket_dir, user="postgres", dbname="postgres", connect_timeout=1)
                     conn.autocommit = True
                 cur = conn.cursor()
-                cur.execute("SELECT pg_is_in_recovery()")
-                recovery = "true" if cur.fetchone()[0] else "false"
+                cur.execute("SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names')")
+                in_recovery, names = cur.fetchone()
+                recovery = "true" if in_recovery else "false"
+                sync = "none" if in_recovery or not names.strip() else "named"
             except Exception:
-                recovery = "down"
+                recovery = sync = "down"
                 try:
                     conn and conn.close()
                 except Exception:
@@ -166,7 +169,7 @@ def watch(node, socket_dir, api, out, stop, max_seconds):
             except Exception:
                 primary = "down"
             now = time.time()
-            for key, value in (("recovery", recovery), ("primary", primary)):
+            for key, value in (("recovery", recovery), ("primary", primary), ("sync", sync)):
                 if last.get(key) != value:
                     f.write(f"{key} {now:.6f} {value}\n")
                     last[key] = value
@@ -209,7 +212,7 @@ def etcd_leader(url):
 def read_lines(path):
     try:
         with open(path) as f:
-            return [line.split(None, 3) for line in f if line.strip()]
+            return [line.strip().split(None, 3) for line in f if line.strip()]
     except OSError:
         return []
 
@@ -236,7 +239,7 @@ def round_report(leg, round_no, killed, etcd_leader_killed, kill_time, kill_done
     with open(rows_file) as f:
         rows = {int(line) for line in f if line.strip()}
     lock = promoted = None
-    new_primary = None
+    new_primary = sync_named = None
     for path in watch_files:
         node = os.path.basename(path).split(".")[0]
         lines = read_lines(path)
@@ -244,6 +247,7 @@ def round_report(leg, round_no, killed, etcd_leader_killed, kill_time, kill_done
         t_prom = first_after(lines, "recovery", "false", kill_time)
         if t_prom is not None and (promoted is None or t_prom < promoted):
             promoted, new_primary = t_prom, node
+            sync_named = first_after(lines, "sync", "named", t_prom)
         if t_lock is not None and (lock is None or t_lock < lock):
             lock = t_lock
     before = [a for a in acks if a[1] < kill_time]
@@ -263,6 +267,8 @@ def round_report(leg, round_no, killed, etcd_leader_killed, kill_time, kill_done
         "kill_to_lock": since(lock), "kill_to_promotion": since(promoted), "new_primary": new_primary,
         "writes_refused": since(first_ack),
         "after_promotion": None if first_ack is None or promoted is None else round(first_ack - promoted, 3),
+        # How long the new primary acknowledged commits with no synchronous standby named (non-strict mode).
+        "unprotected_after_promotion": None if sync_named is None or promoted is None else round(sync_named - promoted, 3),
         "last_ack_before_kill": None if not before else round(kill_time - before[-1][1], 3),
         "kill_took": round(kill_done - kill_time, 3),
         "acked": len(acks), "errors": errors, "acked_lost": len(lost), "lost_ids": lost[:20],
@@ -298,9 +304,14 @@ def summary(results, legs):
         out.append(f"| {title} | " + " | ".join(cell(by_leg[l]) for l in legs) + " |")
     line("runs", lambda rs: str(len(rs)))
     line("kill → first acknowledged write (writes refused)", lambda rs: fmt([r["writes_refused"] for r in rs]))
+    line("… when the killed node was not etcd's leader", lambda rs: fmt([r["writes_refused"] for r in rs if not r["etcd_leader_killed"]]))
+    line("… when it was also etcd's leader (etcd renews every lease on a new Raft leader)",
+         lambda rs: fmt([r["writes_refused"] for r in rs if r["etcd_leader_killed"]]))
     line("kill → Patroni lock taken (`/primary` 200)", lambda rs: fmt([r["kill_to_lock"] for r in rs]))
     line("kill → promotion (PostgreSQL out of recovery)", lambda rs: fmt([r["kill_to_promotion"] for r in rs]))
     line("promotion → first acknowledged write (the balancer's / HAProxy's part)", lambda rs: fmt([r["after_promotion"] for r in rs], 2))
+    line("promotion → a synchronous standby named again (commits acknowledged by one node meanwhile)",
+         lambda rs: fmt([r.get("unprotected_after_promotion") for r in rs]))
     line("acknowledged commits lost (total)", lambda rs: str(sum(r["acked_lost"] for r in rs)))
     line("runs where writes never resumed", lambda rs: str(sum(1 for r in rs if r["writes_refused"] is None)))
     line("nodes acknowledging writes after the kill (max)", lambda rs: str(max((len(r["nodes_after_kill"]) for r in rs), default=0)))
@@ -340,16 +351,25 @@ def section(results, machine_path, write_path):
         "",
         "Writes refused = kill → the first acknowledged write after it. Promotion = the first survivor whose PostgreSQL "
         "answers `pg_is_in_recovery() = false` (polled every 100 ms); lock = its Patroni's `/primary` answering 200. "
-        "Commits lost = acknowledged ids missing from the new primary's table at the end of the round.",
+        "The promotion is seen up to 0.1 s late (plus a query), so the balancer's part can show 0.0 or a little below. "
+        "Commits lost = acknowledged ids missing from the new primary's table at the end of the round. "
+        "Sync standby named = promotion → the new primary's `synchronous_standby_names` names a standby again "
+        "(until then, in non-strict `synchronous_mode`, it acknowledges commits that only it holds).",
         "",
         table.getvalue().rstrip(),
         "",
     ]
+    parts = {l: [r["after_promotion"] for r in rows if r.get("leg") == l and r.get("after_promotion") is not None] for l in legs}
+    if all(parts.get(l) for l in ("haproxy", "mesh")):
+        lines += [f"Everything before the promotion is Patroni and etcd, the same in both legs (which node dies, and whether it "
+                  f"also led etcd, decides most of the spread). After it, the `rw` balancer took "
+                  f"{statistics.median(parts['mesh']):.2f} s (median; at most {max(parts['mesh']):.2f} s) to route the first "
+                  f"write, HAProxy {statistics.median(parts['haproxy']):.2f} s (at most {max(parts['haproxy']):.2f} s).", ""]
     if failed:
         lines += [f"Rounds whose bed did not come up (not in the table): {', '.join(r['leg'] + ' ' + str(r['round']) for r in failed)}.", ""]
     lines += ["Every round (seconds after the kill):", "",
-              "| leg | round | killed | etcd leader | lock | promotion | first write | balancer part | acked | lost | acks per node |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| leg | round | killed | etcd leader | lock | promotion | first write | balancer part | sync standby named | acked | lost | acks per node |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     def c(v):
         return "-" if v is None else f"{v:.2f}"
     for r in rows:
@@ -358,7 +378,7 @@ def section(results, machine_path, write_path):
         per_node = ", ".join(f"{k} {v}" for k, v in sorted(r["acks_per_node"].items()))
         lines.append(f"| {r['leg']} | {r['round']} | {r['killed']} | {'yes' if r['etcd_leader_killed'] else 'no'} | "
                      f"{c(r['kill_to_lock'])} | {c(r['kill_to_promotion'])} | {c(r['writes_refused'])} | "
-                     f"{c(r['after_promotion'])} | {r['acked']} | {r['acked_lost']} | {per_node} |")
+                     f"{c(r['after_promotion'])} | {c(r.get('unprotected_after_promotion'))} | {r['acked']} | {r['acked_lost']} | {per_node} |")
     print_section("\n".join(lines) + "\n", "failover", pathlib.Path(write_path) if write_path else None)
 
 
