@@ -18,19 +18,23 @@ final class RateLimitedWarnings: Sendable {
     private let logger: Logger
     private let loop: EventLoop
     private let burst: Int
+    private let level: Logger.Level
     /// What the summary line counts, e.g. "rejected connections".
     private let subject: String
     private let state: NIOLockedValueBox<State>
 
-    init(logger: Logger, loop: EventLoop, subject: String, burst: Int = 20) {
+    /// - level: of every line, the summaries included (`.warning` unless the lines are routine,
+    ///   as a forward's refused clients while its peer is down).
+    init(logger: Logger, loop: EventLoop, subject: String, burst: Int = 20, level: Logger.Level = .warning) {
         self.logger = logger
         self.loop = loop
         self.subject = subject
         self.burst = burst
+        self.level = level
         self.state = NIOLockedValueBox(State(tokens: Double(burst)))
     }
 
-    /// Logs `message` at warning level if a token is left; otherwise counts it under `kind`.
+    /// Logs `message` if a token is left; otherwise counts it under `kind`.
     func warn(kind: String, _ message: @autoclosure () -> String, metadata: Logger.Metadata = [:]) {
         let now = NIODeadline.now()
         let (log, scheduleSummary) = self.state.withLockedValue { state -> (Bool, Bool) in
@@ -46,7 +50,7 @@ final class RateLimitedWarnings: Sendable {
             state.suppressedSince = now
             return (false, true)
         }
-        if log { self.logger.warning("\(message())", metadata: metadata) }
+        if log { self.logger.log(level: self.level, "\(message())", metadata: metadata) }
         if scheduleSummary {
             self.loop.scheduleTask(in: .seconds(1)) { self.summarize() }
         }
@@ -66,7 +70,8 @@ final class RateLimitedWarnings: Sendable {
         let byKind = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
             .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         let seconds = Double((now - since).nanoseconds / 10_000_000) / 100
-        self.logger.warning(
+        self.logger.log(
+            level: self.level,
             "\(total) more \(self.subject) in the last \(seconds) s, not logged one by one (\(byKind))",
             metadata: ["suppressed": "\(total)"]
         )
