@@ -133,9 +133,9 @@ final class FailoverTests: NetnsTestCase {
 
     /// The primary cut off the network: Patroni demotes it, the others promote one of theirs, the
     /// balancer never writes to both; healed, the old primary rejoins as a standby by itself. Then
-    /// a database node's meshd is killed -9 under Patroni: whatever Patroni decides, the balancer
-    /// follows without splitting writes, and the restarted meshd brings the node back.
-    func testIsolatedPrimaryIsDemotedAndRejoinsAndMeshdDeathIsFollowed() throws {
+    /// the leader's meshd is killed -9, and later another leader's frozen, under Patroni: whatever
+    /// Patroni decides, the balancer follows without splitting writes, and the node comes back.
+    func testIsolatedPrimaryIsDemotedAndRejoinsAndMeshdDeathAndFreezeAreFollowed() throws {
         let patroni = try self.makePatroniBed()
         let first = try XCTUnwrap(patroni.leader(), "a leader after start")
         let writer = try FailoverWriter(bed: patroni, label: "partition", seconds: 400)
@@ -188,10 +188,36 @@ final class FailoverTests: NetnsTestCase {
         )
         XCTAssertTrue(writer.waitForAcks(20, timeout: .seconds(20)), "writes go on")
 
+        // 4. The new leader's meshd frozen (SIGSTOP, the hang a watchdog exists for): its tunnels
+        // go silent, Patroni there loses etcd and demotes, another node takes over; thawed, the
+        // old meshd redials and the node comes back as a standby.
+        try patroni.waitHealthy(timeout: .seconds(60))
+        let frozenLeader = try XCTUnwrap(patroni.leader())
+        let frozen = Self.now
+        patroni.meshd[frozenLeader]!.freeze()
+        var away = false
+        let frozenDeadline = ContinuousClock.now + Self.failoverBound
+        while ContinuousClock.now < frozenDeadline, !away {
+            away = writer.acknowledged.contains { $0.time > frozen && $0.node != PatroniBed.address(frozenLeader) }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        patroni.meshd[frozenLeader]!.thaw()
+        XCTAssertTrue(away, "writes move off \(frozenLeader) while its meshd is frozen\n\(patroni.logs())")
+        XCTAssertNotNil(
+            patroni.waitForMember(
+                frozenLeader,
+                roles: ["replica", "sync_standby"],
+                states: ["streaming", "running"],
+                timeout: .seconds(120)
+            ),
+            "\(frozenLeader) rejoins as a standby once its meshd is thawed\n\(patroni.patroni[frozenLeader]!.logTail(60))"
+        )
+        XCTAssertTrue(writer.waitForAcks(20, timeout: .seconds(20)), "writes go on")
+
         let outcomes = writer.finish()
         let writers = FailoverWriter.writers(in: outcomes)
         print("RESULT nodes that took writes, in order: \(writers)")
-        XCTAssertEqual(writers.count, 3, "writes moved twice (cut, meshd death) and never alternated: \(writers)")
+        XCTAssertEqual(writers.count, 4, "writes moved three times (cut, meshd death, meshd frozen) and never alternated: \(writers)")
         let stored = Set(try patroni.sql("SELECT id FROM failover_bench").split(separator: "\n").compactMap { Int($0) })
         let lost = outcomes.filter { $0.node != nil && !stored.contains($0.id) }.map(\.id)
         XCTAssertEqual(lost, [], "acknowledged commits missing on the current primary")
