@@ -51,6 +51,22 @@ final class FailoverTests: NetnsTestCase {
             ["sync_standby", "replica"],
             "one synchronous standby and one replica: \(shown)"
         )
+        // Nothing but meshd is reachable from another node: etcd, Patroni and PostgreSQL listen on
+        // their node's loopback address only.
+        for node in PatroniBed.databases {
+            for port in [2379, 2380, 8008, 5432] {
+                let verdict = self.echo(
+                    in: patroni.bed,
+                    from: PatroniBed.app,
+                    host: patroni.bed.address(node),
+                    port: port,
+                    timeout: .seconds(2)
+                )
+                guard case .errored = verdict else {
+                    return XCTFail("\(node)'s port \(port) must not be reachable from app1 at \(patroni.bed.address(node)): \(verdict)")
+                }
+            }
+        }
         let writer = try FailoverWriter(bed: patroni, label: "node-death", seconds: 300)
         XCTAssertTrue(
             writer.waitForAcks(20, on: PatroniBed.address(first), timeout: .seconds(20)),
@@ -60,6 +76,17 @@ final class FailoverTests: NetnsTestCase {
         // 1. Planned switchover to the synchronous standby (synchronous_mode allows no other
         // candidate): writes pause briefly and continue on it.
         let candidate = try XCTUnwrap(patroni.cluster(via: first).first { $0.role == "sync_standby" }?.name, "a sync standby")
+        // Sessions held across it: one through rw (on the old primary) and four through ro (on
+        // the standbys). Only the rw one may be cut.
+        let sessions = try HeldSessions(
+            bed: patroni,
+            label: "switchover",
+            listeners: [PatroniBed.rw] + Array(repeating: PatroniBed.ro, count: 4)
+        )
+        self.addCleanup { sessions.close() }
+        let before = sessions.query()
+        XCTAssertEqual(before.count, 5, "five sessions answer before the switchover: \(before)\n\(sessions.process.logTail())")
+        XCTAssertEqual(before[0] ?? nil, PatroniBed.address(first), "the rw session is on the primary")
         let switched = Self.now
         let result = try patroni.bed.run(
             in: first,
@@ -74,6 +101,14 @@ final class FailoverTests: NetnsTestCase {
             writer.waitForAcks(20, on: PatroniBed.address(candidate), timeout: Self.failoverBound),
             "writes continue on \(candidate) after the switchover; backends \(patroni.backends())\n\(patroni.logs())"
         )
+        let after = sessions.query()
+        print("RESULT sessions across the switchover: before \(before), after \(after)")
+        XCTAssertEqual(after.count, 5, "every session answers, with a result or an error: \(after)")
+        XCTAssertNil(after[0] ?? nil, "the rw session on the old primary is cut: \(after)")
+        for index in 1...4 {
+            XCTAssertEqual(after[index] ?? nil, before[index] ?? nil, "ro session \(index) on a standby survives the switchover: \(after)")
+        }
+        sessions.close()
         let pause = FailoverWriter.longestPause(from: switched, to: Self.now, in: writer.outcomes())
         print("RESULT switchover \(first) -> \(candidate): writes refused for \(String(format: "%.2f s", pause)) at most")
 
