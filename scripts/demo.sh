@@ -33,7 +33,8 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v socat >/dev/null || need+=(socat)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ $failover = 1 ]; then
-  for pkg in patroni etcd-server etcd-client python3-psycopg2 iproute2; do
+  # Debian's patroni for its Python libraries; the Patroni that runs is the tests' (below).
+  for pkg in patroni etcd-server etcd-client python3-psycopg2 python3-venv iproute2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
 fi
@@ -41,6 +42,12 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "demo: installing ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ $failover = 1 ]; then
+  # Patroni $TEST_PATRONI_VERSION from PyPI in a venv, as the failover tests run it: Debian 12's 3.0.2
+  # can overwrite a new leader's key after a partition heals (Patroni PR #2689).
+  source "$top/scripts/test-packages.sh"
+  install_test_patroni demo
 fi
 
 build=${DEMO_BUILD:-release}
@@ -72,7 +79,7 @@ if [ $failover = 1 ]; then
       [ -n "$(ip netns pids "$(fo_ns "$node")" 2>/dev/null)" ] || continue
       echo "demo: patronictl list (on $node)"
       fo_as postgres "$node"
-      timeout 10 "${FO_AS[@]}" patronictl -c "$FO_STATE/$node/etc/patroni.yml" list 2>&1 | sed 's/^/  /' || true
+      timeout 10 "${FO_AS[@]}" "$FO_PATRONI_BIN/patronictl" -c "$FO_STATE/$node/etc/patroni.yml" list 2>&1 | sed 's/^/  /' || true
       break
     done
     echo "demo: meshctl backends (on app1)"

@@ -15,9 +15,16 @@
 #            meshd (same_address services), the writer through meshd's `rw` balancer on app1
 #            (127.0.0.1:6432); only meshd's port 10.231.13.N:7443 is reachable from another node
 #
+# Patroni is the one scripts/test-packages.sh pins for the tests (TEST_PATRONI_VERSION, from PyPI in
+# a venv on Debian's Python): Debian 12's 3.0.2 can overwrite a new leader's key after a partition
+# heals (Patroni PR #2689). The caller installs it first (install_test_patroni WHO).
+#
 # The caller sets FO_ROOT (repository), FO_BIN (meshd, meshctl), FO_STATE (an empty directory,
 # ideally on /dev/shm) and FO_RESULTS (a file of JSON lines, one per measured round), then calls
-# fo_bed_create, registers fo_bed_destroy with on_exit, and runs fo_round LEG N as often as wanted.
+# fo_bed_create, registers fo_bed_destroy with on_exit, and runs fo_round LEG N (a kill) and
+# fo_switchover_round LEG N (a planned switchover) as often as wanted.
+
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/test-packages.sh"
 
 FO_SUBNET=10.231.13
 FO_LOOPBACK=127.0.1
@@ -29,6 +36,7 @@ FO_PREFIX="tmfo$$"
 FO_PROBE_INTERVAL=${FO_PROBE_INTERVAL:-500ms}
 FO_PYTHON=/usr/bin/python3   # Debian's, which has python3-psycopg2 (not a python3 earlier on PATH)
 FO_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/failover_bed.py"
+FO_PATRONI_BIN=$TEST_PATRONI_BIN   # patroni and patronictl
 FO_NAMESPACES=()
 
 # fo_ns NODE : the namespace NODE lives in.
@@ -233,7 +241,7 @@ fo_start_etcd() {
 # fo_start_patroni NODE : Patroni as postgres; it starts (and detaches) PostgreSQL itself.
 fo_start_patroni() {
     fo_as postgres "$1"
-    start_bg "$FO_STATE/$1/log/patroni.log" "${FO_AS[@]}" /usr/bin/patroni "$FO_STATE/$1/etc/patroni.yml"
+    start_bg "$FO_STATE/$1/log/patroni.log" "${FO_AS[@]}" "$FO_PATRONI_BIN/patroni" "$FO_STATE/$1/etc/patroni.yml"
 }
 
 # fo_start_haproxy : the anchor's HAProxy on app1, the standard Patroni set-up with 1 s checks.
@@ -318,20 +326,14 @@ fo_check_isolation() {
 # fo_acks_after FILE T : acknowledged writes in FILE at or after time T.
 fo_acks_after() { awk -v t="$2" '$1 == "ack" && $3 >= t { n++ } END { print n + 0 }' "$1" 2>/dev/null || echo 0; }
 
-# fo_round LEG N : one measured round: cluster up, writer and watchers running, kill -9 of every
-# process in the leader's namespace, wait for writes to resume (at most 120 s), then the report line
-# appended to FO_RESULTS (and left in FO_LAST). Returns 1 when the bed could not be set up. The
-# functions named by FO_HOOK_BEFORE_KILL and FO_HOOK_RESUMED, when set, run (with the leg) just
-# before the kill and once writes resumed, while everything still runs (the demo shows state there).
-fo_round() {
-    local leg="$1" n="$2" dir node etcd_leader kill_time kill_done deadline map=""
-    dir="$FO_STATE/round-$leg-$n"
-    rm -rf "$dir"; mkdir -p "$dir"; chmod 777 "$dir"
-    fo_stop_nodes
-    log "$leg round $n: starting 3 database nodes and $FO_APP"
-    fo_cluster_up "$leg" || { fo_keep_logs "$leg" "$n"; fo_stop_nodes; return 1; }
+# fo_start_load LEG DIR WHAT : the round's watchers (one per db node) and the writer, their files in
+# DIR; waits for 3 s of steady writes (at most 30 s). WHAT names the round in the log. Sets FO_MAP
+# (address=node,... for the reports).
+fo_start_load() {
+    local leg="$1" dir="$2" node deadline
+    FO_MAP=""
     for node in "${FO_DB_NODES[@]}"; do
-        map+="${map:+,}$(fo_addr "$leg" "$node")=$node"
+        FO_MAP+="${FO_MAP:+,}$(fo_addr "$leg" "$node")=$node"
         fo_as postgres "$node"
         BG_TIMEOUT=400 start_bg "$dir/$node.watch.log" "${FO_AS[@]}" "$FO_PYTHON" "$FO_PY" watch "$node" \
             "$FO_STATE/$node/run" "http://$(fo_addr "$leg" "$node"):8008" "$dir/$node.watch" "$dir/stop" 300
@@ -341,13 +343,39 @@ fo_round() {
         "$dir/acks" "$dir/stop" 300
     deadline=$((SECONDS + 30))
     until [ "$(fo_acks_after "$dir/acks" 0)" -ge 150 ]; do   # 3 s of steady writes first
-        [ $SECONDS -lt $deadline ] || { log "$leg round $n: the writer got no 150 acknowledgements in 30 s"; break; }
+        [ $SECONDS -lt $deadline ] || { log "$3: the writer got no 150 acknowledgements in 30 s"; break; }
         sleep 0.2
     done
-    # The kill lands at a random point of Patroni's 5 s loop: the cluster turned healthy right after a
-    # leader loop, so without this every kill would come at the same phase (the same time since the
-    # leader last renewed its key) and the spread of failover times would be hidden.
-    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", (r % 500) / 100 }')"
+}
+
+# fo_stop_load DIR WHAT : stops the writer and the watchers and reads the table back through app1
+# (DIR/rows).
+fo_stop_load() {
+    touch "$1/stop"
+    sleep 0.5   # the writer and watchers look at the stop file every 20 / 100 ms
+    fo_rw "SELECT id FROM failover_bench ORDER BY id" >"$1/rows" 2>"$1/rows.err" ||
+        log "$2: could not read the rows back: $(tail -1 "$1/rows.err")"
+}
+
+# fo_random_phase : sleeps 0-5 s. The cluster turned healthy right after a leader loop, so without
+# this every kill or switchover would come at the same phase of Patroni's 5 s loop (the same time
+# since the leader last renewed its key) and the spread of the times would be hidden.
+fo_random_phase() { sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", (r % 500) / 100 }')"; }
+
+# fo_round LEG N : one measured round: cluster up, writer and watchers running, kill -9 of every
+# process in the leader's namespace, wait for writes to resume (at most 120 s), then the report line
+# appended to FO_RESULTS (and left in FO_LAST). Returns 1 when the bed could not be set up. The
+# functions named by FO_HOOK_BEFORE_KILL and FO_HOOK_RESUMED, when set, run (with the leg) just
+# before the kill and once writes resumed, while everything still runs (the demo shows state there).
+fo_round() {
+    local leg="$1" n="$2" dir node etcd_leader kill_time kill_done deadline
+    dir="$FO_STATE/round-$leg-$n"
+    rm -rf "$dir"; mkdir -p "$dir"; chmod 777 "$dir"
+    fo_stop_nodes
+    log "$leg round $n: starting 3 database nodes and $FO_APP"
+    fo_cluster_up "$leg" || { fo_keep_logs "$leg" "$n"; fo_stop_nodes; return 1; }
+    fo_start_load "$leg" "$dir" "$leg round $n"
+    fo_random_phase
     [ -n "${FO_HOOK_BEFORE_KILL:-}" ] && "$FO_HOOK_BEFORE_KILL" "$leg"
     etcd_leader=$(fo_in "$FO_LEADER" "$FO_PYTHON" "$FO_PY" etcd-leader "http://$(fo_addr "$leg" "$FO_LEADER"):2379" 2>/dev/null || echo unknown)
     # Times from the first kill -9; acknowledgements count as "after" only once the namespace is
@@ -370,16 +398,70 @@ fo_round() {
         sleep 0.2
     done
     [ -n "${FO_HOOK_RESUMED:-}" ] && "$FO_HOOK_RESUMED" "$leg"
-    touch "$dir/stop"
-    sleep 0.5   # the writer and watchers look at the stop file every 20 / 100 ms
-    fo_rw "SELECT id FROM failover_bench ORDER BY id" >"$dir/rows" 2>"$dir/rows.err" ||
-        log "$leg round $n: could not read the rows back: $(tail -1 "$dir/rows.err")"
+    fo_stop_load "$dir" "$leg round $n"
     local watches=()
     for node in "${FO_DB_NODES[@]}"; do [ "$node" = "$FO_LEADER" ] || watches+=("$dir/$node.watch"); done
     FO_LAST=$("$FO_PYTHON" "$FO_PY" round-report "$leg" "$n" "$FO_LEADER" "$etcd_leader" "$kill_time" "$kill_done" "$dir/acks" \
-        "$dir/rows" "$map" "${watches[@]}") || return 1
+        "$dir/rows" "$FO_MAP" "${watches[@]}") || return 1
     printf '%s\n' "$FO_LAST" >>"$FO_RESULTS"
     fo_keep_logs "$leg" "$n"
+    fo_stop_nodes
+}
+
+# fo_switchover_round LEG N : one planned switchover: cluster up, writer and watchers running, then
+# `patronictl switchover --leader L --candidate S --force` to the synchronous standby S (the only
+# candidate synchronous_mode accepts), run on L as postgres; waits until S acknowledges writes and
+# 2.5 s more (at most 60 + 20 s), checks that Patroni's leader is S (patronictl exits 0 even when it
+# refuses a candidate), and appends the report line to FO_RESULTS (and FO_LAST). The round's files
+# are kept as LEG-sN. Returns 1 when the bed could not be set up.
+fo_switchover_round() {
+    local leg="$1" n="$2" dir candidate addr switch_time switch_done status first deadline leader_after
+    dir="$FO_STATE/round-$leg-s$n"
+    rm -rf "$dir"; mkdir -p "$dir"; chmod 777 "$dir"
+    fo_stop_nodes
+    log "$leg switchover $n: starting 3 database nodes and $FO_APP"
+    fo_cluster_up "$leg" || { fo_keep_logs "$leg" "s$n"; fo_stop_nodes; return 1; }
+    candidate=$(timeout 10 ip netns exec "$(fo_ns "$FO_APP")" "$FO_PYTHON" "$FO_PY" cluster-roles \
+        "http://$(fo_addr "$leg" "$FO_LEADER"):8008" | awk '{ print $2 }')
+    if [ -z "$candidate" ] || [ "$candidate" = - ]; then
+        log "$leg switchover $n: no synchronous standby to switch over to"
+        fo_keep_logs "$leg" "s$n"; fo_stop_nodes; return 1
+    fi
+    addr=$(fo_addr "$leg" "$candidate")
+    fo_start_load "$leg" "$dir" "$leg switchover $n"
+    fo_random_phase
+    fo_as postgres "$FO_LEADER"
+    switch_time=$(date +%s.%N)
+    timeout 90 "${FO_AS[@]}" "$FO_PATRONI_BIN/patronictl" -c "$FO_STATE/$FO_LEADER/etc/patroni.yml" switchover \
+        --leader "$FO_LEADER" --candidate "$candidate" --force >"$dir/switchover.out" 2>&1
+    status=$?
+    switch_done=$(date +%s.%N)
+    log "$leg switchover $n: patronictl switchover $FO_LEADER -> $candidate exited $status after" \
+        "$(awk -v a="$switch_time" -v b="$switch_done" 'BEGIN { printf "%.1f", b - a }') s: $(grep -v '^[+|]' "$dir/switchover.out" | tail -1)"
+    first=""
+    deadline=$((SECONDS + 60))
+    while [ -z "$first" ]; do
+        first=$(awk -v t="$switch_time" -v a="$addr" '$1 == "ack" && $3 >= t && $4 == a { print $3; exit }' "$dir/acks" 2>/dev/null)
+        [ -n "$first" ] && break
+        [ $SECONDS -lt $deadline ] || { log "$leg switchover $n: no write acknowledged by $candidate within 60 s"; break; }
+        sleep 0.2
+    done
+    if [ -n "$first" ]; then   # the measured window ends 2 s after it: wait until a write lands past that
+        deadline=$((SECONDS + 20))
+        until [ "$(fo_acks_after "$dir/acks" "$(awk -v f="$first" 'BEGIN { printf "%.6f", f + 2.5 }')")" -ge 1 ]; do
+            [ $SECONDS -lt $deadline ] || { log "$leg switchover $n: writes stopped after the first on $candidate"; break; }
+            sleep 0.2
+        done
+    fi
+    leader_after=$(timeout 10 ip netns exec "$(fo_ns "$FO_APP")" "$FO_PYTHON" "$FO_PY" cluster-roles \
+        "http://$addr:8008" | awk '{ print $1 }')
+    [ "$leader_after" = "$candidate" ] ||
+        log "$leg switchover $n: Patroni's leader is ${leader_after:-unknown}, not $candidate (patronictl: $(tr '\n' ' ' <"$dir/switchover.out" | tail -c 300))"
+    fo_stop_load "$dir" "$leg switchover $n"
+    FO_LAST=$("$FO_PYTHON" "$FO_PY" switchover-report "$leg" "$n" "$FO_LEADER" "$candidate" "${leader_after:--}" "$status" \
+        "$switch_time" "$switch_done" "$dir/acks" "$dir/rows" "$FO_MAP" "$dir/$candidate.watch") || return 1
+    printf '%s\n' "$FO_LAST" >>"$FO_RESULTS"
+    fo_keep_logs "$leg" "s$n"
     fo_stop_nodes
 }
 

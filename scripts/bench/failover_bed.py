@@ -9,8 +9,10 @@ Debian's patroni). Every loop here ends at a deadline.
   writer DSN OUT STOP MAX_SECONDS      numbered INSERTs every 20 ms, one line per outcome
   watch NODE SOCKET_DIR API OUT STOP MAX_SECONDS   when this node's PostgreSQL leaves recovery, when Patroni holds the lock
   wait-healthy API SECONDS             until /cluster shows a running leader, a sync standby, two streaming replicas; prints the leader
+  cluster-roles API                    prints Patroni's leader and sync standby (`-` for none)
   etcd-leader URL                      prints yes when the member at URL is etcd's Raft leader
-  round-report ...                     one JSON line per round (see round_report)
+  round-report ...                     one JSON line per kill round (see round_report)
+  switchover-report ...                one JSON line per switchover round (see switchover_report)
   summary RESULTS.jsonl LEG...         the table of medians / min / max per leg
 """
 
@@ -202,6 +204,13 @@ def wait_healthy(api, seconds):
     sys.exit(f"cluster not healthy within {seconds} s: {json.dumps(last)}")
 
 
+def cluster_roles(api):
+    members = get_json(api + "/cluster", timeout=2.0)["members"]
+    def name(role):
+        return next((m["name"] for m in members if m.get("role") == role), "-")
+    print(name("leader"), name("sync_standby"))
+
+
 def etcd_leader(url):
     req = urllib.request.Request(url + "/v3/maintenance/status", data=b"{}", method="POST")
     with urllib.request.urlopen(req, timeout=2) as r:
@@ -263,7 +272,7 @@ def round_report(leg, round_no, killed, etcd_leader_killed, kill_time, kill_done
     def since(t):
         return None if t is None else round(t - kill_time, 3)
     result = {
-        "leg": leg, "round": round_no, "killed": killed, "etcd_leader_killed": etcd_leader_killed == "yes",
+        "kind": "kill", "leg": leg, "round": round_no, "killed": killed, "etcd_leader_killed": etcd_leader_killed == "yes",
         "kill_to_lock": since(lock), "kill_to_promotion": since(promoted), "new_primary": new_primary,
         "writes_refused": since(first_ack),
         "after_promotion": None if first_ack is None or promoted is None else round(first_ack - promoted, 3),
@@ -278,6 +287,54 @@ def round_report(leg, round_no, killed, etcd_leader_killed, kill_time, kill_done
     print(json.dumps(result))
 
 
+def switchover_report(leg, round_no, leader, candidate, leader_after, status, switch_time, switch_done, acks_file,
+                      rows_file, address_map, candidate_watch):
+    """One planned switchover's measures, in seconds from the start of `patronictl switchover`:
+    writes refused = the longest gap between consecutive acknowledged writes (the first counted from
+    the start) until 2 s after the first write the candidate acknowledged; the candidate's promotion
+    (its PostgreSQL out of recovery); acknowledged ids missing at the end; the nodes that took
+    writes, in order (must be the old leader, then the candidate)."""
+    names = dict(pair.split("=") for pair in address_map.split(","))
+    acks, errs = [], []
+    for fields in read_lines(acks_file):
+        if fields[0] == "ack":
+            acks.append((int(fields[1]), float(fields[2]), names.get(fields[3], fields[3])))
+        else:
+            errs.append(float(fields[2]))
+    with open(rows_file) as f:
+        rows = {int(line) for line in f if line.strip()}
+    first_new = next((t for _, t, node in acks if t >= switch_time and node == candidate), None)
+    refused = None
+    if first_new is not None:
+        last, refused = switch_time, 0.0
+        for _, t, _ in acks:
+            if switch_time < t <= first_new + 2.0:
+                refused = max(refused, t - last)
+                last = t
+    end = first_new + 2.0 if first_new is not None else float("inf")
+    last_old = max((t for _, t, node in acks if node == leader and t >= switch_time), default=None)
+    promoted = first_after(read_lines(candidate_watch), "recovery", "false", switch_time)
+    lost = sorted(i for i, _, _ in acks if i not in rows)
+    per_node, sequence = {}, []
+    for _, _, node in acks:
+        per_node[node] = per_node.get(node, 0) + 1
+        if not sequence or sequence[-1] != node:
+            sequence.append(node)
+    def since(t):
+        return None if t is None else round(t - switch_time, 3)
+    print(json.dumps({
+        "kind": "switchover", "leg": leg, "round": round_no, "leader": leader, "candidate": candidate,
+        "leader_after": leader_after, "moved": leader_after == candidate, "patronictl_status": int(status),
+        "patronictl_took": round(switch_done - switch_time, 3),
+        "writes_refused": None if refused is None else round(refused, 3),
+        "to_promotion": since(promoted), "first_write_on_new": since(first_new), "last_write_on_old": since(last_old),
+        "errors_in_window": sum(1 for t in errs if switch_time <= t <= end),
+        "acked": len(acks), "errors": len(errs), "acked_lost": len(lost), "lost_ids": lost[:20],
+        "acks_per_node": per_node, "writer_nodes_in_order": sequence,
+        "nodes_ok": sequence == [leader, candidate],
+    }))
+
+
 def fmt(values, digits=1):
     values = [v for v in values if v is not None]
     if not values:
@@ -289,20 +346,30 @@ def brief(line):
     r = json.loads(line)
     def s(v):
         return "never" if v is None else f"{v:.1f} s"
+    if r.get("kind") == "switchover":
+        moved = "leader moved" if r["moved"] else f"leader did NOT move: {r['leader_after']}"
+        refused = "writes never reached it" if r["writes_refused"] is None else f"writes refused {r['writes_refused']:.2f} s"
+        print(f"switchover {r['leader']} -> {r['candidate']} ({moved}): {refused} (longest gap), "
+              f"{r['candidate']} promoted after {s(r['to_promotion'])}, first write on it after {s(r['first_write_on_new'])}, "
+              f"{r['errors_in_window']} write errors, {r['acked_lost']} acknowledged commits lost of {r['acked']}, "
+              f"nodes that took writes: {' -> '.join(r['writer_nodes_in_order']) or 'none'}")
+        return
     print(f"killed {r['killed']}{' (etcd leader)' if r['etcd_leader_killed'] else ''}: writes refused {s(r['writes_refused'])}, "
           f"promotion after {s(r['kill_to_promotion'])} ({r['new_primary']}), first write {s(r['after_promotion'])} after it, "
           f"{r['acked_lost']} acknowledged commits lost of {r['acked']}, nodes after the kill: {','.join(r['nodes_after_kill']) or 'none'}")
 
 
 def summary(results, legs):
-    rows = [r for r in (json.loads(line) for line in open(results) if line.strip()) if "failed" not in r]
+    done = [r for r in (json.loads(line) for line in open(results) if line.strip()) if "failed" not in r]
+    rows = [r for r in done if r.get("kind", "kill") == "kill"]
+    switches = {l: [r for r in done if r.get("kind") == "switchover" and r["leg"] == l] for l in legs}
     labels = {"haproxy": "Patroni + etcd + HAProxy (anchor)", "mesh": "Patroni + etcd through tunnelmesh, `rw` balancer"}
     out = ["| measure (min / median / max, seconds) | " + " | ".join(labels.get(l, l) for l in legs) + " |",
            "| --- |" + " --- |" * len(legs)]
     by_leg = {l: [r for r in rows if r["leg"] == l] for l in legs}
     def line(title, cell):
         out.append(f"| {title} | " + " | ".join(cell(by_leg[l]) for l in legs) + " |")
-    line("runs", lambda rs: str(len(rs)))
+    line("runs (the primary's node killed)", lambda rs: str(len(rs)))
     line("kill → first acknowledged write (writes refused)", lambda rs: fmt([r["writes_refused"] for r in rs]))
     line("… when the killed node was not etcd's leader", lambda rs: fmt([r["writes_refused"] for r in rs if not r["etcd_leader_killed"]]))
     line("… when it was also etcd's leader (etcd renews every lease on a new Raft leader)",
@@ -317,6 +384,18 @@ def summary(results, legs):
     line("nodes acknowledging writes after the kill (max)", lambda rs: str(max((len(r["nodes_after_kill"]) for r in rs), default=0)))
     line("writer's node changes (max; 1 = old primary, then new)", lambda rs: str(max((len(r["writer_nodes_in_order"]) - 1 for r in rs), default=0)))
     line("runs where the killed node was also etcd's leader", lambda rs: str(sum(1 for r in rs if r["etcd_leader_killed"])))
+    def sline(title, cell):
+        out.append(f"| {title} | " + " | ".join(cell(switches[l]) for l in legs) + " |")
+    sline("planned switchovers (`patronictl switchover` to the sync standby)", lambda rs: str(len(rs)))
+    sline("switchover: writes refused (longest gap between acknowledged writes, until 2 s after the first on the new leader)",
+          lambda rs: fmt([r["writes_refused"] for r in rs], 2))
+    sline("switchover → new leader promoted (PostgreSQL out of recovery)", lambda rs: fmt([r["to_promotion"] for r in rs]))
+    sline("switchover → first write acknowledged by the new leader", lambda rs: fmt([r["first_write_on_new"] for r in rs]))
+    sline("switchover: write errors (of one writer, every 20 ms)", lambda rs: fmt([r["errors_in_window"] for r in rs], 0))
+    sline("switchover: acknowledged commits lost (total)", lambda rs: str(sum(r["acked_lost"] for r in rs)))
+    sline("switchovers where the leader did not move or writes never reached it",
+          lambda rs: str(sum(1 for r in rs if not r["moved"] or r["writes_refused"] is None)))
+    sline("switchovers where writes did not go old leader, then new leader only", lambda rs: str(sum(1 for r in rs if not r["nodes_ok"])))
     print("\n".join(out))
 
 
@@ -332,11 +411,12 @@ def section(results, machine_path, write_path):
     with contextlib.redirect_stdout(table):
         summary(results, legs)
     lines = [
-        "## Automatic failover: writes refused when the primary's node dies",
+        "## Automatic failover: writes refused when the primary's node dies, and in a planned switchover",
         "",
         f"`{machine['command']}`, {machine['date']}, on {machine['cores']} cores ({machine['cpu']}), {machine['os']}, "
         f"kernel {machine['kernel']}; load average {machine['load_start']} before, {machine['load_end']} after. "
-        f"{machine['patroni']}, {machine['etcd']}, {machine['postgres']}, {machine['haproxy']}.",
+        f"{machine['patroni']} (from PyPI, in a venv on Debian's Python: Debian 12's 3.0.2 can overwrite a new leader's "
+        f"key after a partition heals, Patroni PR #2689), {machine['etcd']}, {machine['postgres']}, {machine['haproxy']}.",
         "",
         "Four network namespaces (db1 db2 db3 app1) on a bridge; each round builds the cluster from scratch with "
         "`examples/patroni` (ttl 20, loop_wait 5, retry_timeout 5, `synchronous_mode` on), waits for a leader, a sync "
@@ -356,6 +436,12 @@ def section(results, machine_path, write_path):
         "Sync standby named = promotion → the new primary's `synchronous_standby_names` names a standby again "
         "(until then, in non-strict `synchronous_mode`, it acknowledges commits that only it holds).",
         "",
+        "Planned switchover: a round of its own (cluster from scratch, the same writer, a random 0–5 s wait), then "
+        "`patronictl switchover --leader L --candidate S --force` on L to the synchronous standby S (the only candidate "
+        "`synchronous_mode` accepts), checking afterwards that Patroni's leader is S. Writes refused = the longest gap "
+        "between consecutive acknowledged writes from the command's start (the first gap counted from it) until 2 s after "
+        "the first write S acknowledged; the nodes that took writes must be L, then S.",
+        "",
         table.getvalue().rstrip(),
         "",
     ]
@@ -366,19 +452,29 @@ def section(results, machine_path, write_path):
                   f"{statistics.median(parts['mesh']):.2f} s (median; at most {max(parts['mesh']):.2f} s) to route the first "
                   f"write, HAProxy {statistics.median(parts['haproxy']):.2f} s (at most {max(parts['haproxy']):.2f} s).", ""]
     if failed:
-        lines += [f"Rounds whose bed did not come up (not in the table): {', '.join(r['leg'] + ' ' + str(r['round']) for r in failed)}.", ""]
-    lines += ["Every round (seconds after the kill):", "",
-              "| leg | round | killed | etcd leader | lock | promotion | first write | balancer part | sync standby named | acked | lost | acks per node |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"Rounds whose bed did not come up (not in the table): {', '.join(r['leg'] + (' switchover ' if r.get('kind') == 'switchover' else ' ') + str(r['round']) for r in failed)}.", ""]
     def c(v):
         return "-" if v is None else f"{v:.2f}"
-    for r in rows:
-        if "failed" in r:
-            continue
+    kill_rows = [r for r in rows if r.get("kind", "kill") == "kill" and "failed" not in r]
+    if kill_rows:
+        lines += ["Every kill round (seconds after the kill):", "",
+                  "| leg | round | killed | etcd leader | lock | promotion | first write | balancer part | sync standby named | acked | lost | acks per node |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in kill_rows:
         per_node = ", ".join(f"{k} {v}" for k, v in sorted(r["acks_per_node"].items()))
         lines.append(f"| {r['leg']} | {r['round']} | {r['killed']} | {'yes' if r['etcd_leader_killed'] else 'no'} | "
                      f"{c(r['kill_to_lock'])} | {c(r['kill_to_promotion'])} | {c(r['writes_refused'])} | "
                      f"{c(r['after_promotion'])} | {c(r.get('unprotected_after_promotion'))} | {r['acked']} | {r['acked_lost']} | {per_node} |")
+    switch_rows = [r for r in rows if r.get("kind") == "switchover" and "failed" not in r]
+    if switch_rows:
+        lines += ([""] if kill_rows else []) + ["Every planned switchover (seconds after `patronictl switchover` started):", "",
+                  "| leg | round | from → to | leader moved | promotion | first write on new leader | writes refused (longest gap) | "
+                  "write errors | acked | lost | nodes that took writes |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in switch_rows:
+            lines.append(f"| {r['leg']} | {r['round']} | {r['leader']} → {r['candidate']} | {'yes' if r['moved'] else 'no: ' + r['leader_after']} | "
+                         f"{c(r['to_promotion'])} | {c(r['first_write_on_new'])} | {c(r['writes_refused'])} | {r['errors_in_window']} | "
+                         f"{r['acked']} | {r['acked_lost']} | {' → '.join(r['writer_nodes_in_order'])} |")
     print_section("\n".join(lines) + "\n", "failover", pathlib.Path(write_path) if write_path else None)
 
 
@@ -395,6 +491,12 @@ def main(argv):
         watch(args[0], args[1], args[2], args[3], args[4], float(args[5]))
     elif command == "wait-healthy":
         wait_healthy(args[0], float(args[1]))
+    elif command == "cluster-roles":
+        cluster_roles(args[0])
+    elif command == "switchover-report":
+        leg, round_no, leader, candidate, leader_after, status, switch_time, switch_done, acks, rows, address_map, watch_file = args
+        switchover_report(leg, int(round_no), leader, candidate, leader_after, status, float(switch_time), float(switch_done),
+                          acks, rows, address_map, watch_file)
     elif command == "etcd-leader":
         etcd_leader(args[0])
     elif command == "round-report":
