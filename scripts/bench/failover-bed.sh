@@ -362,6 +362,22 @@ fo_stop_load() {
 # since the leader last renewed its key) and the spread of the times would be hidden.
 fo_random_phase() { sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", (r % 500) / 100 }')"; }
 
+# fo_place_etcd_leader LEG N : in the bench (FO_BALANCE_ETCD=1), odd rounds make the Patroni
+# leader's node etcd's Raft leader too and even rounds another node, so both legs kill an etcd
+# leader equally often: that alone moves a failover by 3-4 s (etcd renews every lease on a new
+# Raft leader) and, left to chance, decided the legs' medians. The move itself resets every lease,
+# so it waits out one Patroni loop (5.5 s) before the kill's random phase.
+fo_place_etcd_leader() {
+    [ "${FO_BALANCE_ETCD:-0}" = 1 ] || return 0
+    local leg="$1" n="$2" want other
+    for other in "${FO_DB_NODES[@]}"; do [ "$other" != "$FO_LEADER" ] && break; done
+    want=$FO_LEADER
+    [ $((n % 2)) -eq 0 ] && want=$other
+    fo_in "$FO_LEADER" "$FO_PYTHON" "$FO_PY" etcd-place-leader "http://$(fo_addr "$leg" "$FO_LEADER"):2379" "$want" >/dev/null ||
+        log "$leg round $n: could not make $want etcd's leader"
+    sleep 5.5
+}
+
 # fo_round LEG N : one measured round: cluster up, writer and watchers running, kill -9 of every
 # process in the leader's namespace, wait for writes to resume (at most 120 s), then the report line
 # appended to FO_RESULTS (and left in FO_LAST). Returns 1 when the bed could not be set up. The
@@ -375,6 +391,7 @@ fo_round() {
     log "$leg round $n: starting 3 database nodes and $FO_APP"
     fo_cluster_up "$leg" || { fo_keep_logs "$leg" "$n"; fo_stop_nodes; return 1; }
     fo_start_load "$leg" "$dir" "$leg round $n"
+    fo_place_etcd_leader "$leg" "$n"
     fo_random_phase
     [ -n "${FO_HOOK_BEFORE_KILL:-}" ] && "$FO_HOOK_BEFORE_KILL" "$leg"
     etcd_leader=$(fo_in "$FO_LEADER" "$FO_PYTHON" "$FO_PY" etcd-leader "http://$(fo_addr "$leg" "$FO_LEADER"):2379" 2>/dev/null || echo unknown)

@@ -87,6 +87,8 @@ if [[ ",$LEGS," == *",mesh,"* ]]; then
 fi
 
 FO_ROOT=$ROOT FO_BIN=$BIN
+# The bench kills an etcd leader in every other round, in both legs (failover-bed.sh, fo_place_etcd_leader).
+FO_BALANCE_ETCD=1
 FO_STATE=$(mktemp -d /dev/shm/tunnelmesh-failover.XXXXXX)
 chmod 755 "$FO_STATE"
 on_exit 'rm -rf "$FO_STATE"'

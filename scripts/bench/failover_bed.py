@@ -11,6 +11,7 @@ Debian's patroni). Every loop here ends at a deadline.
   wait-healthy API SECONDS             until /cluster shows a running leader, a sync standby, two streaming replicas; prints the leader
   cluster-roles API                    prints Patroni's leader and sync standby (`-` for none)
   etcd-leader URL                      prints yes when the member at URL is etcd's Raft leader
+  etcd-place-leader URL NAME           makes member NAME etcd's Raft leader
   round-report ...                     one JSON line per kill round (see round_report)
   switchover-report ...                one JSON line per switchover round (see switchover_report)
   summary RESULTS.jsonl LEG...         the table of medians / min / max per leg
@@ -211,11 +212,37 @@ def cluster_roles(api):
     print(name("leader"), name("sync_standby"))
 
 
-def etcd_leader(url):
-    req = urllib.request.Request(url + "/v3/maintenance/status", data=b"{}", method="POST")
+def etcd_post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
     with urllib.request.urlopen(req, timeout=2) as r:
-        status = json.load(r)
+        return json.load(r)
+
+
+def etcd_leader(url):
+    status = etcd_post(url + "/v3/maintenance/status", {})
     print("yes" if status.get("leader") == status.get("header", {}).get("member_id") else "no")
+
+
+def etcd_place_leader(url, name, seconds=10):
+    """Makes member `name` etcd's Raft leader (MoveLeader, sent to the current leader), so every
+    leg kills a node that leads etcd in the same rounds: whether it does moves the failover by
+    3-4 s (etcd renews every lease on a new leader) and would otherwise be chance."""
+    members = etcd_post(url + "/v3/cluster/member/list", {})["members"]
+    target = next(m["ID"] for m in members if m.get("name") == name)
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        leader = etcd_post(url + "/v3/maintenance/status", {}).get("leader")
+        if leader == target:
+            print(f"etcd leader is {name}")
+            return
+        current = next((m for m in members if m["ID"] == leader), None)
+        if current:
+            try:
+                etcd_post(current["clientURLs"][0] + "/v3/maintenance/transfer-leadership", {"targetID": target})
+            except Exception as e:  # an election under way: ask again
+                print(f"move-leader: {e}", file=sys.stderr)
+        time.sleep(0.5)
+    sys.exit(f"etcd leadership did not move to {name} within {seconds} s")
 
 
 def read_lines(path):
@@ -427,7 +454,7 @@ def section(results, machine_path, write_path):
         "every 1 s, `fall 3 rise 2`, `on-marked-down shutdown-sessions`. **tunnelmesh**: every service on its node's "
         "own loopback (127.0.1.N, `same_address` services etcd-peer, etcd-client, patroni-api, postgres), only meshd's "
         f"port reachable between nodes, the writer through meshd's `rw` balancer (`probe_interval` {machine['probe_interval']}). "
-        "Legs take turns round by round.",
+        "Legs take turns round by round. Odd rounds first make the Patroni leader's node etcd's Raft leader too, even rounds another node (`etcd-place-leader`, then 5.5 s for a Patroni loop), so both legs kill an etcd leader equally often.",
         "",
         "Writes refused = kill → the first acknowledged write after it. Promotion = the first survivor whose PostgreSQL "
         "answers `pg_is_in_recovery() = false` (polled every 100 ms); lock = its Patroni's `/primary` answering 200. "
@@ -499,6 +526,8 @@ def main(argv):
                           acks, rows, address_map, watch_file)
     elif command == "etcd-leader":
         etcd_leader(args[0])
+    elif command == "etcd-place-leader":
+        etcd_place_leader(args[0], args[1])
     elif command == "round-report":
         leg, round_no, killed, etcd_killed, kill_time, kill_done, acks, rows, address_map = args[:9]
         round_report(leg, int(round_no), killed, etcd_killed, float(kill_time), float(kill_done), acks, rows,
