@@ -68,7 +68,7 @@ def mesh_json(out, state, subnet, port, probe_interval, db_nodes, app_nodes, sam
     services["postgres"] = {
         "on": on(5432), "allow": nodes, "same_address": True,
         "postgres": {"monitor_user": "meshmon", "database": "postgres", "password_file": f"{state}/meshmon.password",
-                     "probe_interval": probe_interval},
+                     "probe_interval": probe_interval, "patroni": "patroni-api"},
     }
     with open(out, "w") as f:
         json.dump(config, f, indent=2)
