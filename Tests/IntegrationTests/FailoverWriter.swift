@@ -64,6 +64,19 @@ final class FailoverWriter {
         return false
     }
 
+    /// Waits until a write after `time` (epoch seconds) is acknowledged by another node than `old`
+    /// (an address), polling every 0.2 s and calling `each` once per poll (a test reading `ro`
+    /// meanwhile); that write, or nil at the deadline.
+    func waitForWrite(after time: Double, awayFrom old: String, timeout: Duration, each: () -> Void = {}) -> Outcome? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            each()
+            if let moved = self.acknowledged.first(where: { $0.time > time && $0.node != old }) { return moved }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return nil
+    }
+
     /// Stops the writer and returns every outcome.
     @discardableResult
     func finish() -> [Outcome] {

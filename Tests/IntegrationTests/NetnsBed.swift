@@ -111,11 +111,14 @@ final class NetnsBed: NodeNamespaces {
     /// the host dies: also what its programs detached from themselves (a postmaster, say). The pids.
     @discardableResult
     func killEverything(in node: String) throws -> [pid_t] {
-        let pids = try Self.ip(["netns", "pids", self.namespace(node)]).stdout.split(whereSeparator: \.isWhitespace).compactMap {
-            pid_t($0)
-        }
+        let pids = try self.pids(in: node)
         for pid in pids { kill(pid, SIGKILL) }
         return pids
+    }
+
+    /// The processes whose network namespace is the node's.
+    func pids(in node: String) throws -> [pid_t] {
+        try Self.ip(["netns", "pids", self.namespace(node)]).stdout.split(whereSeparator: \.isWhitespace).compactMap { pid_t($0) }
     }
 
     /// Takes the node's bridge port down: its packets (and packets to it) are dropped silently, as

@@ -245,18 +245,16 @@ final class PatroniBed {
 
     /// Waits for a running leader, a streaming sync standby and a streaming replica; the leader.
     @discardableResult
-    func waitHealthy(excluding gone: Set<String> = [], timeout: Duration) throws -> String {
+    func waitHealthy(timeout: Duration) throws -> String {
         let deadline = ContinuousClock.now + timeout
         var last: [Member] = []
         while ContinuousClock.now < deadline {
-            for via in Self.databases where !gone.contains(via) {
+            // Any member that answers tells the whole cluster; the next one only if it does not.
+            for via in Self.databases {
                 last = self.cluster(via: via)
                 let leader = last.first { $0.role == "leader" && $0.state == "running" }
                 let standbys = last.filter { $0.role != "leader" && ($0.state == "streaming" || $0.state == "running") }
-                let wanted = 2 - gone.count
-                if let leader, standbys.count >= wanted, last.contains(where: { $0.role == "sync_standby" }) || wanted == 0 {
-                    return leader.name
-                }
+                if let leader, standbys.count >= 2, last.contains(where: { $0.role == "sync_standby" }) { return leader.name }
                 if !last.isEmpty { break }
             }
             Thread.sleep(forTimeInterval: 0.5)
@@ -404,15 +402,52 @@ final class PatroniBed {
 
     /// kill -9 of every process in `node`'s namespace: its etcd, Patroni, PostgreSQL and meshd.
     func killNode(_ node: String) throws {
+        let segments = self.sharedMemorySegments(in: node)
         let killed = try self.bed.killEverything(in: node)
         print("PatroniBed: killed \(killed.count) processes on \(node)")
+        Self.removeUnmapped(segments)
     }
 
     /// Every process stopped (kill -9 in each namespace) and the data removed.
     func tearDown() {
-        for node in Self.nodes { _ = try? self.bed.killEverything(in: node) }
+        var segments: Set<String> = []
+        for node in Self.nodes {
+            segments.formUnion(self.sharedMemorySegments(in: node))
+            _ = try? self.bed.killEverything(in: node)
+        }
         for process in Array(self.etcd.values) + Array(self.patroni.values) { _ = process.waitForExit(timeout: .seconds(5)) }
+        Self.removeUnmapped(segments)
         PostgresCluster.removeRoot(self.root)
+    }
+
+    /// PostgreSQL's dynamic shared memory segments (`/dev/shm/PostgreSQL.N`, POSIX shared memory,
+    /// so the machine's, not the namespace's) that `node`'s processes map. A postmaster killed -9
+    /// leaves them behind; noted before a kill, they can be removed after it.
+    private func sharedMemorySegments(in node: String) -> Set<String> {
+        var segments: Set<String> = []
+        for pid in (try? self.bed.pids(in: node)) ?? [] {
+            segments.formUnion(Self.mappedSegments(pid: pid))
+        }
+        return segments
+    }
+
+    private static func mappedSegments(pid: pid_t) -> Set<String> {
+        guard let maps = try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8) else { return [] }
+        return Set(
+            maps.split(separator: "\n").compactMap { line in
+                line.split(separator: " ").last.map(String.init).flatMap { $0.hasPrefix("/dev/shm/PostgreSQL.") ? $0 : nil }
+            }
+        )
+    }
+
+    /// Removes those of `segments` no process maps any more (a surviving server may share none of
+    /// them, but the check costs little and a mistake would crash someone else's PostgreSQL).
+    private static func removeUnmapped(_ segments: Set<String>) {
+        guard !segments.isEmpty else { return }
+        let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }
+        var mapped: Set<String> = []
+        for pid in pids { mapped.formUnion(self.mappedSegments(pid: pid)) }
+        for segment in segments.subtracting(mapped) { try? FileManager.default.removeItem(atPath: segment) }
     }
 
     /// The tails of every Patroni and etcd log, for failure messages.

@@ -260,6 +260,17 @@ def first_after(lines, key, value, t):
     return None
 
 
+def writes_by_node(acks):
+    """Acknowledgements per node, and the nodes in the order they took writes (one entry per run of
+    consecutive acknowledgements by the same node)."""
+    per_node, sequence = {}, []
+    for _, _, node in acks:
+        per_node[node] = per_node.get(node, 0) + 1
+        if not sequence or sequence[-1] != node:
+            sequence.append(node)
+    return per_node, sequence
+
+
 def round_report(leg, round_no, killed, etcd_leader_killed, kill_time, kill_done, acks_file, rows_file, address_map, watch_files):
     """One round's measures: kill -> Patroni lock, kill -> promotion (a survivor's PostgreSQL leaves
     recovery), kill -> first acknowledged write after the kill, the balancer's part (first ack after
@@ -290,12 +301,7 @@ def round_report(leg, round_no, killed, etcd_leader_killed, kill_time, kill_done
     after = [a for a in acks if a[1] >= kill_done]
     first_ack = after[0][1] if after else None
     lost = sorted(i for i, _, _ in acks if i not in rows)
-    per_node = {}
-    sequence = []
-    for _, _, node in acks:
-        per_node[node] = per_node.get(node, 0) + 1
-        if not sequence or sequence[-1] != node:
-            sequence.append(node)
+    per_node, sequence = writes_by_node(acks)
     def since(t):
         return None if t is None else round(t - kill_time, 3)
     result = {
@@ -342,11 +348,7 @@ def switchover_report(leg, round_no, leader, candidate, leader_after, status, sw
     last_old = max((t for _, t, node in acks if node == leader and t >= switch_time), default=None)
     promoted = first_after(read_lines(candidate_watch), "recovery", "false", switch_time)
     lost = sorted(i for i, _, _ in acks if i not in rows)
-    per_node, sequence = {}, []
-    for _, _, node in acks:
-        per_node[node] = per_node.get(node, 0) + 1
-        if not sequence or sequence[-1] != node:
-            sequence.append(node)
+    per_node, sequence = writes_by_node(acks)
     def since(t):
         return None if t is None else round(t - switch_time, 3)
     print(json.dumps({
