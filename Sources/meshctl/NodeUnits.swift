@@ -26,23 +26,30 @@ struct NodeUnits {
         self.units.map { "# \($0.fileName)\n\($0.text)" }.joined(separator: "\n")
     }
 
-    /// Writes the units into a generator's output directory, and a `sockets.target.wants/` link
-    /// to each so the sockets are listening from boot. A failed write removes what this call wrote.
+    /// The units that want every socket: `sockets.target`, so they listen from boot, and
+    /// `meshd.service`, so that starting or restarting meshd starts a socket added since (after
+    /// `systemctl daemon-reload`) instead of meshd binding that listener itself.
+    static let wantedBy = ["sockets.target", "meshd.service"]
+
+    /// Writes the units into a generator's output directory, with a `<unit>.wants/` link to each
+    /// for every unit in `wantedBy`. A failed write removes what this call wrote.
     func write(to directory: String) throws {
         let fm = FileManager.default
-        let wants = directory + "/sockets.target.wants"
         var written: [String] = []
         do {
-            try fm.createDirectory(atPath: wants, withIntermediateDirectories: true)
             for unit in self.units {
                 let path = directory + "/" + unit.fileName
                 try Data(unit.text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
                 written.append(path)
                 try fm.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
-                let link = wants + "/" + unit.fileName
-                try? fm.removeItem(atPath: link)
-                try fm.createSymbolicLink(atPath: link, withDestinationPath: "../" + unit.fileName)
-                written.append(link)
+                for wanting in Self.wantedBy {
+                    let wants = directory + "/" + wanting + ".wants"
+                    try fm.createDirectory(atPath: wants, withIntermediateDirectories: true)
+                    let link = wants + "/" + unit.fileName
+                    try? fm.removeItem(atPath: link)
+                    try fm.createSymbolicLink(atPath: link, withDestinationPath: "../" + unit.fileName)
+                    written.append(link)
+                }
             }
         } catch {
             for path in written.reversed() { try? fm.removeItem(atPath: path) }
