@@ -17,8 +17,8 @@ struct UnitsCommand: ParsableCommand {
             MESHD_OPTS="--node NAME" in \(UnitsTarget.defaultEnvironmentFile) (MESHD_ENV_FILE overrides the path), \
             else the node tls.cert's certificate names. The config: --config, else MESHD_CONFIG, else \
             \(UnitsTarget.defaultConfig).
-            With --generator (systemd.generator(7): one or three directories), writes the units and \
-            sockets.target.wants/ links into the first directory; with no node named anywhere it writes nothing \
+            With --generator (systemd.generator(7): one or three directories), writes the units, with \
+            sockets.target.wants/ and meshd.service.wants/ links to them, into the first directory; with no node named anywhere it writes nothing \
             and exits 0, and on a bad mesh.json it writes nothing and prints meshd's own error.
             Exit status: 0 ok, 2 a configuration or usage error, 1 the units could not be written.
             """
