@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MeshControlModel
 import MeshTLS
 
@@ -11,6 +12,8 @@ struct PKIIssueCommand: ParsableCommand {
             Writes DIR/NODE.key (ECDSA P-256, mode 0600) and DIR/NODE.pem: CN=NODE, URI SAN \
             spiffe://<mesh>/node/NODE (the mesh name is read from the CA), DNS SAN NODE, serverAuth and \
             clientAuth. Refuses to replace an existing NODE.pem or NODE.key unless --force.
+
+            With --bundle, also writes DIR/NODE-bundle.tar (mode 0600): etc/meshd/pki/ with ca.pem, crl.pem,             NODE.pem (0644) and NODE.key (0640), the directory 0750, all owned root:meshd, for             'tar -C / -xpf NODE-bundle.tar' on the node as root (a node without a group meshd gets group root).             Never the CA key.
             """
     )
 
@@ -35,6 +38,9 @@ struct PKIIssueCommand: ParsableCommand {
     @Flag(help: "Replace an existing key and certificate for NODE.")
     var force = false
 
+    @Flag(help: "Also write DIR/NODE-bundle.tar: what the node needs under /etc/meshd/pki, modes and owners set.")
+    var bundle = false
+
     func run() throws {
         let directory = PKIDirectory(dir)
         let authority = try CertificateAuthority(loadingFrom: directory)
@@ -44,5 +50,10 @@ struct PKIIssueCommand: ParsableCommand {
         print("  \(directory.certificate(node: node))  \(info.subject), \(sans.joined(separator: ", "))")
         print("    serial \(info.serial), valid \(HumanUnits.date(info.notBefore)) to \(HumanUnits.date(info.notAfter))")
         print("  \(directory.key(node: node))  private key, mode 0600")
+        if self.bundle {
+            let bundle = NodeBundle(pki: directory, node: node)
+            try bundle.write()
+            print("  \(bundle.archivePath)  for the node: tar -C / -xpf \((bundle.archivePath as NSString).lastPathComponent) (as root)")
+        }
     }
 }
