@@ -38,11 +38,17 @@ struct NodeBundle {
     /// `DIR/NODE-bundle.tar`.
     var archivePath: String { "\(self.pki.path)/\(self.node)-bundle.tar" }
 
-    /// Writes the archive (mode 0600: it holds a private key), replacing an older one.
-    func write() throws {
-        for member in self.members where !FileManager.default.fileExists(atPath: member.source) {
+    /// Throws, naming the file, when one the bundle needs is missing; `node`: the node's own too.
+    func requireSources(node: Bool) throws {
+        let needed = node ? self.members : self.members.filter { $0.name == "ca.pem" || $0.name == "crl.pem" }
+        for member in needed where !FileManager.default.fileExists(atPath: member.source) {
             throw PKIError("\(member.source) does not exist — a node bundle needs it (run 'meshctl pki init' first)")
         }
+    }
+
+    /// Writes the archive (mode 0600: it holds a private key), replacing an older one.
+    func write() throws {
+        try self.requireSources(node: true)
         let fileManager = FileManager.default
         // The key's copy is staged beside the CA, in a directory only this user can enter.
         let stage = "\(self.pki.path)/.\(self.node)-bundle.\(ProcessInfo.processInfo.processIdentifier)"

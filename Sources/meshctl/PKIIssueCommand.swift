@@ -44,14 +44,15 @@ struct PKIIssueCommand: ParsableCommand {
     func run() throws {
         let directory = PKIDirectory(dir)
         let authority = try CertificateAuthority(loadingFrom: directory)
+        let bundle = self.bundle ? NodeBundle(pki: directory, node: node) : nil
+        try bundle?.requireSources(node: false)  // before a certificate is issued for nothing
         let info = try authority.issue(node: node, days: days, notBefore: notBefore?.date, force: force)
         let sans = info.uriSANs.map { "URI:\($0)" } + info.dnsSANs.map { "DNS:\($0)" }
         print("issued \(node) for mesh '\(authority.meshName)'")
         print("  \(directory.certificate(node: node))  \(info.subject), \(sans.joined(separator: ", "))")
         print("    serial \(info.serial), valid \(HumanUnits.date(info.notBefore)) to \(HumanUnits.date(info.notAfter))")
         print("  \(directory.key(node: node))  private key, mode 0600")
-        if self.bundle {
-            let bundle = NodeBundle(pki: directory, node: node)
+        if let bundle {
             try bundle.write()
             print("  \(bundle.archivePath)  for the node: tar -C / -xpf \((bundle.archivePath as NSString).lastPathComponent) (as root)")
         }

@@ -4,16 +4,23 @@
 public enum ConfigChangesText {
     public static func render(_ changes: [ConfigChange], style: TextStyle) -> String {
         guard !changes.isEmpty else { return "no change\n" }
+        // One column width across the groups, so the blocks read as one table.
+        let actionWidth = changes.map(\.action.rawValue.count).max() ?? 0
+        let nameWidth = changes.map(\.name.count).max() ?? 0
         var text = ""
         for kind in ConfigChange.Kind.allCases {
             let lines = changes.filter { $0.kind == kind }
             guard !lines.isEmpty else { continue }
             text += style.paint(self.heading(kind), .bold) + "\n"
-            let width = lines.map(\.action.rawValue.count).max() ?? 0
             for change in lines {
-                let action = change.action.rawValue.padding(toLength: width, withPad: " ", startingAt: 0)
-                let detail = change.detail.map { "  \($0)" } ?? ""
-                text += "  " + style.paint(action, self.paint(change.action)) + "  \(change.name)\(detail)\n"
+                let action = change.action.rawValue.padding(toLength: actionWidth, withPad: " ", startingAt: 0)
+                let line: String
+                if let detail = change.detail {
+                    line = change.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  " + detail
+                } else {
+                    line = change.name
+                }
+                text += "  " + style.paint(action, self.paint(change.action)) + "  " + line + "\n"
             }
         }
         return text
