@@ -41,7 +41,12 @@ extension ConfigChange {
         }
         for peer in plan.revokedPeers {
             changes.append(
-                ConfigChange(.tunnel, .closed, peer, detail: "the new CRL revokes the certificate it presented; its handshakes fail until it has a new one")
+                ConfigChange(
+                    .tunnel,
+                    .closed,
+                    peer,
+                    detail: "the new CRL revokes the certificate it presented; its handshakes fail until it has a new one"
+                )
             )
         }
         for peer in plan.reauthenticatedPeers {
@@ -121,7 +126,9 @@ extension ConfigChange {
                 var fields: [String] = []
                 if old.service != changed.service { fields.append("service") }
                 if old.on != changed.on { fields.append("on") }
-                if old.maxLag != changed.maxLag { fields.append("max_lag \(DurationText.format(old.maxLag)) -> \(DurationText.format(changed.maxLag))") }
+                if old.maxLag != changed.maxLag {
+                    fields.append("max_lag \(DurationText.format(old.maxLag)) -> \(DurationText.format(changed.maxLag))")
+                }
                 if old.roFallback != changed.roFallback { fields.append("ro_fallback") }
                 if old.tls != changed.tls { fields.append("tls") }
                 return ConfigChange(.balancer, .changed, name, detail: fields.joined(separator: ", "))

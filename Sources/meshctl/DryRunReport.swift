@@ -11,7 +11,8 @@ enum DryRunReport {
             try ControlCommand.printJSON(outcome)
         } else if outcome.ok {
             ControlCommand.printText(
-                "dry run\(file.map { " of \($0)" } ?? ""), nothing applied:\n" + ConfigChangesText.render(outcome.changes ?? [], style: ControlCommand.style)
+                "dry run\(file.map { " of \($0)" } ?? ""), nothing applied:\n"
+                    + ConfigChangesText.render(outcome.changes ?? [], style: ControlCommand.style)
             )
         } else {
             ControlCommand.printText("a reload would be rejected, the agent keeps its config: \(outcome.error ?? "unknown error")\n")

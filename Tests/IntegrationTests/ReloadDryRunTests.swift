@@ -39,7 +39,10 @@ final class ReloadDryRunTests: MeshTestCase {
         let running = self.mesh.file
 
         var candidate = running
-        candidate.nodes["db2"] = .init(address: "\(self.mesh.host("db2")):\(try self.mesh.freePort(self.mesh.host("db2")))", control: self.mesh.controlPath("db2"))
+        candidate.nodes["db2"] = .init(
+            address: "\(self.mesh.host("db2")):\(try self.mesh.freePort(self.mesh.host("db2")))",
+            control: self.mesh.controlPath("db2")
+        )
         candidate.forwards.removeAll { $0.on == "app1" }
         candidate.services["pg"]?.allow = ["app1", "db2"]
         candidate.balancers?["pg"]?.maxLag = "5s"
@@ -93,7 +96,10 @@ final class ReloadDryRunTests: MeshTestCase {
         XCTAssertEqual(try self.agentState(), before, "a dry run must change nothing in the agent")
         XCTAssertTrue(self.echoWorks(host: self.forward.host, port: self.forward.port), "the forward a dry run would close still serves")
         XCTAssertNotNil(try? TCPSocket.connect(host: self.rw.host, port: self.rw.port), "balancer pg's rw listener is still open")
-        XCTAssertNil(self.app1.waitForLog(containing: "reloaded", after: mark, timeout: .zero), "a dry run logged a reload:\n\(self.app1.logTail())")
+        XCTAssertNil(
+            self.app1.waitForLog(containing: "reloaded", after: mark, timeout: .zero),
+            "a dry run logged a reload:\n\(self.app1.logTail())"
+        )
     }
 
     func testAChangedCABundleRedialsEveryTunnel() throws {

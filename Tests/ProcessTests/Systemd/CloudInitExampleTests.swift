@@ -54,7 +54,11 @@ final class CloudInitExampleTests: XCTestCase {
         _ = try self.cloudInit()  // its python3-yaml reads the file
         let files = try self.writtenFiles()
         let json = try XCTUnwrap(files["/etc/meshd/mesh.json"], "the example writes /etc/meshd/mesh.json")
-        let config = try MeshConfiguration.parse(Data(json.utf8), file: "examples/ec2/cloud-init.yaml: /etc/meshd/mesh.json", directory: "/etc/meshd")
+        let config = try MeshConfiguration.parse(
+            Data(json.utf8),
+            file: "examples/ec2/cloud-init.yaml: /etc/meshd/mesh.json",
+            directory: "/etc/meshd"
+        )
         XCTAssertEqual(config.tlsFiles(for: "db1").key, "/etc/meshd/pki/db1.key", "the paths the node bundle fills")
         XCTAssertEqual(config.tlsFiles(for: "db1").ca, "/etc/meshd/pki/ca.pem")
         XCTAssertEqual(config.tlsFiles(for: "db1").crl, "/etc/meshd/pki/crl.pem")

@@ -36,7 +36,11 @@ final class NodeBundleTests: XCTestCase {
         let archive = self.root.appendingPathComponent("pki/db1-bundle.tar")
         XCTAssertEqual(try PKITests.mode(of: archive), 0o600, "the archive holds a private key")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: self.root.appendingPathComponent("pki").path)
-        XCTAssertEqual(leftovers.sorted(), ["ca.key", "ca.pem", "crl.pem", "db1-bundle.tar", "db1.key", "db1.pem"], "no staging files left")
+        XCTAssertEqual(
+            leftovers.sorted(),
+            ["ca.key", "ca.pem", "crl.pem", "db1-bundle.tar", "db1.key", "db1.pem"],
+            "no staging files left"
+        )
 
         // Exactly these members, no parent directories (extraction must not touch /etc or /etc/meshd).
         let names = try self.run("/usr/bin/tar", ["-tf", archive.path])
@@ -77,15 +81,31 @@ final class NodeBundleTests: XCTestCase {
             for file in ["", "db1.key", "db1.pem"] {
                 let attributes = try FileManager.default.attributesOfItem(atPath: pki.appendingPathComponent(file).path)
                 XCTAssertEqual((attributes[.ownerAccountID] as? NSNumber)?.intValue, 0, "\(file): owner root")
-                XCTAssertEqual((attributes[.groupOwnerAccountID] as? NSNumber)?.intValue, meshdGroup, "\(file): group meshd, or root without one")
+                XCTAssertEqual(
+                    (attributes[.groupOwnerAccountID] as? NSNumber)?.intValue,
+                    meshdGroup,
+                    "\(file): group meshd, or root without one"
+                )
             }
         }
-        XCTAssertEqual(try Data(contentsOf: pki.appendingPathComponent("ca.pem")), try Data(contentsOf: self.root.appendingPathComponent("pki/ca.pem")))
+        XCTAssertEqual(
+            try Data(contentsOf: pki.appendingPathComponent("ca.pem")),
+            try Data(contentsOf: self.root.appendingPathComponent("pki/ca.pem"))
+        )
         let all = try FileManager.default.subpathsOfDirectory(atPath: node.path).sorted()
-        XCTAssertEqual(all, ["etc", "etc/meshd", "etc/meshd/pki", "etc/meshd/pki/ca.pem", "etc/meshd/pki/crl.pem", "etc/meshd/pki/db1.key", "etc/meshd/pki/db1.pem"])
+        XCTAssertEqual(
+            all,
+            [
+                "etc", "etc/meshd", "etc/meshd/pki", "etc/meshd/pki/ca.pem", "etc/meshd/pki/crl.pem", "etc/meshd/pki/db1.key",
+                "etc/meshd/pki/db1.pem",
+            ]
+        )
 
         // The key is the certificate's, and the certificate verifies against the bundled CA and CRL.
-        let certificateKey = try self.run(PKITests.openssl, ["x509", "-in", pki.appendingPathComponent("db1.pem").path, "-noout", "-pubkey"])
+        let certificateKey = try self.run(
+            PKITests.openssl,
+            ["x509", "-in", pki.appendingPathComponent("db1.pem").path, "-noout", "-pubkey"]
+        )
         let privateKey = try self.run(PKITests.openssl, ["pkey", "-in", pki.appendingPathComponent("db1.key").path, "-pubout"])
         XCTAssertEqual(certificateKey.status, 0, certificateKey.output)
         XCTAssertEqual(privateKey.status, 0, privateKey.output)
