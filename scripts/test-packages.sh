@@ -27,6 +27,8 @@ install_test_packages() {
   command -v etcd >/dev/null || need+=(etcd-server)
   command -v etcdctl >/dev/null || need+=(etcd-client)
   dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
+  # `cloud-init schema` validates examples/ec2/cloud-init.yaml offline (CloudInitExampleTests).
+  command -v cloud-init >/dev/null || need+=(cloud-init)
   if [ ${#need[@]} -gt 0 ]; then
     echo "$1: installing ${need[*]}"
     apt-get update -qq

@@ -27,15 +27,9 @@ public final class BalancerHost: Sendable {
     private let logger: Logger
     private let exchange: ReportExchange
     private let probes: LocalProbes
-    private let listeners = NIOLockedValueBox<[ListenerKey: Channel]>([:])
+    private let listeners = NIOLockedValueBox<[BalancerListenerPlan.Listener: Channel]>([:])
     /// Each balancer's front-door TLS, replaced on reload; read for every new connection.
     private let tls: NIOLockedValueBox<[String: TLSContext]>
-
-    private struct ListenerKey: Hashable, Sendable {
-        var balancer: String
-        var kind: ListenerKind
-        var endpoint: Endpoint
-    }
 
     /// `tls`: the front-door TLS of each balancer that has a `tls` block (`FrontDoorTLS.context`).
     public init(node: MeshNode, group: EventLoopGroup, logger: Logger, tls: [String: TLSContext] = [:]) {
@@ -59,7 +53,7 @@ public final class BalancerHost: Sendable {
     public func start() async throws {
         self.exchange.start()
         do {
-            try await self.openListeners(Self.listenerKeys(self.node.config, node: self.node.name))
+            try await self.openListeners(BalancerListenerPlan.listeners(self.node.config, node: self.node.name))
         } catch {
             await self.stop()
             throw error
@@ -74,21 +68,21 @@ public final class BalancerHost: Sendable {
         let config = self.node.config
         self.registry.update(config: config)
         self.probes.apply(config)
-        let wanted = Self.listenerKeys(config, node: self.node.name)
-        let removed = self.listeners.withLockedValue { listeners in
-            let gone = listeners.filter { !wanted.contains($0.key) }
-            for key in gone.keys { listeners.removeValue(forKey: key) }
-            return Array(gone.values)
-        }
+        let plan = self.listenerPlan(config: config)
+        let removed = self.listeners.withLockedValue { listeners in plan.closed.compactMap { listeners.removeValue(forKey: $0) } }
         for channel in removed { try? await channel.close() }
-        let current = self.listeners.withLockedValue { Set($0.keys) }
-        for key in wanted.subtracting(current).sorted(by: { "\($0)" < "\($1)" }) {
+        for listener in plan.opened {
             do {
-                try await self.openListeners([key])
+                try await self.openListeners([listener])
             } catch {
                 self.logger.error("reload: \(error)")
             }
         }
+    }
+
+    /// The balancer listeners `config` would open and close here, against those open now.
+    public func listenerPlan(config: MeshConfiguration) -> BalancerListenerPlan {
+        BalancerListenerPlan.make(config: config, node: self.node.name, open: self.listeners.withLockedValue { Set($0.keys) })
     }
 
     /// Closes the listeners (open sessions go on until the node drains) and stops the probes.
@@ -197,18 +191,8 @@ public final class BalancerHost: Sendable {
 
     // MARK: Listeners
 
-    private static func listenerKeys(_ config: MeshConfiguration, node: String) -> Set<ListenerKey> {
-        var keys = Set<ListenerKey>()
-        for balancer in config.balancers(on: node) {
-            let on = balancer.on[node]!
-            if let rw = on.rw { keys.insert(ListenerKey(balancer: balancer.name, kind: .rw, endpoint: rw)) }
-            if let ro = on.ro { keys.insert(ListenerKey(balancer: balancer.name, kind: .ro, endpoint: ro)) }
-        }
-        return keys
-    }
-
-    private func openListeners(_ keys: some Collection<ListenerKey>) async throws {
-        for key in keys.sorted(by: { "\($0)" < "\($1)" }) {
+    private func openListeners(_ keys: some Collection<BalancerListenerPlan.Listener>) async throws {
+        for key in BalancerListenerPlan.sorted(keys) {
             let listener = BalancerListener(
                 balancer: key.balancer,
                 kind: key.kind,

@@ -2,6 +2,7 @@ import Foundation
 import MeshControlModel
 import MeshTunnel
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOHTTP1
 
 /// The control API's endpoints: maps a method and a path to a JSON response, reading from the
@@ -14,6 +15,8 @@ import NIOHTTP1
 /// - `GET  /v1/backends`            → `[BackendInfo]`
 /// - `POST /v1/peers/{name}/ping?count=N` → `PingReport` (N in 1...100, default 1)
 /// - `POST /v1/reload`              → `ReloadOutcome` (200 whether or not the new config was taken)
+/// - `POST /v1/reload?dry_run=true[&file=NAME]` → `ReloadOutcome` with `changes`: what a reload of
+///   the agent's config file (no body) or of the mesh.json in the body would change; applies nothing
 /// - `GET  /metrics`                → Prometheus text (`MeshMetrics`), when the agent has metrics
 /// - anything else → `ControlErrorBody` with 404 or 405.
 public final class ControlAPI: Sendable {
@@ -21,6 +24,7 @@ public final class ControlAPI: Sendable {
     private let facts: NIOLockedValueBox<AgentFacts>
     private let now: @Sendable () -> Date
     private let reloadHandler = NIOLockedValueBox<(@Sendable () async -> ReloadOutcome)?>(nil)
+    private let dryRunHandler = NIOLockedValueBox<(@Sendable (DryRunRequest) async -> ReloadOutcome)?>(nil)
     private let metrics: MeshMetrics?
     private let balancers: BalancerView?
 
@@ -44,12 +48,20 @@ public final class ControlAPI: Sendable {
         self.reloadHandler.withLockedValue { $0 = handler }
     }
 
+    /// What `POST /v1/reload?dry_run=true` runs: validate and plan a config, apply nothing.
+    public func onDryRun(_ handler: @escaping @Sendable (DryRunRequest) async -> ReloadOutcome) {
+        self.dryRunHandler.withLockedValue { $0 = handler }
+    }
+
+    /// The largest request body taken: a dry run's mesh.json (a few hundred nodes fit many times over).
+    public static let maxBodyBytes = 1 << 20
+
     /// Replaces what `/v1/status` and `/v1/services` report, e.g. after a reload.
     public func update(_ body: @Sendable (inout AgentFacts) -> Void) {
         self.facts.withLockedValue { body(&$0) }
     }
 
-    public func respond(method: HTTPMethod, uri: String) async -> ControlResponse {
+    public func respond(method: HTTPMethod, uri: String, body: ByteBuffer = ByteBuffer()) async -> ControlResponse {
         let (path, query) = Self.split(uri)
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map {
             $0.removingPercentEncoding ?? String($0)
@@ -71,10 +83,7 @@ public final class ControlAPI: Sendable {
         case .ping(let name) where method == .POST:
             return await self.ping(peer: name, query: query)
         case .reload where method == .POST:
-            guard let handler = self.reloadHandler.withLockedValue({ $0 }) else {
-                return .error(.serviceUnavailable, "this agent cannot reload")
-            }
-            return .json(await handler())
+            return await self.reload(query: query, body: body)
         case .metrics where method == .GET:
             guard let metrics = self.metrics else {
                 return .error(.notFound, "this agent serves no metrics")
@@ -137,6 +146,31 @@ public final class ControlAPI: Sendable {
             certificateNotAfter: facts.certificateNotAfter,
             certificateDaysLeft: facts.certificateNotAfter.map { AgentStatus.daysLeft(until: $0, now: now) }
         )
+    }
+
+    /// A reload, or with `dry_run=true` its plan; only a dry run takes a body (the candidate mesh.json).
+    private func reload(query: [String: String], body: ByteBuffer) async -> ControlResponse {
+        switch query["dry_run"] {
+        case nil:
+            guard body.readableBytes == 0, query["file"] == nil else {
+                return .error(
+                    .badRequest,
+                    "a reload reads the agent's own config file; send a mesh.json (and file=) only with dry_run=true"
+                )
+            }
+            guard let handler = self.reloadHandler.withLockedValue({ $0 }) else {
+                return .error(.serviceUnavailable, "this agent cannot reload")
+            }
+            return .json(await handler())
+        case "true", "1":
+            guard let handler = self.dryRunHandler.withLockedValue({ $0 }) else {
+                return .error(.serviceUnavailable, "this agent cannot plan a reload")
+            }
+            let document = body.readableBytes > 0 ? Data(body.readableBytesView) : nil
+            return .json(await handler(DryRunRequest(document: document, file: query["file"])))
+        case let other?:
+            return .error(.badRequest, "dry_run must be true or 1, not \"\(other)\"")
+        }
     }
 
     private func ping(peer name: String, query: [String: String]) async -> ControlResponse {

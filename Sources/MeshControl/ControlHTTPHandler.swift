@@ -7,26 +7,30 @@ import NIOHTTP1
 /// response, and writes it back on the connection's event loop. A connection whose peer credentials
 /// were refused answers every request with 403.
 final class ControlHTTPHandler: ChannelInboundHandler {
-    /// Answers one request, given its method and URI (path and query).
-    typealias Responder = @Sendable (HTTPMethod, String) async -> ControlResponse
+    /// Answers one request, given its method, URI (path and query) and body.
+    typealias Responder = @Sendable (HTTPMethod, String, ByteBuffer) async -> ControlResponse
 
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// Requests carry no bodies worth reading; a larger one is refused rather than buffered.
-    static let maxBodyBytes = 64 * 1024
+    /// Only a dry run's mesh.json is a body worth reading; a larger one is refused rather than buffered.
+    static let defaultMaxBodyBytes = 64 * 1024
 
     private let respond: Responder
     /// Why this client may not use the API, or nil when it may.
     private let refusal: String?
+    private let maxBodyBytes: Int
     private var head: HTTPRequestHead?
     private var bodyBytes = 0
+    /// The request's body, kept while it stays within `maxBodyBytes`.
+    private var body = ByteBuffer()
     /// True while `ControlAPI` works on a request (a long ping sends nothing for seconds).
     private var answering = false
 
-    init(respond: @escaping Responder, refusal: String?) {
+    init(respond: @escaping Responder, refusal: String?, maxBodyBytes: Int = ControlHTTPHandler.defaultMaxBodyBytes) {
         self.respond = respond
         self.refusal = refusal
+        self.maxBodyBytes = maxBodyBytes
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -34,8 +38,10 @@ final class ControlHTTPHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             self.bodyBytes = 0
-        case .body(let buffer):
+            self.body.clear()
+        case .body(var buffer):
             self.bodyBytes += buffer.readableBytes
+            if self.refusal == nil, self.bodyBytes <= self.maxBodyBytes { self.body.writeBuffer(&buffer) }
         case .end:
             guard let head = self.head else { return }
             self.head = nil
@@ -57,14 +63,16 @@ final class ControlHTTPHandler: ChannelInboundHandler {
             self.write(.error(.forbidden, "permission denied: \(refusal)"), keepAlive: false, context: context)
             return
         }
-        if self.bodyBytes > Self.maxBodyBytes {
-            self.write(.error(.payloadTooLarge, "request body over \(Self.maxBodyBytes) bytes"), keepAlive: false, context: context)
+        if self.bodyBytes > self.maxBodyBytes {
+            self.write(.error(.payloadTooLarge, "request body over \(self.maxBodyBytes) bytes"), keepAlive: false, context: context)
             return
         }
         let respond = self.respond
+        let body = self.body
+        self.body = ByteBuffer()
         self.answering = true
         let promise = context.eventLoop.makePromise(of: ControlResponse.self)
-        promise.completeWithTask { await respond(head.method, head.uri) }
+        promise.completeWithTask { await respond(head.method, head.uri, body) }
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         promise.futureResult.whenSuccess { response in
             bound.value.handler.answering = false

@@ -97,8 +97,9 @@ public final class ControlServer: Sendable {
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                 try channel.pipeline.syncOperations.addHandler(
                     ControlHTTPHandler(
-                        respond: { await api.respond(method: $0, uri: $1) },
-                        refusal: refusal
+                        respond: { await api.respond(method: $0, uri: $1, body: $2) },
+                        refusal: refusal,
+                        maxBodyBytes: ControlAPI.maxBodyBytes
                     )
                 )
             }

@@ -23,17 +23,21 @@ public struct ControlClient: Sendable {
         try self.decode(await self.send(.GET, path), path: path)
     }
 
-    public func post<T: Decodable>(_ path: String, as type: T.Type = T.self) async throws(ControlClientError) -> T {
-        try self.decode(await self.send(.POST, path), path: path)
+    public func post<T: Decodable>(_ path: String, body: Data = Data(), as type: T.Type = T.self) async throws(ControlClientError) -> T {
+        try self.decode(await self.send(.POST, path, body: body), path: path)
     }
 
     /// A raw exchange: the status and body of the response, whatever the status.
-    public func send(_ method: HTTPMethod, _ path: String) async throws(ControlClientError) -> (status: HTTPResponseStatus, body: Data) {
+    public func send(
+        _ method: HTTPMethod,
+        _ path: String,
+        body: Data = Data()
+    ) async throws(ControlClientError) -> (status: HTTPResponseStatus, body: Data) {
         let socketPath = self.socketPath
         let exchange = HTTPExchange(target: .unix(path: socketPath), timeout: self.timeout, group: self.group)
         let response: HTTPExchange.Response
         do throws(HTTPExchange.Failure) {
-            response = try await exchange.send(method, path, host: "meshd")
+            response = try await exchange.send(method, path, host: "meshd", body: body)
         } catch {
             switch error {
             case .connect(let error):

@@ -52,9 +52,9 @@ public struct HTTPExchange: Sendable {
         self.group = group
     }
 
-    /// Sends `method path` with an empty body and `Connection: close`, and returns the response
-    /// whatever its status.
-    public func send(_ method: HTTPMethod, _ path: String, host: String) async throws(Failure) -> Response {
+    /// Sends `method path` with `body` (JSON, when there is one) and `Connection: close`, and
+    /// returns the response whatever its status.
+    public func send(_ method: HTTPMethod, _ path: String, host: String, body: Data = Data()) async throws(Failure) -> Response {
         let deadline = NIODeadline.now() + TimeAmount(self.timeout)
         let promise = self.group.next().makePromise(of: (HTTPResponseStatus, Data).self)
         let channel: Channel
@@ -84,10 +84,12 @@ public struct HTTPExchange: Sendable {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: host)
         headers.add(name: "Accept", value: "application/json")
-        headers.add(name: "Content-Length", value: "0")
+        if !body.isEmpty { headers.add(name: "Content-Type", value: "application/json") }
+        headers.add(name: "Content-Length", value: "\(body.count)")
         headers.add(name: "Connection", value: "close")
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if !body.isEmpty { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         do {
             let (status, body) = try await promise.futureResult.get()

@@ -221,8 +221,12 @@ public final class TLSContext: @unchecked Sendable {
         let crls = try readCRLs(crlPath)
         defer { for crl in crls { X509_CRL_free(crl) } }
         for crl in crls {
-            let issuer = authorities.first { X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name($0)) == 0 }
-            guard let issuer, X509_CRL_verify(crl, X509_get0_pubkey(issuer)) == 1 else {
+            // By name and signature: while a CA is rotated the bundle holds two CAs of the same name
+            // (`meshctl pki init` names a mesh's CA after the mesh), each with its own CRL.
+            let issuer = authorities.first {
+                X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name($0)) == 0 && X509_CRL_verify(crl, X509_get0_pubkey($0)) == 1
+            }
+            guard issuer != nil else {
                 throw TLSSetupError(
                     file: crlPath,
                     message: "this CRL is not signed by the CA in \(files.ca); regenerate it with that CA "

@@ -2,10 +2,10 @@ import MeshConfig
 
 /// Identifies a forward across reloads: a forward is the same forward when all of it is the same
 /// (address, service and node); any change makes it a removed forward plus an added one.
-struct ForwardKey: Hashable, Sendable, CustomStringConvertible {
-    var listen: Endpoint
-    var service: String
-    var node: String
+public struct ForwardKey: Hashable, Sendable, CustomStringConvertible {
+    public let listen: Endpoint
+    public let service: String
+    public let node: String
 
     init(_ forward: ForwardSettings) {
         self.listen = forward.listen
@@ -13,5 +13,5 @@ struct ForwardKey: Hashable, Sendable, CustomStringConvertible {
         self.node = forward.node
     }
 
-    var description: String { "\(self.listen) -> \(self.service)@\(self.node)" }
+    public var description: String { "\(self.listen) -> \(self.service)@\(self.node)" }
 }

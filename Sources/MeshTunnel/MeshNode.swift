@@ -119,13 +119,7 @@ public final class MeshNode: Sendable {
         async throws -> ReloadSummary
     {
         let current = self.links.withLockedValue { $0 }
-        let plan = try ReloadPlan.make(
-            node: self.name,
-            running: self.config,
-            new: config,
-            links: current.mapValues(\.address),
-            forwards: self.forwards.keys
-        )
+        let plan = try self.plan(config: config, revokedSerials: revokedSerials)
         var summary = ReloadSummary()
 
         // Prepare everything that can fail before changing anything: new links (not started yet)
@@ -179,15 +173,40 @@ public final class MeshNode: Sendable {
         }
 
         // Revocations: the CRL is checked at handshake time, so a live tunnel must be cut by hand.
-        for status in self.peers.snapshot() where status.certificateSerial.map(revokedSerials.contains) == true {
-            if let link = self.links.withLockedValue({ $0[status.name] }), let connection = link.connection {
-                self.logger.warning("peer \(status.name) certificate \(status.certificateSerial ?? "") is revoked, disconnecting")
+        let serials = Dictionary(self.peers.snapshot().map { ($0.name, $0.certificateSerial ?? "") }) { first, _ in first }
+        for peer in plan.revokedPeers {
+            if let link = self.links.withLockedValue({ $0[peer] }), let connection = link.connection {
+                self.logger.warning("peer \(peer) certificate \(serials[peer] ?? "") is revoked, disconnecting")
                 connection.close()
-                summary.revokedPeers.append(status.name)
+                summary.revokedPeers.append(peer)
             }
         }
         self.logger.info("reloaded \(config.file): \(summary)")
         return summary
+    }
+
+    /// What `reload` would do with `config` now: the one planning step of a reload and of a dry
+    /// run, from the running links, forwards and live peer certificates (see `ReloadPlan`).
+    /// Throws what a reload would be rejected with for a change that needs a restart.
+    public func plan(
+        config: MeshConfiguration,
+        revokedSerials: Set<String>,
+        trustChanged: Bool = false
+    ) throws(ReloadError) -> ReloadPlan {
+        var serials: [String: String] = [:]
+        for status in self.peers.snapshot() {
+            if let serial = status.certificateSerial { serials[status.name] = serial }
+        }
+        return try ReloadPlan.make(
+            node: self.name,
+            running: self.config,
+            new: config,
+            links: self.links.withLockedValue { $0.mapValues(\.address) },
+            forwards: self.forwards.keys,
+            trustChanged: trustChanged,
+            liveSerials: serials,
+            revokedSerials: revokedSerials
+        )
     }
 
     /// Stops accepting, sends GOAWAY on every tunnel, waits up to `grace` for open streams to

@@ -12,24 +12,39 @@ import MeshConfig
 /// - A new forward on an address a removed forward frees can only open after that one closed, so it
 ///   opens after the commit (`deferredForwards`); every other new forward opens before the commit,
 ///   and if one cannot, the reload is rejected with nothing changed.
-struct ReloadPlan: Equatable, Sendable {
-    var removedPeers: [String] = []
-    var addedPeers: [String] = []
-    var removedForwards: [ForwardKey] = []
+/// - A peer whose live tunnel presented a certificate the new CRL revokes is cut (`revokedPeers`).
+/// - When the CA bundle changed, every kept peer's tunnel must be authenticated afresh
+///   (`reauthenticatedPeers`).
+///
+/// `MeshNode.plan` computes it for `MeshNode.reload` and for a dry run alike.
+public struct ReloadPlan: Equatable, Sendable {
+    public internal(set) var removedPeers: [String] = []
+    public internal(set) var addedPeers: [String] = []
+    public internal(set) var removedForwards: [ForwardKey] = []
     /// Opened before the commit.
-    var openedForwards: [ForwardSettings] = []
+    public internal(set) var openedForwards: [ForwardSettings] = []
     /// Opened after the commit, once the forward they replace has closed.
-    var deferredForwards: [ForwardSettings] = []
+    public internal(set) var deferredForwards: [ForwardSettings] = []
+    /// Kept peers whose live tunnel presented a certificate the new CRL revokes.
+    public internal(set) var revokedPeers: [String] = []
+    /// Kept peers whose tunnel was authenticated against a CA bundle the reload replaces.
+    public internal(set) var reauthenticatedPeers: [String] = []
 
     /// - node: this node's name.
     /// - links: the peers this node has a link to now, with the address each link uses.
     /// - forwards: the forwards listening now.
+    /// - trustChanged: the new CA bundle differs from the one the running tunnels were checked with.
+    /// - liveSerials: the serial of the certificate each peer presented on its live tunnel.
+    /// - revokedSerials: the serials the new CRL revokes.
     static func make(
         node: String,
         running old: MeshConfiguration,
         new config: MeshConfiguration,
         links: [String: Endpoint],
-        forwards: Set<ForwardKey>
+        forwards: Set<ForwardKey>,
+        trustChanged: Bool = false,
+        liveSerials: [String: String] = [:],
+        revokedSerials: Set<String> = []
     ) throws(MeshNode.ReloadError) -> ReloadPlan {
         guard config.mesh == old.mesh else {
             throw MeshNode.ReloadError(
@@ -58,6 +73,10 @@ struct ReloadPlan: Equatable, Sendable {
             .values.sorted { "\($0.listen)" < "\($1.listen)" }
         plan.openedForwards = added.filter { !freed.contains($0.listen) }
         plan.deferredForwards = added.filter { freed.contains($0.listen) }
+
+        let kept = links.keys.filter { !removed.contains($0) }.sorted()
+        plan.revokedPeers = kept.filter { liveSerials[$0].map(revokedSerials.contains) == true }
+        plan.reauthenticatedPeers = trustChanged ? kept.filter { !plan.revokedPeers.contains($0) } : []
         return plan
     }
 }

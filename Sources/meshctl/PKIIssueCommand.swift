@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MeshControlModel
 import MeshTLS
 
@@ -11,6 +12,8 @@ struct PKIIssueCommand: ParsableCommand {
             Writes DIR/NODE.key (ECDSA P-256, mode 0600) and DIR/NODE.pem: CN=NODE, URI SAN \
             spiffe://<mesh>/node/NODE (the mesh name is read from the CA), DNS SAN NODE, serverAuth and \
             clientAuth. Refuses to replace an existing NODE.pem or NODE.key unless --force.
+
+            With --bundle, also writes DIR/NODE-bundle.tar (mode 0600): etc/meshd/pki/ with ca.pem, crl.pem,             NODE.pem (0644) and NODE.key (0640), the directory 0750, all owned root:meshd, for             'tar -C / -xpf NODE-bundle.tar' on the node as root (a node without a group meshd gets group root).             Never the CA key.
             """
     )
 
@@ -35,14 +38,23 @@ struct PKIIssueCommand: ParsableCommand {
     @Flag(help: "Replace an existing key and certificate for NODE.")
     var force = false
 
+    @Flag(help: "Also write DIR/NODE-bundle.tar: what the node needs under /etc/meshd/pki, modes and owners set.")
+    var bundle = false
+
     func run() throws {
         let directory = PKIDirectory(dir)
         let authority = try CertificateAuthority(loadingFrom: directory)
+        let bundle = self.bundle ? NodeBundle(pki: directory, node: node) : nil
+        try bundle?.requireSources(node: false)  // before a certificate is issued for nothing
         let info = try authority.issue(node: node, days: days, notBefore: notBefore?.date, force: force)
         let sans = info.uriSANs.map { "URI:\($0)" } + info.dnsSANs.map { "DNS:\($0)" }
         print("issued \(node) for mesh '\(authority.meshName)'")
         print("  \(directory.certificate(node: node))  \(info.subject), \(sans.joined(separator: ", "))")
         print("    serial \(info.serial), valid \(HumanUnits.date(info.notBefore)) to \(HumanUnits.date(info.notAfter))")
         print("  \(directory.key(node: node))  private key, mode 0600")
+        if let bundle {
+            try bundle.write()
+            print("  \(bundle.archivePath)  for the node: tar -C / -xpf \((bundle.archivePath as NSString).lastPathComponent) (as root)")
+        }
     }
 }

@@ -127,10 +127,12 @@ struct Meshd: AsyncParsableCommand {
             mesh: mesh,
             balancers: balancers,
             api: control.server.api,
+            caSHA256: startup.caSHA256,
             logger: logger
         )
         control.onStarted = { systemd.started(.control) }
         control.server.api.onReload { await systemd.reload { await reloader.reload() } }
+        control.server.api.onDryRun { await reloader.dryRun($0) }
         let hangup = await HangupService { _ = await systemd.reload { await reloader.reload() } }
         let serviceGroup = ServiceGroup(
             configuration: .init(

@@ -14,6 +14,8 @@ struct Startup {
     var revokedSerials: Set<String>
     /// The front-door TLS of each balancer on this node that has a `tls` block.
     var balancerTLS: [String: TLSContext]
+    /// SHA-256 of the CA bundle file: a reload that changes it changes whom the tunnels trust.
+    var caSHA256: String
 
     static func load(configPath: String, node requested: String?) throws -> Startup {
         let config: MeshConfiguration
@@ -22,6 +24,22 @@ struct Startup {
         } catch {
             throw StartupError(code: 2, message: "\(error)")
         }
+        return try self.load(config: config, node: requested)
+    }
+
+    /// A mesh.json sent for a dry run, read as if it were the config file in `directory` (so its
+    /// relative paths resolve as on a reload) and named `file` in errors.
+    static func load(document: Data, file: String, directory: String, node: String) throws -> Startup {
+        let config: MeshConfiguration
+        do {
+            config = try MeshConfiguration.parse(document, file: file, directory: directory)
+        } catch {
+            throw StartupError(code: 2, message: "\(error)")
+        }
+        return try self.load(config: config, node: node)
+    }
+
+    private static func load(config: MeshConfiguration, node requested: String?) throws -> Startup {
         let node: String
         do {
             node = try LocalNodeName.resolve(config: config, requested: requested)
@@ -51,13 +69,20 @@ struct Startup {
             for balancer in config.balancers(on: node) {
                 balancerTLS[balancer.name] = try FrontDoorTLS.context(for: balancer, in: config, node: node)
             }
+            let caSHA256: String
+            do {
+                caSHA256 = try FileDigest.sha256(ofFile: files.ca)
+            } catch {
+                throw StartupError(code: 2, message: "\(files.ca): \(error)")
+            }
             return Startup(
                 config: config,
                 node: node,
                 serverTLS: server,
                 clientTLS: client,
                 revokedSerials: revoked,
-                balancerTLS: balancerTLS
+                balancerTLS: balancerTLS,
+                caSHA256: caSHA256
             )
         } catch let error as TLSSetupError {
             throw StartupError(code: 2, message: "\(error)")

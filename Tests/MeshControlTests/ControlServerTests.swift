@@ -5,6 +5,7 @@ import MeshControlClient
 import MeshControlModel
 import MeshTestSupport
 import MeshTunnel
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -115,6 +116,39 @@ final class ControlServerTests: XCTestCase {
             XCTAssertEqual(status, 404)
             XCTAssertTrue(message.hasPrefix("no endpoint /v1/nothing"), message)
         }
+    }
+
+    /// The dry-run form of the reload endpoint gets the request body (the candidate mesh.json) and
+    /// its name; a plain reload takes neither, and a body over the limit is refused, not buffered.
+    func testDryRunGetsTheDocumentAndAPlainReloadRefusesOne() async throws {
+        let seen = NIOLockedValueBox<[DryRunRequest]>([])
+        let changes = [ConfigChange(.tunnel, .added, "db3", detail: "this node dials it at 127.0.1.4:7443")]
+        self.server.api.onDryRun { request in
+            seen.withLockedValue { $0.append(request) }
+            return ReloadOutcome(ok: true, at: Date(), dryRun: true, changes: changes)
+        }
+        let document = Data(#"{"mesh": "demo"}"#.utf8)
+        let planned: ReloadOutcome = try await self.client.post("/v1/reload?dry_run=true&file=%2Ftmp%2Fnext.json", body: document)
+        XCTAssertEqual(planned.changes, changes)
+        XCTAssertTrue(planned.dryRun)
+        let own: ReloadOutcome = try await self.client.post("/v1/reload?dry_run=1")
+        XCTAssertEqual(own.changes, changes)
+        XCTAssertEqual(
+            seen.withLockedValue { $0 },
+            [DryRunRequest(document: document, file: "/tmp/next.json"), DryRunRequest(document: nil, file: nil)]
+        )
+
+        try await self.expect(.POST, "/v1/reload?dry_run=yes", 400, containing: "dry_run must be true or 1, not \"yes\"")
+        let (status, body) = try await self.client.send(.POST, "/v1/reload", body: document)
+        XCTAssertEqual(status.code, 400)
+        XCTAssertTrue(String(decoding: body, as: UTF8.self).contains("only with dry_run=true"), String(decoding: body, as: UTF8.self))
+        let (tooLarge, _) = try await self.client.send(
+            .POST,
+            "/v1/reload?dry_run=true",
+            body: Data(repeating: 0x20, count: ControlAPI.maxBodyBytes + 1)
+        )
+        XCTAssertEqual(tooLarge.code, 413)
+        XCTAssertEqual(seen.withLockedValue { $0.count }, 2, "refused requests never reach the planner")
     }
 
     func testSecondServerOnTheSameSocketIsRefusedAndStaleSocketIsReplaced() async throws {

@@ -71,6 +71,8 @@ final class StatusTextTests: XCTestCase {
               "config_sha256" : "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
               "last_reload" : {
                 "at" : "2026-02-25T03:01:20Z",
+                "changes" : null,
+                "dry_run" : false,
                 "error" : null,
                 "ok" : true,
                 "summary" : null

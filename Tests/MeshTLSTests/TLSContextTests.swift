@@ -86,6 +86,30 @@ final class TLSContextTests: TLSPKITestCase {
         XCTAssert(error.message.contains("encrypted with a passphrase"), error.message)
     }
 
+    /// Mid CA rotation the bundle holds the old and the new CA of the mesh, both named after it,
+    /// and the CRL file both CAs' CRLs: each CRL is matched to the CA that signed it, not to the
+    /// first CA of its issuer's name (which refused the new CA's CRL as "not signed by the CA").
+    func testTwoCAsOfOneNameEachTakeTheirOwnCRL() throws {
+        let old = PKIDirectory(pki.path("rotation-old"))
+        let new = PKIDirectory(pki.path("rotation-new"))
+        _ = try CertificateAuthority.create(mesh: "demo", in: old)
+        let authority = try CertificateAuthority.create(mesh: "demo", in: new)
+        _ = try authority.issue(node: "db1")
+        func joined(_ paths: [String], as name: String) throws -> String {
+            try Data(paths.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }.joined()).write(to: URL(fileURLWithPath: pki.path(name)))
+            return pki.path(name)
+        }
+        let bundle = try joined([old.caCertificate, new.caCertificate], as: "rotation-ca.pem")
+        let crls = try joined([old.revocationList, new.revocationList], as: "rotation-crl.pem")
+        var files = TLSFiles(ca: bundle, cert: new.certificate(node: "db1"), key: new.key(node: "db1"), crl: crls)
+        XCTAssertNoThrow(try TLSContext(role: .server, files: files), "the two-CA bundle with both CRLs loads")
+
+        // A CRL whose CA is not in the bundle is still refused, though a CA of its name is there.
+        files.ca = old.caCertificate
+        let error = try XCTUnwrap(setupError(files))
+        XCTAssert(error.message.hasPrefix("this CRL is not signed by the CA in \(old.caCertificate)"), error.message)
+    }
+
     func testCRLProblemsAreErrorsNeverSkipped() throws {
         // Missing.
         var files = pki.files("db1", crl: true)

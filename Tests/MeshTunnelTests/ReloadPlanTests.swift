@@ -39,6 +39,43 @@ final class ReloadPlanTests: XCTestCase {
         return try ReloadPlan.make(node: "app1", running: old, new: new, links: links, forwards: forwards)
     }
 
+    func testRevokedAndReauthenticatedPeersAreKeptPeersOnly() throws {
+        let old = try Self.config()
+        let new = try Self.config { tree in
+            var nodes = tree["nodes"] as! [String: Any]
+            nodes["db2"] = ["address": "127.0.1.9:7443"]  // moved: redialed anyway
+            tree["nodes"] = nodes
+        }
+        let links = ["db1": old.nodes["db1"]!.address, "db2": old.nodes["db2"]!.address]
+        let forwards = Set(old.forwards(on: "app1").map(ForwardKey.init))
+        let serials = ["db1": "0A", "db2": "0B"]
+        let revoked = try ReloadPlan.make(
+            node: "app1",
+            running: old,
+            new: new,
+            links: links,
+            forwards: forwards,
+            liveSerials: serials,
+            revokedSerials: ["0A", "0B"]
+        )
+        XCTAssertEqual(revoked.revokedPeers, ["db1"], "db2's tunnel closes as a moved peer, not as a revoked one")
+        XCTAssertEqual(revoked.reauthenticatedPeers, [])
+        let trust = try ReloadPlan.make(node: "app1", running: old, new: new, links: links, forwards: forwards, trustChanged: true)
+        XCTAssertEqual(trust.reauthenticatedPeers, ["db1"])
+        let both = try ReloadPlan.make(
+            node: "app1",
+            running: old,
+            new: old,
+            links: links,
+            forwards: forwards,
+            trustChanged: true,
+            liveSerials: serials,
+            revokedSerials: ["0B"]
+        )
+        XCTAssertEqual(both.revokedPeers, ["db2"])
+        XCTAssertEqual(both.reauthenticatedPeers, ["db1"], "a revoked peer is cut, not re-authenticated")
+    }
+
     func testTheSameConfigChangesNothing() throws {
         let config = try Self.config()
         XCTAssertEqual(try self.plan(from: config, to: config), ReloadPlan())

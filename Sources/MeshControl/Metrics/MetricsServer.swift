@@ -47,7 +47,10 @@ public final class MetricsServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
-                        ControlHTTPHandler(respond: { Self.respond(method: $0, uri: $1, metrics: metrics) }, refusal: nil)
+                        ControlHTTPHandler(
+                            respond: { method, uri, _ in Self.respond(method: method, uri: uri, metrics: metrics) },
+                            refusal: nil
+                        )
                     )
                 }
             }
