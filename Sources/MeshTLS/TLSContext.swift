@@ -34,6 +34,8 @@ public final class TLSContext: @unchecked Sendable {
     public let certificateNotAfter: Date
     /// From our own certificate's URI SAN; nil when it has no valid `spiffe://<mesh>/node/<name>`.
     public let localIdentity: MeshIdentity?
+    /// What this context authenticates tunnels with (for an `.anyClient` context: no authorities).
+    public let credentials: LocalCredentials
 
     let ctx: OpaquePointer
 
@@ -70,6 +72,7 @@ public final class TLSContext: @unchecked Sendable {
             self.files = files
             self.certificateNotAfter = X509Fields.notAfter(own) ?? .distantPast
             self.localIdentity = try? X509Fields.meshIdentity(own).get()
+            self.credentials = LocalCredentials.read(ctx: ctx, own: own)
         } catch {
             SSL_CTX_free(ctx)
             throw error
@@ -103,6 +106,7 @@ public final class TLSContext: @unchecked Sendable {
             self.files = nil
             self.certificateNotAfter = X509Fields.notAfter(own) ?? .distantPast
             self.localIdentity = try? X509Fields.meshIdentity(own).get()
+            self.credentials = LocalCredentials.read(ctx: ctx, own: own)
         } catch {
             SSL_CTX_free(ctx)
             throw error

@@ -178,13 +178,18 @@ public final class MeshNode: Sendable {
             }
         }
 
-        // Revocations: the CRL is checked at handshake time, so a live tunnel must be cut by hand.
-        for status in self.peers.snapshot() where status.certificateSerial.map(revokedSerials.contains) == true {
-            if let link = self.links.withLockedValue({ $0[status.name] }), let connection = link.connection {
-                self.logger.warning("peer \(status.name) certificate \(status.certificateSerial ?? "") is revoked, disconnecting")
-                connection.close()
-                summary.revokedPeers.append(status.name)
+        // Revocations: the CRL is checked at handshake time, so a live tunnel (or one still
+        // draining) must be cut by hand.
+        let reloadedAt = Date()
+        let kept = self.links.withLockedValue { $0 }.filter { !plan.addedPeers.contains($0.key) }
+        for (peer, link) in kept.sorted(by: { $0.key < $1.key }) {
+            let closed = (try? await link.closeRevoked(revokedSerials).get()) ?? []
+            if !closed.isEmpty {
+                self.logger.warning("peer \(peer) certificate \(closed.joined(separator: ", ")) is revoked, disconnecting")
+                summary.revokedPeers.append(peer)
             }
+            // Certificate rotation: tunnels authenticated with what this reload replaced are renewed.
+            link.reauthenticate(with: serverTLS.credentials, reloadedAt: reloadedAt, drainLimit: config.tunnel.shutdownGrace)
         }
         self.logger.info("reloaded \(config.file): \(summary)")
         return summary
@@ -318,6 +323,8 @@ public final class MeshNode: Sendable {
             table: self.peers,
             events: self.events,
             backoff: backoff,
+            reauthenticateBefore: settings.reauthenticateBefore,
+            localCredentials: { generation.withLockedValue { $0.serverTLS.credentials } },
             logger: logger
         ) { link in
             Self.dial(
@@ -361,7 +368,13 @@ public final class MeshNode: Sendable {
                 let maxStreams = generation.withLockedValue { $0.config.tunnel.maxStreamsPerPeer }
                 return (counters, StreamLimit(maximum: maxStreams, counters: counters))
             },
-            note: { peer, note in noteHandler.withLockedValue { $0 }?(peer, note) }
+            note: { peer, note in
+                if note == PeerNote.renewTunnel {
+                    links.withLockedValue { $0[peer] }?.renewalRequested()
+                } else {
+                    noteHandler.withLockedValue { $0 }?(peer, note)
+                }
+            }
         )
     }
 
