@@ -225,8 +225,14 @@ public final class TLSContext: @unchecked Sendable {
         let crls = try readCRLs(crlPath)
         defer { for crl in crls { X509_CRL_free(crl) } }
         for crl in crls {
-            let issuer = authorities.first { X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name($0)) == 0 }
-            guard let issuer, X509_CRL_verify(crl, X509_get0_pubkey(issuer)) == 1 else {
+            // By signature, not by name alone: during a CA rotation the bundle holds two CAs of one
+            // mesh, and `meshctl pki init` names both "tunnelmesh <mesh> CA".
+            let signed = authorities.contains { authority in
+                X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(authority)) == 0
+                    && X509_CRL_verify(crl, X509_get0_pubkey(authority)) == 1
+            }
+            ERR_clear_error()
+            guard signed else {
                 throw TLSSetupError(
                     file: crlPath,
                     message: "this CRL is not signed by the CA in \(files.ca); regenerate it with that CA "
