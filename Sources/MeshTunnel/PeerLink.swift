@@ -35,6 +35,8 @@ final class PeerLink: @unchecked Sendable {
     private var armedFor: ObjectIdentifier?
     /// Older tunnels finishing their streams after a fresh one took over. Loop-confined.
     private var draining: [ObjectIdentifier: TunnelConnection] = [:]
+    /// The last re-authentication problem logged as a warning; the same one again goes to debug.
+    private var lastReported: String?
     private var wasEverUp = false
     private var retryTask: Scheduled<Void>?
     private var lastLoggedError: String?
@@ -252,7 +254,7 @@ final class PeerLink: @unchecked Sendable {
                 )
                 self.publishDraining()
             case .report(let error):
-                self.logger.warning("peer \(self.peer): \(error)")
+                self.report(error)
                 let serving = self.state.publicState == .up
                 self.table.update(self.peer) { status in
                     status.lastError = error
@@ -289,6 +291,7 @@ final class PeerLink: @unchecked Sendable {
         )
         let renewal = credentials.renewalTime(before: self.reauthenticateBefore)
         let renews = credentials.renewsByExpiry(before: self.reauthenticateBefore)
+        self.lastReported = nil
         self.table.update(self.peer) { status in
             status.authenticatedAt = credentials.authenticatedAt
             status.credentialsNotAfter = credentials.notAfter
@@ -309,7 +312,7 @@ final class PeerLink: @unchecked Sendable {
                 "the tunnel was authenticated with certificates that expire at \(ISO8601DateFormatter().string(from: credentials.notAfter)), "
                 + "within tunnel.reauthenticate_before: neither side has a newer one, so it closes then unless "
                 + "\(self.peer) or this node is given a new certificate and reloaded"
-            self.logger.warning("peer \(self.peer): \(error)")
+            self.report(error)
             self.table.update(self.peer) { status in
                 status.lastError = error
                 status.reauthenticationError = error
@@ -317,12 +320,35 @@ final class PeerLink: @unchecked Sendable {
         }
     }
 
+    /// Logs a re-authentication problem: a warning the first time, debug while it repeats (a
+    /// renewal retried every `backoff_max` fails the same way until someone fixes the certificates).
+    private func report(_ error: String) {
+        if error == self.lastReported {
+            self.logger.debug("peer \(self.peer): \(error)")
+        } else {
+            self.logger.warning("peer \(self.peer): \(error)")
+        }
+        self.lastReported = error
+    }
+
+    /// Whether the serving tunnel still needs what the acceptor asks for: it was authenticated
+    /// with another certificate or CA bundle than this node holds now, or its renewal time passed.
+    private func needsRenewal(_ connection: TunnelConnection) -> Bool {
+        guard let credentials = connection.credentials else { return false }
+        return credentials.isStale(comparedWith: self.localCredentials())
+            || (credentials.renewsByExpiry(before: self.reauthenticateBefore)
+                && credentials.renewalTime(before: self.reauthenticateBefore) <= Date())
+    }
+
     /// Fires `.renewalDue` after `delay` if the same tunnel still serves then.
     private func scheduleRenewal(in delay: TimeAmount, attempt: Int) {
         self.renewTask?.cancel()
         let serving = self.state.connection.map(ObjectIdentifier.init)
         self.renewTask = self.eventLoop.scheduleTask(in: delay) {
-            guard let serving, self.state.connection.map(ObjectIdentifier.init) == serving else { return }
+            guard let serving, let connection = self.state.connection, ObjectIdentifier(connection) == serving else { return }
+            // The dialer retries whatever the reason (it may have been the acceptor's); the
+            // acceptor asks again only while the reason it asked for lasts.
+            guard self.dialer || self.needsRenewal(connection) else { return }
             self.handle(.renewalDue(attempt: attempt))
         }
     }
