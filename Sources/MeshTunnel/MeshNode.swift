@@ -325,17 +325,18 @@ public final class MeshNode: Sendable {
             backoff: backoff,
             reauthenticateBefore: settings.reauthenticateBefore,
             localCredentials: { generation.withLockedValue { $0.serverTLS.credentials } },
-            logger: logger
-        ) { link in
-            Self.dial(
-                link,
-                identity: identity,
-                tls: generation.withLockedValue { $0.clientTLS },
-                settings: settings,
-                serving: serving,
-                logger: logger
-            )
-        }
+            logger: logger,
+            dialTunnel: { link in
+                Self.dial(
+                    link,
+                    identity: identity,
+                    tls: generation.withLockedValue { $0.clientTLS },
+                    settings: settings,
+                    serving: serving,
+                    logger: logger
+                )
+            }
+        )
     }
 
     /// Every socket of a stream lives on its tunnel's event loop, so no message hops threads. A

@@ -260,7 +260,11 @@ final class CertificateRotationTests: MeshTestCase {
         XCTAssertTrue((stuck["reauthentication_error"] as? String ?? "").contains("neither side has a newer one"), "\(stuck)")
         let credentialsEnd = (stuck["credentials_not_after"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) }
         XCTAssertEqual(credentialsEnd?.timeIntervalSince1970 ?? 0, notAfter.timeIntervalSince1970, accuracy: 2, "\(stuck)")
-        let metrics = try Command.run("curl", ["-s", "--unix-socket", mesh.controlPath("app1"), "http://meshd/metrics"], timeout: .seconds(10))
+        let metrics = try Command.run(
+            "curl",
+            ["-s", "--unix-socket", mesh.controlPath("app1"), "http://meshd/metrics"],
+            timeout: .seconds(10)
+        )
         let exposition = try PrometheusText(metrics.stdout)
         XCTAssertEqual(exposition.value("meshd_tunnel_reauthentication_failing", ["peer": "db1"]), 1, metrics.stdout)
         XCTAssertEqual(
@@ -279,7 +283,10 @@ final class CertificateRotationTests: MeshTestCase {
             XCTAssertNil(end?.mismatchAt)
         }
         XCTAssertNotNil(
-            app1.waitForLog(containing: "closing the tunnel to db1: the certificates that authenticated the tunnel expired", timeout: .seconds(3)),
+            app1.waitForLog(
+                containing: "closing the tunnel to db1: the certificates that authenticated the tunnel expired",
+                timeout: .seconds(3)
+            ),
             app1.logTail()
         )
         XCTAssertTrue(

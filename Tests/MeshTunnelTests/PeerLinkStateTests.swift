@@ -133,7 +133,9 @@ final class PeerLinkStateTests: XCTestCase {
     }
 
     func testRenewalIsDueOnlyWhileUp() {
-        for var state in [State.down(error: "x", attempt: 1), .connecting(attempt: 0), .handshaking(attempt: 0, connection: Conn()), .stopped] {
+        for var state in [
+            State.down(error: "x", attempt: 1), .connecting(attempt: 0), .handshaking(attempt: 0, connection: Conn()), .stopped,
+        ] {
             let before = state.publicState
             XCTAssertEqual(state.apply(.renewalDue(attempt: 0), dialer: true, wasEverUp: true), [])
             XCTAssertEqual(state.publicState, before)

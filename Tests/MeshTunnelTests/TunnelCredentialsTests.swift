@@ -9,7 +9,11 @@ import XCTest
 final class TunnelCredentialsTests: XCTestCase {
     private let start = Date(timeIntervalSince1970: 1_800_000_000)
 
-    private func local(certificate: String = "c1", authorities: Set<String> = ["ca1"], lifetime: TimeInterval = 90 * 86_400)
+    private func local(
+        certificate: String = "c1",
+        authorities: Set<String> = ["ca1"],
+        lifetime: TimeInterval = 90 * 86_400
+    )
         -> LocalCredentials
     {
         LocalCredentials(

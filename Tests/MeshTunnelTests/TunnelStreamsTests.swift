@@ -314,7 +314,9 @@ final class TunnelStreamsTests: XCTestCase {
 
         streams.drain()
         XCTAssertTrue(self.goAways(try self.written()).isEmpty, "the acceptor says nothing before it closes")
-        try self.receive(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil)))
+        try self.receive(
+            HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil))
+        )
         self.channel.pipeline.fireChannelReadComplete()
         self.channel.embeddedEventLoop.run()
         XCTAssertTrue(self.channel.isActive, "a request still waits for the dialer")

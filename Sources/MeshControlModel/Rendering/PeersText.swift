@@ -28,7 +28,9 @@ public enum PeersText {
                 (peer.isUp ? peer.reauthenticationError : peer.lastError).map { .init(self.shorten($0), .bad) }
                     ?? .init("-", .dim),
                 peer.authenticatedAt.map { .init(HumanUnits.ago($0, now: now)) } ?? .init("-", .dim),
-                peer.isUp ? peer.credentialsNotAfter.map { self.credentialsCell($0, peer: peer, now: now) } ?? .init("-", .dim) : .init("-", .dim),
+                peer.isUp
+                    ? peer.credentialsNotAfter.map { self.credentialsCell($0, peer: peer, now: now) } ?? .init("-", .dim)
+                    : .init("-", .dim),
                 peer.certificateNotAfter.map { self.expiryCell($0, now: now) } ?? .init("-", .dim),
             ])
         }
