@@ -105,7 +105,7 @@ struct ConfigDecoder {
     private func decodeTunnel(_ value: ConfigValue) throws(ConfigError) -> TunnelSettings {
         let object = try value.object(knownKeys: [
             "ping_interval", "dead_after", "backoff_min", "backoff_max", "handshake_timeout", "shutdown_grace",
-            "max_streams_per_peer", "max_pending_handshakes",
+            "max_streams_per_peer", "max_pending_handshakes", "reauthenticate_before",
         ])
         var tunnel = TunnelSettings.defaults
         if let value = object.optional("ping_interval") { tunnel.pingInterval = try value.duration(allowZero: false) }
@@ -119,6 +119,9 @@ struct ConfigDecoder {
         if let value = object.optional("shutdown_grace") { tunnel.shutdownGrace = try value.duration(allowZero: true) }
         if let value = object.optional("max_streams_per_peer") { tunnel.maxStreamsPerPeer = try atLeastOne(value) }
         if let value = object.optional("max_pending_handshakes") { tunnel.maxPendingHandshakes = try atLeastOne(value) }
+        if let value = object.optional("reauthenticate_before") {
+            tunnel.reauthenticateBefore = try value.duration(allowZero: false)
+        }
 
         if tunnel.backoffMax < tunnel.backoffMin {
             let path = object.fields["backoff_max"] != nil ? "backoff_max" : "backoff_min"

@@ -16,6 +16,10 @@ public struct TunnelSettings: Sendable, Equatable {
     public var maxStreamsPerPeer: Int
     /// "max_pending_handshakes": inbound TLS handshakes in progress at once.
     public var maxPendingHandshakes: Int
+    /// "reauthenticate_before": the most a tunnel is re-handshaken ahead of the earliest `notAfter`
+    /// of the certificates that authenticated it (a quarter of that certificate's lifetime when
+    /// that is less), so a short-lived certificate is not due for renewal for most of its life.
+    public var reauthenticateBefore: Duration
 
     public static let defaults = TunnelSettings()
 
@@ -27,7 +31,8 @@ public struct TunnelSettings: Sendable, Equatable {
         handshakeTimeout: Duration = .seconds(5),
         shutdownGrace: Duration = .seconds(10),
         maxStreamsPerPeer: Int = 16384,
-        maxPendingHandshakes: Int = 256
+        maxPendingHandshakes: Int = 256,
+        reauthenticateBefore: Duration = .seconds(24 * 3600)
     ) {
         self.pingInterval = pingInterval
         self.deadAfter = deadAfter
@@ -37,5 +42,6 @@ public struct TunnelSettings: Sendable, Equatable {
         self.shutdownGrace = shutdownGrace
         self.maxStreamsPerPeer = maxStreamsPerPeer
         self.maxPendingHandshakes = maxPendingHandshakes
+        self.reauthenticateBefore = reauthenticateBefore
     }
 }

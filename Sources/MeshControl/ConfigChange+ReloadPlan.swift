@@ -51,7 +51,7 @@ extension ConfigChange {
         }
         for peer in plan.reauthenticatedPeers {
             changes.append(
-                ConfigChange(.tunnel, .redialed, peer, detail: "CA bundle changed: a fresh tunnel is authenticated with the new one")
+                ConfigChange(.tunnel, .redialed, peer, detail: "certificate or CA bundle changed: a fresh tunnel is authenticated with it")
             )
         }
         return changes.sorted { $0.name < $1.name }

@@ -17,7 +17,13 @@ extension PeerInfo {
             bytesSent: status.bytesSent,
             bytesReceived: status.bytesReceived,
             reconnects: status.reconnects,
-            certificateNotAfter: status.certificateNotAfter
+            certificateNotAfter: status.certificateNotAfter,
+            authenticatedAt: status.authenticatedAt,
+            credentialsNotAfter: status.credentialsNotAfter,
+            reauthenticateAt: status.reauthenticateAt,
+            drainingTunnels: status.drainingTunnels,
+            reauthentications: status.reauthentications,
+            reauthenticationError: status.reauthenticationError
         )
     }
 }

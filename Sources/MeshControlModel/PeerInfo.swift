@@ -22,6 +22,21 @@ public struct PeerInfo: Codable, Sendable, Equatable {
     public var reconnects: UInt64
     /// Expiry of the certificate the peer presented on its current (or last) tunnel.
     public var certificateNotAfter: Date?
+    /// When the serving tunnel was authenticated (its TLS handshake), while up.
+    public var authenticatedAt: Date?
+    /// The earliest notAfter of the certificates (both chains, leaves and CAs) that authenticated
+    /// the serving tunnel: it is renewed before, and closed then at the latest.
+    public var credentialsNotAfter: Date?
+    /// When the serving tunnel will be re-authenticated; null while up means no newer certificate
+    /// is to be had without a reload, and the tunnel closes at `credentialsNotAfter`.
+    public var reauthenticateAt: Date?
+    /// Older tunnels still finishing their streams after a fresh one took over (absent from older agents).
+    public var drainingTunnels: Int?
+    /// Tunnels that took over from a serving one since start (absent from older agents).
+    public var reauthentications: UInt64?
+    /// Why the serving tunnel could not be re-authenticated, while that matters; null once a
+    /// renewal succeeded.
+    public var reauthenticationError: String?
 
     public init(
         name: String,
@@ -36,7 +51,13 @@ public struct PeerInfo: Codable, Sendable, Equatable {
         bytesSent: UInt64 = 0,
         bytesReceived: UInt64 = 0,
         reconnects: UInt64 = 0,
-        certificateNotAfter: Date? = nil
+        certificateNotAfter: Date? = nil,
+        authenticatedAt: Date? = nil,
+        credentialsNotAfter: Date? = nil,
+        reauthenticateAt: Date? = nil,
+        drainingTunnels: Int? = nil,
+        reauthentications: UInt64? = nil,
+        reauthenticationError: String? = nil
     ) {
         self.name = name
         self.address = address
@@ -51,6 +72,12 @@ public struct PeerInfo: Codable, Sendable, Equatable {
         self.bytesReceived = bytesReceived
         self.reconnects = reconnects
         self.certificateNotAfter = certificateNotAfter
+        self.authenticatedAt = authenticatedAt
+        self.credentialsNotAfter = credentialsNotAfter
+        self.reauthenticateAt = reauthenticateAt
+        self.drainingTunnels = drainingTunnels
+        self.reauthentications = reauthentications
+        self.reauthenticationError = reauthenticationError
     }
 
     public var isUp: Bool { self.state == "up" }
@@ -64,6 +91,12 @@ public struct PeerInfo: Codable, Sendable, Equatable {
         case bytesSent = "bytes_sent"
         case bytesReceived = "bytes_received"
         case certificateNotAfter = "certificate_not_after"
+        case authenticatedAt = "authenticated_at"
+        case credentialsNotAfter = "credentials_not_after"
+        case reauthenticateAt = "reauthenticate_at"
+        case drainingTunnels = "draining_tunnels"
+        case reauthentications
+        case reauthenticationError = "reauthentication_error"
     }
 
     /// Writes `null` for absent optionals so every key is always present for scripts (`jq .rtt_seconds`).
@@ -82,5 +115,11 @@ public struct PeerInfo: Codable, Sendable, Equatable {
         try container.encode(self.bytesReceived, forKey: .bytesReceived)
         try container.encode(self.reconnects, forKey: .reconnects)
         try container.encode(self.certificateNotAfter, forKey: .certificateNotAfter)
+        try container.encode(self.authenticatedAt, forKey: .authenticatedAt)
+        try container.encode(self.credentialsNotAfter, forKey: .credentialsNotAfter)
+        try container.encode(self.reauthenticateAt, forKey: .reauthenticateAt)
+        try container.encode(self.drainingTunnels, forKey: .drainingTunnels)
+        try container.encode(self.reauthentications, forKey: .reauthentications)
+        try container.encode(self.reauthenticationError, forKey: .reauthenticationError)
     }
 }

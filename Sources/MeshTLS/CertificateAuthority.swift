@@ -1,5 +1,6 @@
 import COpenSSL
 import Foundation
+import MeshConfig
 
 /// A mesh's certificate authority kept in a PKI directory: creates the CA, issues node certificates
 /// and keeps the CRL. Files: `ca.pem`, `ca.key` (0600), `crl.pem`, `<node>.pem`, `<node>.key` (0600).
@@ -103,17 +104,23 @@ public final class CertificateAuthority {
 
     /// Issues `<node>.key` (0600) and `<node>.pem` with CN = node and the SANs `spiffe://<mesh>/node/<node>`
     /// and DNS:node. `notBefore` defaults to now minus `clockSkewAllowance`; a test passes an explicit
-    /// date to make expired or not-yet-valid certificates. Refuses to replace existing files unless `force`.
+    /// date to make expired or not-yet-valid certificates. `validFor`, when given, ends the certificate
+    /// that long after `now` instead of `days` after `notBefore` (short-lived certificates, and tests
+    /// of their rotation). Refuses to replace existing files unless `force`.
     @discardableResult
     public func issue(
         node: String,
         days: Int = defaultNodeDays,
+        validFor: Duration? = nil,
         notBefore: Date? = nil,
         force: Bool = false,
         now: Date = Date()
     ) throws -> CertificateInfo {
         try PKIName.validateNode(node)
         try Self.checkDays(days)
+        if let validFor, validFor <= .zero || validFor > .seconds(Int64(Self.allowedDays.upperBound) * 86_400) {
+            throw PKIError("--valid-for must be more than zero and at most \(Self.allowedDays.upperBound) days")
+        }
         let certificatePath = directory.certificate(node: node)
         let keyPath = directory.key(node: node)
         if !force, let existing = [certificatePath, keyPath].first(where: PKIFile.exists) {
@@ -123,7 +130,9 @@ public final class CertificateAuthority {
         }
 
         let start = notBefore ?? now.addingTimeInterval(-Self.clockSkewAllowance)
-        let end = start.addingTimeInterval(TimeInterval(days) * 86_400)
+        let end =
+            validFor.map { now.addingTimeInterval($0.timeInterval) }
+            ?? start.addingTimeInterval(TimeInterval(days) * 86_400)
         let caInfo = certificate.info
         guard end <= caInfo.notAfter else {
             throw PKIError(

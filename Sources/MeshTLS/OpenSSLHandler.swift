@@ -359,7 +359,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 peer: peer.identity,
                 peerCertificateNotAfter: peer.notAfter,
                 peerCertificateSerial: peer.serial,
-                alpn: connection.alpn
+                alpn: connection.alpn,
+                peerChainValidity: connection.peerChainValidity,
+                peerAuthorities: connection.peerAuthorities
             )
             handshakeResult = result
             context.fireUserInboundEventTriggered(result)

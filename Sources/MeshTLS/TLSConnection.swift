@@ -51,6 +51,10 @@ final class TLSConnection {
     var callbackRejection: TLSHandshakeError?
     /// Set by the verify callback once the leaf certificate passed the chain checks and the policy.
     private(set) var verifiedPeer: (identity: MeshIdentity, notAfter: Date, serial: String)?
+    /// Filled by the verify callback as it walks the peer's chain (root first): the certificate
+    /// that expires first, and the fingerprints of the CA certificates.
+    private(set) var peerChainValidity: CertificateValidity?
+    private(set) var peerAuthorities: Set<String> = []
     /// Client only: the server sent a session ticket, which it does only after accepting our
     /// certificate (TLS 1.3 lets a client finish before the server has verified it).
     var serverSentTicket = false
@@ -194,7 +198,11 @@ final class TLSConnection {
             }
             return false
         }
-        guard depth == 0 else { return true }
+        self.peerChainValidity = X509Fields.validity(cert).earlier(self.peerChainValidity)
+        guard depth == 0 else {
+            self.peerAuthorities.insert(X509Fields.fingerprint(cert))
+            return true
+        }
         let verdict = X509Fields.meshIdentity(cert).flatMap { identity -> Result<MeshIdentity, TLSHandshakeError> in
             guard let policy else { return .failure(TLSHandshakeError(.other, "no peer policy to check \(identity.uri) against")) }
             if let rejection = policy.rejection(of: identity) { return .failure(rejection) }

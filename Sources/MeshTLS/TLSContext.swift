@@ -34,6 +34,8 @@ public final class TLSContext: @unchecked Sendable {
     public let certificateNotAfter: Date
     /// From our own certificate's URI SAN; nil when it has no valid `spiffe://<mesh>/node/<name>`.
     public let localIdentity: MeshIdentity?
+    /// What this context authenticates tunnels with (for an `.anyClient` context: no authorities).
+    public let credentials: LocalCredentials
 
     let ctx: OpaquePointer
 
@@ -70,6 +72,7 @@ public final class TLSContext: @unchecked Sendable {
             self.files = files
             self.certificateNotAfter = X509Fields.notAfter(own) ?? .distantPast
             self.localIdentity = try? X509Fields.meshIdentity(own).get()
+            self.credentials = LocalCredentials.read(ctx: ctx, own: own)
         } catch {
             SSL_CTX_free(ctx)
             throw error
@@ -103,6 +106,7 @@ public final class TLSContext: @unchecked Sendable {
             self.files = nil
             self.certificateNotAfter = X509Fields.notAfter(own) ?? .distantPast
             self.localIdentity = try? X509Fields.meshIdentity(own).get()
+            self.credentials = LocalCredentials.read(ctx: ctx, own: own)
         } catch {
             SSL_CTX_free(ctx)
             throw error
@@ -221,12 +225,14 @@ public final class TLSContext: @unchecked Sendable {
         let crls = try readCRLs(crlPath)
         defer { for crl in crls { X509_CRL_free(crl) } }
         for crl in crls {
-            // By name and signature: while a CA is rotated the bundle holds two CAs of the same name
-            // (`meshctl pki init` names a mesh's CA after the mesh), each with its own CRL.
-            let issuer = authorities.first {
-                X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name($0)) == 0 && X509_CRL_verify(crl, X509_get0_pubkey($0)) == 1
+            // By signature, not by name alone: during a CA rotation the bundle holds two CAs of one
+            // mesh, and `meshctl pki init` names both "tunnelmesh <mesh> CA".
+            let signed = authorities.contains { authority in
+                X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(authority)) == 0
+                    && X509_CRL_verify(crl, X509_get0_pubkey(authority)) == 1
             }
-            guard issuer != nil else {
+            ERR_clear_error()
+            guard signed else {
                 throw TLSSetupError(
                     file: crlPath,
                     message: "this CRL is not signed by the CA in \(files.ca); regenerate it with that CA "

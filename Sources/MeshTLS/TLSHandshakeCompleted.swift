@@ -10,11 +10,26 @@ public struct TLSHandshakeCompleted: Sendable {
     public var peerCertificateSerial: String
     /// The negotiated ALPN protocol; always "h2" today, since the handshake fails without it.
     public var alpn: String?
+    /// The certificate of the peer's verified chain (its leaf and the CA certificates up to our
+    /// trust anchor) that expires first.
+    public var peerChainValidity: CertificateValidity
+    /// SHA-256 fingerprints of the CA certificates in the peer's verified chain: a reload whose CA
+    /// bundle drops one of them no longer trusts this tunnel.
+    public var peerAuthorities: Set<String>
 
-    public init(peer: MeshIdentity, peerCertificateNotAfter: Date, peerCertificateSerial: String = "", alpn: String?) {
+    public init(
+        peer: MeshIdentity,
+        peerCertificateNotAfter: Date,
+        peerCertificateSerial: String = "",
+        alpn: String?,
+        peerChainValidity: CertificateValidity? = nil,
+        peerAuthorities: Set<String> = []
+    ) {
         self.peer = peer
         self.peerCertificateNotAfter = peerCertificateNotAfter
         self.peerCertificateSerial = peerCertificateSerial
         self.alpn = alpn
+        self.peerChainValidity = peerChainValidity ?? CertificateValidity(notBefore: .distantPast, notAfter: peerCertificateNotAfter)
+        self.peerAuthorities = peerAuthorities
     }
 }

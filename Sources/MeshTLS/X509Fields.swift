@@ -51,6 +51,19 @@ enum X509Fields {
     static func notAfter(_ cert: OpaquePointer) -> Date? { date(X509_get0_notAfter(cert)) }
     static func notBefore(_ cert: OpaquePointer) -> Date? { date(X509_get0_notBefore(cert)) }
 
+    /// Both dates; an unreadable notAfter counts as already past, so nothing trusts it for long.
+    static func validity(_ cert: OpaquePointer) -> CertificateValidity {
+        CertificateValidity(notBefore: notBefore(cert) ?? .distantPast, notAfter: notAfter(cert) ?? .distantPast)
+    }
+
+    /// Lowercase hex SHA-256 of the certificate's DER: names a CA certificate across reloads.
+    static func fingerprint(_ cert: OpaquePointer) -> String {
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard X509_digest(cert, EVP_sha256(), &digest, &length) == 1 else { return "" }
+        return digest.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
+    }
+
     /// The subject as one readable line, e.g. "CN=db1".
     static func subjectText(_ cert: OpaquePointer) -> String {
         guard let name = X509_get_subject_name(cert), let line = X509_NAME_oneline(name, nil, 0) else { return "?" }

@@ -12,6 +12,9 @@ struct ControlStream {
 
     var isOpen: Bool { self.id != nil }
 
+    /// Whether a stream asked of the dialer has neither arrived nor been refused or given up.
+    var hasWaitingRequests: Bool { !self.waiting.isEmpty }
+
     /// Records a request for a stream; returns the line to send, or nil while the control stream
     /// is not open yet (it is sent by `opened`).
     mutating func request(_ stream: TunnelStream) -> String? {

@@ -65,6 +65,8 @@ public final class MeshNode: Sendable {
 
     /// The config currently in force.
     public var config: MeshConfiguration { self.generation.withLockedValue { $0.config } }
+    /// What the running tunnels are authenticated with: a reload whose credentials differ renews them.
+    public var credentials: LocalCredentials { self.generation.withLockedValue { $0.serverTLS.credentials } }
 
     /// Binds every listener of this node (the mesh port and its forwards) and starts the links.
     /// Throws, naming the address, when a listener cannot be bound.
@@ -172,14 +174,18 @@ public final class MeshNode: Sendable {
             }
         }
 
-        // Revocations: the CRL is checked at handshake time, so a live tunnel must be cut by hand.
-        let serials = Dictionary(self.peers.snapshot().map { ($0.name, $0.certificateSerial ?? "") }) { first, _ in first }
-        for peer in plan.revokedPeers {
-            if let link = self.links.withLockedValue({ $0[peer] }), let connection = link.connection {
-                self.logger.warning("peer \(peer) certificate \(serials[peer] ?? "") is revoked, disconnecting")
-                connection.close()
+        // Revocations: the CRL is checked at handshake time, so a live tunnel (or one still
+        // draining) must be cut by hand.
+        let reloadedAt = Date()
+        let kept = self.links.withLockedValue { $0 }.filter { !plan.addedPeers.contains($0.key) }
+        for (peer, link) in kept.sorted(by: { $0.key < $1.key }) {
+            let closed = (try? await link.closeRevoked(revokedSerials).get()) ?? []
+            if !closed.isEmpty {
+                self.logger.warning("peer \(peer) certificate \(closed.joined(separator: ", ")) is revoked, disconnecting")
                 summary.revokedPeers.append(peer)
             }
+            // Certificate rotation: tunnels authenticated with what this reload replaced are renewed.
+            link.reauthenticate(with: serverTLS.credentials, reloadedAt: reloadedAt, drainLimit: config.tunnel.shutdownGrace)
         }
         self.logger.info("reloaded \(config.file): \(summary)")
         return summary
@@ -337,17 +343,20 @@ public final class MeshNode: Sendable {
             table: self.peers,
             events: self.events,
             backoff: backoff,
-            logger: logger
-        ) { link in
-            Self.dial(
-                link,
-                identity: identity,
-                tls: generation.withLockedValue { $0.clientTLS },
-                settings: settings,
-                serving: serving,
-                logger: logger
-            )
-        }
+            reauthenticateBefore: settings.reauthenticateBefore,
+            localCredentials: { generation.withLockedValue { $0.serverTLS.credentials } },
+            logger: logger,
+            dialTunnel: { link in
+                Self.dial(
+                    link,
+                    identity: identity,
+                    tls: generation.withLockedValue { $0.clientTLS },
+                    settings: settings,
+                    serving: serving,
+                    logger: logger
+                )
+            }
+        )
     }
 
     /// Every socket of a stream lives on its tunnel's event loop, so no message hops threads. A
@@ -380,7 +389,13 @@ public final class MeshNode: Sendable {
                 let maxStreams = generation.withLockedValue { $0.config.tunnel.maxStreamsPerPeer }
                 return (counters, StreamLimit(maximum: maxStreams, counters: counters))
             },
-            note: { peer, note in noteHandler.withLockedValue { $0 }?(peer, note) }
+            note: { peer, note in
+                if note == PeerNote.renewTunnel {
+                    links.withLockedValue { $0[peer] }?.renewalRequested()
+                } else {
+                    noteHandler.withLockedValue { $0 }?(peer, note)
+                }
+            }
         )
     }
 

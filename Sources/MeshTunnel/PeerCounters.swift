@@ -7,6 +7,7 @@ public final class PeerCounters: Sendable {
     let streamsActive = ManagedAtomic<Int>(0)
     let streamsTotal = ManagedAtomic<UInt64>(0)
     let reconnects = ManagedAtomic<UInt64>(0)
+    let reauthentications = ManagedAtomic<UInt64>(0)
 
     public init() {}
 
@@ -26,5 +27,6 @@ public final class PeerCounters: Sendable {
         status.streamsActive = self.streamsActive.load(ordering: .relaxed)
         status.streamsTotal = self.streamsTotal.load(ordering: .relaxed)
         status.reconnects = self.reconnects.load(ordering: .relaxed)
+        status.reauthentications = self.reauthentications.load(ordering: .relaxed)
     }
 }

@@ -11,6 +11,11 @@ public struct PeerNote: Sendable, Equatable {
     /// A note longer than this on the wire closes the control stream: a broken or hostile peer.
     public static let maxLine = 16 * 1024
 
+    /// `note tunnel-renew ` (empty payload): the acceptor asks the dialer to dial a fresh tunnel,
+    /// because what authenticated the one it is sent on changed or nears its end on the acceptor's
+    /// side (README, "Certificate rotation"). The dialer ignores it while it renews already.
+    static let renewTunnel = PeerNote(topic: "tunnel-renew", payload: "")
+
     public init(topic: String, payload: String) {
         self.topic = topic
         self.payload = payload

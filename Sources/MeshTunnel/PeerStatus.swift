@@ -24,6 +24,21 @@ public struct PeerStatus: Sendable, Equatable, Codable {
     public var certificateNotAfter: Date?
     /// The serial of the certificate the peer presented (uppercase hex), while a tunnel is up.
     public var certificateSerial: String?
+    /// When the serving tunnel was authenticated (its TLS handshake completed).
+    public var authenticatedAt: Date?
+    /// The earliest `notAfter` of the certificates that authenticated the serving tunnel (both
+    /// chains, leaves and CAs): it is closed then at the latest.
+    public var credentialsNotAfter: Date?
+    /// When the serving tunnel will be re-authenticated; nil when no newer certificate can be
+    /// expected without a reload (see `credentialsNotAfter`).
+    public var reauthenticateAt: Date?
+    /// Older tunnels to the peer still finishing their streams after a fresh one took over.
+    public var drainingTunnels: Int = 0
+    /// Tunnels that took over from a serving one (certificate rotation), since start.
+    public var reauthentications: UInt64 = 0
+    /// Why the serving tunnel could not be re-authenticated (a failed renewal, or certificates due
+    /// with nothing newer to present); nil once a renewal brought fresh ones.
+    public var reauthenticationError: String?
 
     public init(name: String, address: String, dialer: Bool, state: State, since: Date) {
         self.name = name

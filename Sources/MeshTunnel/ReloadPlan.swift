@@ -13,8 +13,8 @@ import MeshConfig
 ///   opens after the commit (`deferredForwards`); every other new forward opens before the commit,
 ///   and if one cannot, the reload is rejected with nothing changed.
 /// - A peer whose live tunnel presented a certificate the new CRL revokes is cut (`revokedPeers`).
-/// - When the CA bundle changed, every kept peer's tunnel must be authenticated afresh
-///   (`reauthenticatedPeers`).
+/// - When this node's certificate or CA bundle changed, every kept peer's tunnel is authenticated
+///   afresh (`reauthenticatedPeers`; `PeerLink.reauthenticate` does it, README "Certificate rotation").
 ///
 /// `MeshNode.plan` computes it for `MeshNode.reload` and for a dry run alike.
 public struct ReloadPlan: Equatable, Sendable {
@@ -27,13 +27,13 @@ public struct ReloadPlan: Equatable, Sendable {
     public internal(set) var deferredForwards: [ForwardSettings] = []
     /// Kept peers whose live tunnel presented a certificate the new CRL revokes.
     public internal(set) var revokedPeers: [String] = []
-    /// Kept peers whose tunnel was authenticated against a CA bundle the reload replaces.
+    /// Kept peers whose tunnel was authenticated with a certificate or CA bundle the reload replaces.
     public internal(set) var reauthenticatedPeers: [String] = []
 
     /// - node: this node's name.
     /// - links: the peers this node has a link to now, with the address each link uses.
     /// - forwards: the forwards listening now.
-    /// - trustChanged: the new CA bundle differs from the one the running tunnels were checked with.
+    /// - trustChanged: the new certificate or CA bundle differs from what the running tunnels were authenticated with.
     /// - liveSerials: the serial of the certificate each peer presented on its live tunnel.
     /// - revokedSerials: the serials the new CRL revokes.
     static func make(

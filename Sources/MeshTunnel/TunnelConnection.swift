@@ -1,6 +1,8 @@
+import Foundation
 import Logging
 import MeshConfig
 import MeshTLS
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP2
 
@@ -35,6 +37,12 @@ final class TunnelConnection: @unchecked Sendable {
     /// The verified peer name; set once, on the event loop, when the handshake completes.
     private let identity: NIOLoopBoundBox<String?>
     private let mode: NIOHTTP2Handler.ParserMode
+    /// This node's certificate and CA bundle, as the TLS context this tunnel was built with holds them.
+    let localCredentials: LocalCredentials
+    /// Set once, when the handshake completes; read from any thread.
+    private let authenticated = NIOLockedValueBox<TunnelCredentials?>(nil)
+    /// The hard end of the tunnel (see `close(at:because:)`); loop-confined.
+    private let deadline: NIOLoopBoundBox<(at: Date, task: Scheduled<Void>)?>
 
     /// Adds TLS, HTTP/2, liveness, the streams and the observer to a fresh channel. Call on the
     /// channel's loop.
@@ -79,7 +87,8 @@ final class TunnelConnection: @unchecked Sendable {
             streams: streams,
             liveness: NIOLoopBound((liveness, livenessContext), eventLoop: channel.eventLoop),
             identity: NIOLoopBoundBox(nil, eventLoop: channel.eventLoop),
-            mode: mode
+            mode: mode,
+            localCredentials: tls.credentials
         )
         livenessBox.value = WeakConnection(connection: connection)
         try sync.addHandler(TunnelObserver(connection: connection, events: events))
@@ -96,14 +105,21 @@ final class TunnelConnection: @unchecked Sendable {
         streams: TunnelStreams,
         liveness: NIOLoopBound<(LivenessHandler, ChannelHandlerContext)>,
         identity: NIOLoopBoundBox<String?>,
-        mode: NIOHTTP2Handler.ParserMode
+        mode: NIOHTTP2Handler.ParserMode,
+        localCredentials: LocalCredentials
     ) {
         self.channel = channel
         self.streams = streams
         self.liveness = liveness
         self.identity = identity
         self.mode = mode
+        self.localCredentials = localCredentials
+        self.deadline = NIOLoopBoundBox(nil, eventLoop: channel.eventLoop)
+        channel.closeFuture.whenComplete { [deadline = self.deadline] _ in deadline.value?.task.cancel() }
     }
+
+    /// What the handshake authenticated, once it completed.
+    var credentials: TunnelCredentials? { self.authenticated.withLockedValue { $0 } }
 
     /// Whether this node dialed the tunnel. Only for status and logs: streams open the same way in
     /// both directions.
@@ -112,9 +128,11 @@ final class TunnelConnection: @unchecked Sendable {
     /// The verified peer name, once TLS completed. Call on the event loop.
     var peerName: String? { self.identity.value }
 
-    /// Records the verified peer. Called by the observer on the event loop.
-    fileprivate func identified(as peer: String) {
-        self.identity.value = peer
+    /// Records the verified peer and what authenticated it. Called by the observer on the event loop.
+    fileprivate func identified(_ completed: TLSHandshakeCompleted) {
+        self.identity.value = completed.peer.node
+        let credentials = TunnelCredentials(authenticatedAt: Date(), local: self.localCredentials, handshake: completed)
+        self.authenticated.withLockedValue { $0 = credentials }
     }
 
     /// Opens a stream to `service` on the peer for the local connection `socket`. Call on the
@@ -176,6 +194,28 @@ final class TunnelConnection: @unchecked Sendable {
     func close() {
         self.channel.close(promise: nil)
     }
+
+    /// A fresh tunnel to the peer took over: finish the streams on this one, then close it (see
+    /// `TunnelStreams.drain`).
+    func drain() {
+        let streams = self.streams
+        self.channel.eventLoop.execute { streams.drain() }
+    }
+
+    /// Closes the tunnel at `date` unless it closed before, resetting the streams still on it, with
+    /// `error` as the reason its owner hears; an earlier deadline replaces a later one.
+    func close(at date: Date, because error: ReauthenticationDeadlineError) {
+        let streams = self.streams
+        let deadline = self.deadline
+        let loop = self.channel.eventLoop
+        loop.execute {
+            if let current = deadline.value, current.at <= date { return }
+            deadline.value?.task.cancel()
+            let delay = TimeAmount.nanoseconds(Int64(max(0, date.timeIntervalSinceNow) * 1e9))
+            let task = loop.assumeIsolated().scheduleTask(in: delay) { streams.expire(error) }
+            deadline.value = (date, task)
+        }
+    }
 }
 
 /// Reports a tunnel's handshake and its end to the tunnel's owner.
@@ -193,7 +233,7 @@ private final class TunnelObserver: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let completed = event as? TLSHandshakeCompleted {
-            self.connection.identified(as: completed.peer.node)
+            self.connection.identified(completed)
             self.events.up(self.connection, completed)
         }
         context.fireUserInboundEventTriggered(event)

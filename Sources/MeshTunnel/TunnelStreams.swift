@@ -60,6 +60,13 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
     /// Streams that stopped reading because the tunnel's socket could not take more.
     private var pausedByTunnel: [TunnelStream] = []
     private var rapidResets = RapidResetGuard()
+    /// A fresh tunnel to the same peer took over; this one lets its streams finish (see `drain`).
+    private var draining = false
+    /// Streams that finished, and that were cut, while draining: for the log line that closes the tunnel.
+    private var drainedStreams = 0
+    private var cutWhileDraining = 0
+    /// The peer sent GOAWAY: as HTTP/2 client we may open no more streams here.
+    private var peerWentAway = false
     /// Per-stream warnings (refusals, unreachable targets) a peer can cause at will.
     private var warnings: RateLimitedWarnings?
     private var isClosed = false
@@ -93,6 +100,8 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
             self.receivedReset(code, on: frame.streamID)
         case .windowUpdate(let increment) where frame.streamID != .rootStream:
             self.receivedCredit(increment, on: frame.streamID)
+        case .goAway:
+            self.peerWentAway = true
         default:
             break  // SETTINGS, PING, GOAWAY and connection WINDOW_UPDATE: NIOHTTP2Handler's business
         }
@@ -119,6 +128,7 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
             self.needsFlush = false
             context.flush()
         }
+        if self.draining { self.closeIfDrained() }
         context.fireChannelReadComplete()
     }
 
@@ -181,7 +191,9 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
     /// starts reading once the stream can carry its bytes; the opener hears the outcome through
     /// `stream.onOpened`.
     func open(_ stream: TunnelStream) {
-        guard self.context != nil, !self.isClosed, self.peer != nil else {
+        // After the peer's GOAWAY, HTTP/2 forbids a client new streams: refuse here rather than
+        // let NIO fail the whole tunnel.
+        guard self.context != nil, !self.isClosed, self.peer != nil, !(self.isDialer && self.peerWentAway) else {
             return self.end(stream, error: PeerUnavailableError(peer: self.peer?.name ?? "peer"))
         }
         self.count(stream)
@@ -217,6 +229,60 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
         self.writeControl(line)
         self.flushSoon()
         return true
+    }
+
+    // MARK: Draining (certificate rotation, see `PeerLink`)
+
+    /// A fresh tunnel to the same peer took over: new streams go there, and this one closes once
+    /// the streams it carries have finished, none reset. The dialer says so with GOAWAY (as HTTP/2
+    /// client it still answers the reverse-stream requests the acceptor made before it switched).
+    /// The acceptor closes the tunnel once it heard that GOAWAY and nothing is left: no stream and
+    /// no request of its own still waiting for the dialer. Both directions thus end clean; its
+    /// closing GOAWAY is the last frame.
+    func drain() {
+        guard !self.draining, !self.isClosed else { return }
+        self.draining = true
+        if self.isDialer {
+            self.write(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil)))
+            self.flushNow()
+        }
+        self.closeIfDrained()
+    }
+
+    /// Streams still carried, the control stream aside.
+    var carriedStreams: Int {
+        self.streams.count - (self.control.id.map { self.streams[$0] != nil ? 1 : 0 } ?? 0)
+    }
+
+    /// Checks after the current write or event is done, never from inside one.
+    private func closeSoonIfDrained() {
+        guard self.draining, !self.reading, let context else { return }  // a read burst checks at its end
+        context.eventLoop.assumeIsolated().execute { self.closeIfDrained() }
+    }
+
+    private func closeIfDrained() {
+        guard self.draining, !self.isDialer, self.peerWentAway, !self.isClosed, let context,
+            self.carriedStreams == 0, !self.control.hasWaitingRequests
+        else { return }
+        let message =
+            "previous tunnel to \(self.peer?.name ?? "peer") drained: \(self.drainedStreams) streams finished on it, "
+            + "\(self.cutWhileDraining) reset by a client or the peer meanwhile; closing it with GOAWAY"
+        self.logger.info("\(message)")
+        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+        context.writeAndFlush(self.wrapOutboundOut(goAway), promise: nil)
+        context.close(promise: nil)
+    }
+
+    /// The certificates that authenticated this tunnel ran out (`error` says which and why): close
+    /// it now, resetting whatever streams are still on it, and let the owner hear `error`.
+    func expire(_ error: Error) {
+        guard let context, !self.isClosed else { return }
+        let carried = self.carriedStreams
+        self.logger.warning(
+            "closing the tunnel to \(self.peer?.name ?? "peer"): \(error); \(carried) streams on it are reset"
+        )
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
     }
 
     /// Dialer: puts a stream on the wire with a CONNECT. Bytes may follow at once.
@@ -332,6 +398,10 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
             stream.oneShot?.succeed(())
             stream.oneShot = nil
             stream.phase = .finished
+            if self.draining {
+                self.drainedStreams += 1
+                self.closeSoonIfDrained()
+            }
             return
         }
         self.end(stream, error: StreamResetError(peer: self.peer?.name ?? "peer", service: stream.service, code: reason ?? .cancel))
@@ -528,7 +598,9 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
                 stream.reverseID = id
                 self.count(stream)
                 return self.connect(stream, to: target) { stream in
-                    guard case .connecting = stream.phase, !self.isClosed else { return stream.socket?.abort() ?? () }
+                    guard case .connecting = stream.phase, !self.isClosed, !self.peerWentAway else {
+                        return stream.socket?.abort() ?? ()
+                    }
                     self.start(stream, headers: ReverseStreams.headers(id: id))
                 }
             case .failure(let reason):
@@ -647,6 +719,8 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
         }
         stream.phase = .finished
         self.uncount(stream)
+        if self.draining, wasOpen, stream.service != ReverseStreams.controlAuthority { self.cutWhileDraining += 1 }
+        self.closeSoonIfDrained()
         if wasOpen, stream.reverseID != nil, stream.id == nil, self.isDialer, !self.isClosed {
             // A reverse stream we were asked for never got on the wire: tell the acceptor.
             let status = (error as? ConnectRequest.Refusal)?.rawValue ?? ConnectRequest.Refusal.unreachable.rawValue

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshConfig
 import MeshControlModel
 import MeshTLS
 
@@ -28,6 +29,15 @@ struct PKIIssueCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Instead of --days: valid until this long from now, e.g. 5m, 90s, 12h.",
+            discussion: "For short-lived certificates and for testing their rotation (README, \"Certificate rotation\").",
+            valueName: "duration"
+        )
+    )
+    var validFor: String?
+
+    @Option(
+        help: ArgumentHelp(
             "For tests: start of validity, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC).",
             discussion: "Lets a test build expired or not-yet-valid certificates. Default: now minus one hour, for clock skew.",
             valueName: "date"
@@ -46,7 +56,7 @@ struct PKIIssueCommand: ParsableCommand {
         let authority = try CertificateAuthority(loadingFrom: directory)
         let bundle = self.bundle ? NodeBundle(pki: directory, node: node) : nil
         try bundle?.requireSources(node: false)  // before a certificate is issued for nothing
-        let info = try authority.issue(node: node, days: days, notBefore: notBefore?.date, force: force)
+        let info = try authority.issue(node: node, days: days, validFor: try self.validity(), notBefore: notBefore?.date, force: force)
         let sans = info.uriSANs.map { "URI:\($0)" } + info.dnsSANs.map { "DNS:\($0)" }
         print("issued \(node) for mesh '\(authority.meshName)'")
         print("  \(directory.certificate(node: node))  \(info.subject), \(sans.joined(separator: ", "))")
@@ -56,5 +66,13 @@ struct PKIIssueCommand: ParsableCommand {
             try bundle.write()
             print("  \(bundle.archivePath)  for the node: tar -C / -xpf \((bundle.archivePath as NSString).lastPathComponent) (as root)")
         }
+    }
+
+    private func validity() throws -> Duration? {
+        guard let validFor else { return nil }
+        guard let duration = DurationText.parse(validFor) else {
+            throw ValidationError("--valid-for: expected a duration such as \"90s\", \"5m\" or \"12h\", got \"\(validFor)\"")
+        }
+        return duration
     }
 }

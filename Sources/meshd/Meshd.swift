@@ -127,7 +127,6 @@ struct Meshd: AsyncParsableCommand {
             mesh: mesh,
             balancers: balancers,
             api: control.server.api,
-            caSHA256: startup.caSHA256,
             logger: logger
         )
         control.onStarted = { systemd.started(.control) }

@@ -21,16 +21,12 @@ actor Reloader {
     private let balancers: BalancerHost
     private let api: ControlAPI
     private let logger: Logger
-    /// SHA-256 of the CA bundle the running config was loaded with.
-    private var caSHA256: String
-
     init(
         configPath: String,
         node: String,
         mesh: MeshNode,
         balancers: BalancerHost,
         api: ControlAPI,
-        caSHA256: String,
         logger: Logger
     ) {
         self.balancers = balancers
@@ -38,7 +34,6 @@ actor Reloader {
         self.node = node
         self.mesh = mesh
         self.api = api
-        self.caSHA256 = caSHA256
         self.logger = logger
     }
 
@@ -54,7 +49,6 @@ actor Reloader {
                 revokedSerials: startup.revokedSerials
             )
             await self.balancers.reload(tls: startup.balancerTLS)
-            self.caSHA256 = startup.caSHA256
             let digest = try FileDigest.sha256(ofFile: self.configPath)
             outcome = ReloadOutcome(ok: true, at: at, summary: "\(summary)")
             let facts = AgentFacts(
@@ -95,7 +89,7 @@ actor Reloader {
             let plan = try self.mesh.plan(
                 config: startup.config,
                 revokedSerials: startup.revokedSerials,
-                trustChanged: startup.caSHA256 != self.caSHA256
+                trustChanged: startup.serverTLS.credentials != self.mesh.credentials
             )
             let changes = ConfigChange.planned(
                 node: self.node,

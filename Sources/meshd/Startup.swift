@@ -14,8 +14,6 @@ struct Startup {
     var revokedSerials: Set<String>
     /// The front-door TLS of each balancer on this node that has a `tls` block.
     var balancerTLS: [String: TLSContext]
-    /// SHA-256 of the CA bundle file: a reload that changes it changes whom the tunnels trust.
-    var caSHA256: String
 
     static func load(configPath: String, node requested: String?) throws -> Startup {
         let config: MeshConfiguration
@@ -69,20 +67,13 @@ struct Startup {
             for balancer in config.balancers(on: node) {
                 balancerTLS[balancer.name] = try FrontDoorTLS.context(for: balancer, in: config, node: node)
             }
-            let caSHA256: String
-            do {
-                caSHA256 = try FileDigest.sha256(ofFile: files.ca)
-            } catch {
-                throw StartupError(code: 2, message: "\(files.ca): \(error)")
-            }
             return Startup(
                 config: config,
                 node: node,
                 serverTLS: server,
                 clientTLS: client,
                 revokedSerials: revoked,
-                balancerTLS: balancerTLS,
-                caSHA256: caSHA256
+                balancerTLS: balancerTLS
             )
         } catch let error as TLSSetupError {
             throw StartupError(code: 2, message: "\(error)")

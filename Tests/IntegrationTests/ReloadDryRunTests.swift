@@ -114,7 +114,7 @@ final class ReloadDryRunTests: MeshTestCase {
         XCTAssertEqual(plan.status, 0, plan.text)
         XCTAssertEqual(
             plan.outcome?.changes,
-            [ConfigChange(.tunnel, .redialed, "db1", detail: "CA bundle changed: a fresh tunnel is authenticated with the new one")],
+            [ConfigChange(.tunnel, .redialed, "db1", detail: "certificate or CA bundle changed: a fresh tunnel is authenticated with it")],
             plan.text
         )
         XCTAssertEqual(try self.agentState(), before, "a dry run must change nothing in the agent")

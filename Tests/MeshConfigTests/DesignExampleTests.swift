@@ -108,6 +108,7 @@ final class DesignExampleTests: XCTestCase {
             accepted([
                 ("tunnel.backoff_min", "250ms"), ("tunnel.handshake_timeout", "3s"), ("tunnel.shutdown_grace", "0s"),
                 ("tunnel.max_streams_per_peer", 100), ("tunnel.max_pending_handshakes", 8), ("tunnel.ping_interval", "1.5s"),
+                ("tunnel.reauthenticate_before", "1h"),
                 ("services.postgres.postgres.password_file", "secrets/pg.pass"),
                 ("services.postgres.postgres.probe_interval", "500ms"),
                 ("services.postgres.postgres.monitor_user", "watcher"), ("services.postgres.postgres.database", "app"),
@@ -129,7 +130,8 @@ final class DesignExampleTests: XCTestCase {
                 handshakeTimeout: .seconds(3),
                 shutdownGrace: .zero,
                 maxStreamsPerPeer: 100,
-                maxPendingHandshakes: 8
+                maxPendingHandshakes: 8,
+                reauthenticateBefore: .seconds(3600)
             )
         )
         XCTAssertEqual(

@@ -203,7 +203,7 @@ final class ValidationRuleTests: XCTestCase {
     }
 
     func testZeroDurationWhereItMakesNoSense() {
-        for key in ["ping_interval", "backoff_min", "backoff_max", "handshake_timeout"] {
+        for key in ["ping_interval", "backoff_min", "backoff_max", "handshake_timeout", "reauthenticate_before"] {
             assertRejects([("tunnel.\(key)", "0s")], with: "mesh.json: tunnel.\(key): must be greater than zero, got \"0s\"")
         }
         assertRejects(

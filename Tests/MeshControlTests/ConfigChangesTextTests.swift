@@ -6,7 +6,7 @@ import XCTest
 final class ConfigChangesTextTests: XCTestCase {
     func testGroupsInKindOrderWithAlignedColumns() {
         let changes = [
-            ConfigChange(.tunnel, .redialed, "db1", detail: "CA bundle changed: a fresh tunnel is authenticated with the new one"),
+            ConfigChange(.tunnel, .redialed, "db1", detail: "certificate or CA bundle changed: a fresh tunnel is authenticated with it"),
             ConfigChange(.tunnel, .added, "db3", detail: "this node dials it at 127.0.1.4:7443"),
             ConfigChange(.balancer, .removed, "pg", detail: "its sessions go on until they end"),
             ConfigChange(.listener, .opened, "forward-15003", detail: "127.0.0.1:15003 -> echo@db3"),
@@ -15,7 +15,7 @@ final class ConfigChangesTextTests: XCTestCase {
             ConfigChangesText.render(changes, style: .plain),
             """
             tunnels
-              redialed  db1            CA bundle changed: a fresh tunnel is authenticated with the new one
+              redialed  db1            certificate or CA bundle changed: a fresh tunnel is authenticated with it
               added     db3            this node dials it at 127.0.1.4:7443
             listeners
               opened    forward-15003  127.0.0.1:15003 -> echo@db3

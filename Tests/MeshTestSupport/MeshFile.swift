@@ -23,19 +23,22 @@ public struct MeshFile: Encodable {
         public var backoffMax: String?
         public var shutdownGrace: String?
         public var handshakeTimeout: String?
+        public var reauthenticateBefore: String?
 
         public init(
             pingInterval: String? = nil,
             deadAfter: Int? = nil,
             backoffMax: String? = nil,
             shutdownGrace: String? = nil,
-            handshakeTimeout: String? = nil
+            handshakeTimeout: String? = nil,
+            reauthenticateBefore: String? = nil
         ) {
             self.pingInterval = pingInterval
             self.deadAfter = deadAfter
             self.backoffMax = backoffMax
             self.shutdownGrace = shutdownGrace
             self.handshakeTimeout = handshakeTimeout
+            self.reauthenticateBefore = reauthenticateBefore
         }
 
         enum CodingKeys: String, CodingKey {
@@ -44,6 +47,7 @@ public struct MeshFile: Encodable {
             case backoffMax = "backoff_max"
             case shutdownGrace = "shutdown_grace"
             case handshakeTimeout = "handshake_timeout"
+            case reauthenticateBefore = "reauthenticate_before"
         }
     }
 

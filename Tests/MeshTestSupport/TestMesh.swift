@@ -120,6 +120,17 @@ public final class TestMesh {
         try Command.run(BuildProducts.meshctl.path, command + ["--control", self.controlPath(node)], timeout: timeout)
     }
 
+    /// `meshctl peers --json` on `node`, parsed (exit 0 or 1: both carry the peers); empty when it failed.
+    public func peers(seenBy node: String) -> [[String: Any]] {
+        guard let result = try? self.meshctl(node, ["peers", "--json"]), result.status <= 1 else { return [] }
+        return ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [[String: Any]]) ?? []
+    }
+
+    /// One peer of `peers(seenBy:)`.
+    public func peer(_ name: String, seenBy node: String) -> [String: Any]? {
+        self.peers(seenBy: node).first { $0["name"] as? String == name }
+    }
+
     /// host and port of the node's mesh listener.
     public func meshAddress(_ node: String) -> (host: String, port: Int) {
         let parts = self.file.nodes[node]!.address.split(separator: ":")

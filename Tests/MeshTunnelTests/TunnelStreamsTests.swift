@@ -269,6 +269,84 @@ final class TunnelStreamsTests: XCTestCase {
         XCTAssertEqual(self.counters.streamsActive.load(ordering: .relaxed), 0)
     }
 
+    // MARK: Draining (certificate rotation)
+
+    private func goAways(_ frames: [HTTP2Frame]) -> [(HTTP2StreamID, HTTP2ErrorCode)] {
+        frames.compactMap { frame in
+            if case .goAway(let last, let code, _) = frame.payload { return (last, code) } else { return nil }
+        }
+    }
+
+    /// The dialer says GOAWAY on the old tunnel and keeps it: the acceptor closes it.
+    func testDrainingDialerSendsGoAwayAndLeavesTheClosingToTheAcceptor() throws {
+        let streams = try self.makeTunnel(dialer: true)
+        _ = try self.written()
+        streams.drain()
+        let sent = self.goAways(try self.written())
+        XCTAssertEqual(sent.map(\.0), [.rootStream])
+        XCTAssertEqual(sent.map(\.1), [.noError])
+        self.channel.embeddedEventLoop.run()
+        XCTAssertTrue(self.channel.isActive, "the dialer does not close a draining tunnel itself")
+        // The acceptor's closing GOAWAY: no new stream may go out here any more, and none is tried.
+        try self.receive(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil)))
+        self.channel.pipeline.fireChannelReadComplete()
+        let opened = OutcomeLog()
+        let late = TunnelStream(service: "echo", phase: .created(held: []), sendCredit: TunnelTuning.streamWindow)
+        late.onOpened = { opened.append($0) }
+        streams.open(late)
+        XCTAssertTrue(try self.written().isEmpty, "no HEADERS after the peer's GOAWAY")
+        guard case .failure(let error) = try XCTUnwrap(opened.results.first), error is PeerUnavailableError else {
+            return XCTFail("expected the stream refused as peer unavailable, got \(opened.results)")
+        }
+    }
+
+    /// The acceptor closes a draining tunnel only once the dialer's GOAWAY came, no stream is left
+    /// and none of its requests waits; then with a GOAWAY of its own.
+    func testDrainingAcceptorClosesOnceTheDialerWentAwayAndNothingIsLeft() throws {
+        let streams = try self.makeTunnel(dialer: false)
+        try self.connect(ReverseStreams.controlAuthority, on: 1)
+        self.channel.pipeline.fireChannelReadComplete()
+        _ = try self.written()
+        let pending = TunnelStream(service: "echo", phase: .created(held: []), sendCredit: TunnelTuning.streamWindow)
+        pending.onOpened = { _ in }
+        streams.open(pending)
+        XCTAssertEqual(try self.written().compactMap(self.dataText), ["open 1 echo\n"])
+
+        streams.drain()
+        XCTAssertTrue(self.goAways(try self.written()).isEmpty, "the acceptor says nothing before it closes")
+        try self.receive(
+            HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil))
+        )
+        self.channel.pipeline.fireChannelReadComplete()
+        self.channel.embeddedEventLoop.run()
+        XCTAssertTrue(self.channel.isActive, "a request still waits for the dialer")
+
+        // The dialer answers the request with a stream, which then finishes cleanly.
+        try self.receive(HTTP2Frame(streamID: 3, payload: .headers(.init(headers: ReverseStreams.headers(id: 1)))))
+        self.channel.pipeline.fireChannelReadComplete()
+        self.channel.embeddedEventLoop.run()
+        XCTAssertTrue(self.channel.isActive, "its stream is still open")
+        _ = try self.written()
+        pending.localEnded = true
+        pending.peerEnded = true
+        self.channel.pipeline.fireUserInboundEventTriggered(StreamClosedEvent(streamID: 3, reason: nil))
+        self.channel.embeddedEventLoop.run()
+        let last = self.goAways(try self.written())
+        XCTAssertEqual(last.map(\.1), [.noError], "closing GOAWAY")
+        XCTAssertFalse(self.channel.isActive, "closed once drained")
+    }
+
+    /// At the hard end the tunnel closes with its streams, and the error reaches the owner.
+    func testExpireClosesTheTunnelWithTheReason() throws {
+        let streams = try self.makeTunnel(dialer: true)
+        let errors = ErrorLog()
+        try self.channel.pipeline.syncOperations.addHandler(ErrorCatcher(log: errors))
+        let notAfter = Date(timeIntervalSince1970: 1_800_000_000)
+        streams.expire(ReauthenticationDeadlineError(peer: "app1", reason: .certificateExpired(notAfter: notAfter)))
+        XCTAssertFalse(self.channel.isActive)
+        XCTAssertTrue(errors.errors.contains { "\($0)".contains("expired at 2027-01-15T08:00:00Z") }, "\(errors.errors)")
+    }
+
     // MARK: Credit
 
     func testConnectionWindowIsToppedUpWithOneGrantInFlight() throws {
@@ -308,4 +386,17 @@ private final class NoteLog: @unchecked Sendable {
 private final class OutcomeLog: @unchecked Sendable {
     var results: [Result<Void, Error>] = []
     func append(_ result: Result<Void, Error>) { self.results.append(result) }
+}
+
+/// Errors that reach the end of the pipeline.
+private final class ErrorLog: @unchecked Sendable {
+    private(set) var errors: [Error] = []
+    func append(_ error: Error) { self.errors.append(error) }
+}
+
+private final class ErrorCatcher: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    let log: ErrorLog
+    init(log: ErrorLog) { self.log = log }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { self.log.append(error) }
 }

@@ -15,6 +15,9 @@ import Prometheus
 /// - `meshd_peer_up{peer}`, `meshd_peer_rtt_seconds{peer}` (only while up), `meshd_streams_active{peer}`
 /// - `meshd_tunnel_reconnects_total{peer}`, `meshd_bytes_total{peer,direction}` (`sent`, `received`)
 /// - `meshd_handshake_failures_total{peer,reason}`, `meshd_streams_total{peer,service,result}`
+/// - certificate rotation: `meshd_tunnel_credentials_expiry_timestamp_seconds{peer}` and
+///   `meshd_tunnel_reauthentication_failing{peer}` (only while up), `meshd_tunnels_draining{peer}`,
+///   `meshd_tunnel_reauthentications_total{peer}`
 /// - with a `BalancerView`, for each balancer on this node and database node of its service:
 ///   `meshd_backend_up{balancer,node}`, `meshd_backend_role{balancer,node}` (1 primary, 0 standby,
 ///   -1 not up), `meshd_backend_lag_seconds{balancer,node}` (only when known),
@@ -34,6 +37,10 @@ public final class MeshMetrics: Sendable {
         case peerRTT = "meshd_peer_rtt_seconds"
         case streamsActive = "meshd_streams_active"
         case reconnects = "meshd_tunnel_reconnects_total"
+        case credentialsExpiry = "meshd_tunnel_credentials_expiry_timestamp_seconds"
+        case reauthenticationFailing = "meshd_tunnel_reauthentication_failing"
+        case draining = "meshd_tunnels_draining"
+        case reauthentications = "meshd_tunnel_reauthentications_total"
         case handshakeFailures = "meshd_handshake_failures_total"
         case streams = "meshd_streams_total"
         case bytes = "meshd_bytes_total"
@@ -51,6 +58,12 @@ public final class MeshMetrics: Sendable {
             case .peerRTT: "Round-trip time of the last answered PING through the tunnel to the peer, while it is up."
             case .streamsActive: "Streams open now through the tunnel to the peer, in both directions."
             case .reconnects: "Tunnels to the peer established after the first one."
+            case .credentialsExpiry:
+                "Unix time at which the earliest certificate that authenticated the serving tunnel to the peer expires (it is closed then unless renewed), while up."
+            case .reauthenticationFailing:
+                "1 while the serving tunnel to the peer cannot be re-authenticated (a renewal failed, or no newer certificate to present), else 0; while up."
+            case .draining: "Older tunnels to the peer still finishing their streams after a fresh one took over."
+            case .reauthentications: "Fresh tunnels to the peer that took over from a serving one (certificate rotation)."
             case .handshakeFailures: "Failed TLS handshakes by peer (unknown if it never proved a declared name) and reason."
             case .streams: "Streams by peer, service and result (opened, refused, failed)."
             case .bytes: "Payload bytes carried through the tunnel to the peer, by direction (sent, received)."
@@ -148,6 +161,12 @@ public final class MeshMetrics: Sendable {
             }
             gauges[Series(.streamsActive, ["peer": peer.name])] = Double(peer.streamsActive)
             counters[Series(.reconnects, ["peer": peer.name])] = peer.reconnects
+            if up, let notAfter = peer.credentialsNotAfter {
+                gauges[Series(.credentialsExpiry, ["peer": peer.name])] = notAfter.timeIntervalSince1970
+                gauges[Series(.reauthenticationFailing, ["peer": peer.name])] = peer.reauthenticationError == nil ? 0 : 1
+            }
+            gauges[Series(.draining, ["peer": peer.name])] = Double(peer.drainingTunnels)
+            counters[Series(.reauthentications, ["peer": peer.name])] = peer.reauthentications
             counters[Series(.bytes, ["peer": peer.name, "direction": "sent"])] = peer.bytesSent
             counters[Series(.bytes, ["peer": peer.name, "direction": "received"])] = peer.bytesReceived
         }

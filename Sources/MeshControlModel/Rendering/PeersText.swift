@@ -3,7 +3,8 @@ import Foundation
 /// `meshctl peers` for a person: one aligned row per peer, human units, colour by state.
 public enum PeersText {
     public static let headers = [
-        "NAME", "ADDRESS", "STATE", "SINCE", "RTT", "STREAMS", "TX", "RX", "LAST ERROR", "CERT EXPIRES",
+        "NAME", "ADDRESS", "STATE", "SINCE", "RTT", "STREAMS", "TX", "RX", "LAST ERROR", "AUTHENTICATED", "AUTH EXPIRES",
+        "CERT EXPIRES",
     ]
     /// Longer errors are cut here (with `…`); `--json` has them whole.
     public static let maxErrorLength = 48
@@ -15,7 +16,7 @@ public enum PeersText {
             table.append([
                 .init(peer.name),
                 .init(peer.address),
-                .init(peer.state, self.paint(state: peer.state)),
+                .init(self.stateText(peer), self.paint(state: peer.state)),
                 .init(HumanUnits.ago(peer.since, now: now)),
                 peer.rttSeconds.map { .init(HumanUnits.rtt(seconds: $0)) } ?? .init("-", .dim),
                 // active now / opened since the agent started
@@ -23,7 +24,13 @@ public enum PeersText {
                 .init(HumanUnits.bytes(peer.bytesSent)),
                 .init(HumanUnits.bytes(peer.bytesReceived)),
                 // An up tunnel's last error is history (often "not dialed yet"); --json keeps it.
-                peer.isUp ? .init("-", .dim) : peer.lastError.map { .init(self.shorten($0), .bad) } ?? .init("-", .dim),
+                // Not so a failed re-authentication: that tunnel closes at AUTH EXPIRES.
+                (peer.isUp ? peer.reauthenticationError : peer.lastError).map { .init(self.shorten($0), .bad) }
+                    ?? .init("-", .dim),
+                peer.authenticatedAt.map { .init(HumanUnits.ago($0, now: now)) } ?? .init("-", .dim),
+                peer.isUp
+                    ? peer.credentialsNotAfter.map { self.credentialsCell($0, peer: peer, now: now) } ?? .init("-", .dim)
+                    : .init("-", .dim),
                 peer.certificateNotAfter.map { self.expiryCell($0, now: now) } ?? .init("-", .dim),
             ])
         }
@@ -36,6 +43,18 @@ public enum PeersText {
         case "down": .bad
         default: .warning
         }
+    }
+
+    /// `up`, or `up +1 draining` while older tunnels finish their streams after a renewal.
+    public static func stateText(_ peer: PeerInfo) -> String {
+        guard let draining = peer.drainingTunnels, draining > 0 else { return peer.state }
+        return "\(peer.state) +\(draining) draining"
+    }
+
+    /// Red once nothing renews the tunnel before it: it will be closed then.
+    static func credentialsCell(_ notAfter: Date, peer: PeerInfo, now: Date) -> TextTable.Cell {
+        let stuck = peer.reauthenticateAt == nil || peer.reauthenticationError != nil
+        return .init(HumanUnits.expiry(notAfter, now: now), stuck || notAfter <= now ? .bad : nil)
     }
 
     static func expiryCell(_ notAfter: Date, now: Date) -> TextTable.Cell {

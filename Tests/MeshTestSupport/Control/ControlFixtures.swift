@@ -30,7 +30,12 @@ public enum ControlFixtures {
             bytesSent: 1_288_490_189,
             bytesReceived: 36_700_160,
             reconnects: 1,
-            certificateNotAfter: now.addingTimeInterval(89 * 86_400 + 3_600)
+            certificateNotAfter: now.addingTimeInterval(89 * 86_400 + 3_600),
+            authenticatedAt: now.addingTimeInterval(-65),
+            credentialsNotAfter: now.addingTimeInterval(30 * 86_400 + 60),
+            reauthenticateAt: now.addingTimeInterval(29 * 86_400 + 60),
+            drainingTunnels: 1,
+            reauthentications: 2
         ),
         PeerInfo(
             name: "db2",
@@ -43,7 +48,10 @@ public enum ControlFixtures {
             bytesSent: 5_120,
             bytesReceived: 1_536,
             reconnects: 3,
-            certificateNotAfter: now.addingTimeInterval(5 * 86_400 + 60)
+            certificateNotAfter: now.addingTimeInterval(5 * 86_400 + 60),
+            credentialsNotAfter: now.addingTimeInterval(5 * 86_400 + 60),
+            drainingTunnels: 0,
+            reauthentications: 0
         ),
     ]
 

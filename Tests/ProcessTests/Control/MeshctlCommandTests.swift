@@ -90,7 +90,10 @@ final class MeshctlCommandTests: XCTestCase {
         let header = peers.stdout.split(separator: "\n").first.map(String.init) ?? ""
         XCTAssertEqual(
             header.split(separator: " ", omittingEmptySubsequences: true).map(String.init),
-            ["NAME", "ADDRESS", "STATE", "SINCE", "RTT", "STREAMS", "TX", "RX", "LAST", "ERROR", "CERT", "EXPIRES"],
+            [
+                "NAME", "ADDRESS", "STATE", "SINCE", "RTT", "STREAMS", "TX", "RX", "LAST", "ERROR", "AUTHENTICATED", "AUTH", "EXPIRES",
+                "CERT", "EXPIRES",
+            ],
             header
         )
         XCTAssertFalse(peers.stdout.contains("\u{1B}["), "no colour when stdout is not a terminal")

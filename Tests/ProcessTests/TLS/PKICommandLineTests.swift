@@ -122,6 +122,28 @@ final class PKICommandLineTests: XCTestCase {
         XCTAssertTrue(help.stdout.contains("--not-before") && help.stdout.contains("expired or not-yet-valid"), help.stdout)
     }
 
+    /// Certificates minutes long, for certificate rotation: --valid-for counts from now.
+    func testValidForIssuesShortLivedCertificates() throws {
+        XCTAssertEqual(try meshctl("pki", "init", "--mesh", "demo", "--dir", "pki").status, 0)
+        let before = Date()
+        let issued = try meshctl("pki", "issue", "db1", "--dir", "pki", "--valid-for", "5m")
+        XCTAssertEqual(issued.status, 0, issued.output)
+        let end = try Command.check("openssl", ["x509", "-noout", "-enddate", "-in", pki.appendingPathComponent("db1.pem").path])
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "MMM d HH:mm:ss yyyy zzz"
+        let text = end.dropFirst("notAfter=".count).split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        let notAfter = try XCTUnwrap(formatter.date(from: text), end)
+        XCTAssertEqual(notAfter.timeIntervalSince(before), 300, accuracy: 5, end)
+
+        for bad in ["5", "five minutes", "0s"] {
+            let refused = try meshctl("pki", "issue", "db2", "--dir", "pki", "--valid-for", bad)
+            XCTAssertNotEqual(refused.status, 0, "--valid-for \(bad): \(refused.output)")
+            XCTAssertTrue(refused.stderr.contains("--valid-for"), "--valid-for \(bad): \(refused.stderr)")
+        }
+    }
+
     func testInitTwiceWithoutForceExits2AndKeepsTheCA() throws {
         XCTAssertEqual(try meshctl("pki", "init", "--mesh", "demo", "--dir", "pki").status, 0)
         let before = try Data(contentsOf: pki.appendingPathComponent("ca.pem"))
