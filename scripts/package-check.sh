@@ -181,6 +181,62 @@ else
   fail "meshctl check of the example: $(cat "$work/check.log")"
 fi
 
+# --- the maintainer scripts, in a throwaway root ----------------------------------------------
+# dpkg installs, upgrades, removes and purges the package for real, chrooted into an overlay of
+# this machine's / in a private mount namespace: the overlay's upper directory takes every write
+# and goes with $work. There is no systemd in it (postinst's systemctl part is skipped, as in a
+# chroot): scripts/systemd-test.sh tests that part under a booted systemd.
+overlay_test() {
+  local ovl="$work/overlay"
+  mkdir -p "$ovl/upper/pkgtest" "$ovl/work" "$ovl/merged"
+  cp "$deb" "$ovl/upper/pkgtest/old.deb"
+  # The upgrade: the same package one version later.
+  dpkg-deb -R "$deb" "$work/repack"
+  sed -i "s/^Version: .*/Version: $version+1/" "$work/repack/DEBIAN/control"
+  dpkg-deb --root-owner-group -Zxz -z0 -b "$work/repack" "$ovl/upper/pkgtest/new.deb" >/dev/null
+  cat > "$ovl/upper/pkgtest/run.sh" <<'INROOT'
+set -u
+fail() { echo "FAIL: $*"; }
+owner() { stat -c '%U %G %a' "$1" 2>/dev/null; }
+dpkg -i /pkgtest/old.deb > /pkgtest/install.log 2>&1 || fail "dpkg -i: $(cat /pkgtest/install.log)"
+getent passwd meshd | grep -q ':/nonexistent:/usr/sbin/nologin$' || fail "no system user meshd: $(getent passwd meshd)"
+[ "$(id -gn meshd 2>/dev/null)" = meshd ] || fail "meshd's group is not meshd"
+[ "$(owner /etc/meshd)" = "root meshd 750" ] || fail "/etc/meshd is $(owner /etc/meshd)"
+[ "$(owner /etc/meshd/pki)" = "root meshd 750" ] || fail "/etc/meshd/pki is $(owner /etc/meshd/pki)"
+for f in /etc/meshd/mesh.json /etc/meshd/meshd.env; do
+  [ "$(owner $f)" = "root meshd 640" ] || fail "$f is $(owner $f)"
+done
+[ -L /etc/systemd/system/multi-user.target.wants/meshd.service ] || fail "meshd.service not enabled"
+/usr/bin/meshd --help >/dev/null 2>&1 || fail "the installed meshd does not run"
+echo 'MESHD_NODE=node1' >> /etc/meshd/meshd.env
+dpkg -i --force-confold /pkgtest/new.deb > /pkgtest/upgrade.log 2>&1 || fail "upgrade: $(cat /pkgtest/upgrade.log)"
+dpkg-query -W -f '${Version}' tunnelmesh | grep -q '+1$' || fail "upgrade left $(dpkg-query -W -f '${Version}' tunnelmesh)"
+grep -qx 'MESHD_NODE=node1' /etc/meshd/meshd.env || fail "the upgrade lost the edited meshd.env"
+[ "$(owner /etc/meshd/mesh.json)" = "root meshd 640" ] || fail "after the upgrade mesh.json is $(owner /etc/meshd/mesh.json)"
+echo key > /etc/meshd/pki/node1.key
+dpkg -r tunnelmesh > /pkgtest/remove.log 2>&1 || fail "dpkg -r: $(cat /pkgtest/remove.log)"
+[ ! -e /usr/bin/meshd ] || fail "dpkg -r left /usr/bin/meshd"
+[ -e /etc/meshd/mesh.json ] || fail "dpkg -r removed the conffile mesh.json"
+dpkg -P tunnelmesh > /pkgtest/purge.log 2>&1 || fail "dpkg -P: $(cat /pkgtest/purge.log)"
+[ ! -e /etc/meshd/mesh.json ] && [ ! -e /etc/meshd/meshd.env ] || fail "purge left the conffiles"
+! dpkg-statoverride --list | grep -q /etc/meshd || fail "purge left statoverrides: $(dpkg-statoverride --list | grep /etc/meshd)"
+[ ! -e /etc/systemd/system/meshd.service ] || fail "purge left meshd.service masked"
+[ -e /etc/meshd/pki/node1.key ] || fail "purge removed the administrator's key"
+getent passwd meshd >/dev/null || fail "purge removed the meshd user (Debian keeps system users)"
+echo done
+INROOT
+  unshare --mount -- sh -c '
+    mount -t overlay overlay -o "lowerdir=/,upperdir=$1/upper,workdir=$1/work" "$1/merged"       && mount -t proc proc "$1/merged/proc"       && exec chroot "$1/merged" /bin/sh /pkgtest/run.sh' sh "$ovl" > "$work/overlay.log" 2>&1
+}
+if [ "$(id -u)" -ne 0 ]; then
+  echo "skipped: install/upgrade/remove/purge in an overlay root needs root (unshare, mount, chroot)"
+elif overlay_test && grep -qx done "$work/overlay.log" && ! grep -q '^FAIL' "$work/overlay.log"; then
+  pass "dpkg -i, upgrade (edited conffile kept), -r, -P in a throwaway root: meshd user, /etc/meshd root:meshd 0750, conffiles 0640, enabled, purge keeps the user and pki/"
+else
+  while read -r line; do fail "${line#FAIL: }"; done < <(grep '^FAIL' "$work/overlay.log")
+  grep -q '^FAIL' "$work/overlay.log" || fail "the overlay root did not run: $(cat "$work/overlay.log")"
+fi
+
 # --- lintian --------------------------------------------------------------------------------
 # Errors and warnings fail; info-level tags are left (spelling in the linked-in Swift runtime's
 # strings, and hardening-no-bindnow/fortify: the Swift toolchain links without -z now).
