@@ -2,8 +2,9 @@
 # Checks the Debian package scripts/package.sh builds: every file in place with its mode and
 # owner, the conffiles, Depends without the Swift runtime, binaries stripped and runnable, man
 # pages that render cleanly and document every mesh.json key the loader knows, completions,
-# copyright naming every linked Swift package, the example config valid, and lintian without an
-# error or warning. Installing it under a real systemd is scripts/systemd-test.sh's part.
+# copyright naming every linked Swift package, the example config valid, dpkg installing,
+# upgrading, removing and purging it in a throwaway root, and lintian without an error or warning.
+# Installing it under a booted systemd is scripts/systemd-test.sh's part.
 #
 # Usage: scripts/package-check.sh [DEB]
 #   DEB  the package to check; without it, one is built with
