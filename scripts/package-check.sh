@@ -17,7 +17,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 die() { echo "package-check.sh: $*" >&2; exit 2; }
 [ $# -le 1 ] || die "usage: scripts/package-check.sh [DEB]"
-case "${1:-}" in -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac
 
 . "$repo/scripts/test-packages.sh"
 install_package_tools package-check.sh

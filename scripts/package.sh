@@ -25,7 +25,7 @@ build=1
 from=""
 xz_level=6
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
 die() { echo "package.sh: $*" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
