@@ -18,8 +18,8 @@ struct UnitsCommand: ParsableCommand {
             else the node tls.cert's certificate names. The config: --config, else MESHD_CONFIG, else \
             \(UnitsTarget.defaultConfig).
             With --generator (systemd.generator(7): one or three directories), writes the units, with \
-            sockets.target.wants/ and meshd.service.wants/ links to them, into the first directory; with no node named anywhere it writes nothing \
-            and exits 0, and on a bad mesh.json it writes nothing and prints meshd's own error.
+            sockets.target.wants/ and meshd.service.wants/ links to them, into the first directory; with no node named anywhere it writes only a meshd.service drop-in that \
+            keeps meshd from starting, and exits 0, and on a bad mesh.json it writes nothing and prints meshd's own error.
             Exit status: 0 ok, 2 a configuration or usage error, 1 the units could not be written.
             """
     )
@@ -84,6 +84,7 @@ struct UnitsCommand: ParsableCommand {
             // A package installed before the operator names the node must not fail the boot.
             guard self.generator else { throw MeshctlFailure(code: 2, message: unnamed) }
             Self.printLine("\(name): \(unnamed)")
+            try UnnamedNodeDropIn.write(to: self.directories[0], why: unnamed)
             return nil
         } catch {
             throw MeshctlFailure(code: 2, message: "\(error)")

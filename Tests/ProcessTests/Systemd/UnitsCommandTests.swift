@@ -213,8 +213,9 @@ final class UnitsCommandTests: XCTestCase {
     }
 
     /// A machine not yet told which node it is (tls.cert has {node}, nothing names the node): the
-    /// generator writes nothing and succeeds with one line; `meshctl units` asks for a name.
-    func testNoNodeNameWritesNothingAndSucceeds() throws {
+    /// generator writes no socket unit, only the drop-in that keeps meshd.service from starting (so
+    /// a boot does not fail it), and succeeds with one line; `meshctl units` asks for a name.
+    func testNoNodeNameWritesOnlyTheNoStartDropInAndSucceeds() throws {
         let config = RepositoryFiles.exampleConfig.path
         for envFile in [nil, "# MESHD_NODE=\n#MESHD_OPTS=\"--node db1\"\nMESHD_OPTS=\"--log-level debug\"\n"] {
             if let envFile { try envFile.write(toFile: self.envFile, atomically: true, encoding: .utf8) }
@@ -226,7 +227,14 @@ final class UnitsCommandTests: XCTestCase {
             XCTAssertEqual(lines.count, 1, result.stderr)
             XCTAssertTrue(lines.first?.hasPrefix("meshd-generator: no node name") ?? false, result.stderr)
             XCTAssertTrue(result.stderr.contains("MESHD_NODE=NAME in \(self.envFile)"), result.stderr)
-            XCTAssertEqual(try self.contents(dirs[0]), [])
+            XCTAssertEqual(try self.contents(dirs[0]), ["meshd.service.d"])
+            XCTAssertEqual(try self.contents(dirs[0] + "/meshd.service.d"), ["50-no-node-named.conf"])
+            let dropIn = try String(contentsOfFile: dirs[0] + "/meshd.service.d/50-no-node-named.conf", encoding: .utf8)
+            XCTAssertTrue(dropIn.contains("\n[Unit]\nConditionPathExists=!/\n"), dropIn)
+            XCTAssertTrue(
+                dropIn.contains("# \(lines.first?.dropFirst("meshd-generator: ".count) ?? "")\n"),
+                "the file says why, as the log does: \(dropIn)"
+            )
 
             let printed = try self.units(["--config", config])
             XCTAssertEqual(printed.status, 2, printed.output)
