@@ -107,11 +107,12 @@ meshd_prop() { cx systemctl show --property="$1" --value meshd.service; }
 meshd_is() { [ "$(cx systemctl is-active meshd.service)" = "$1" ]; }
 # The socket unit systemd listens on ADDRESS with (generated, so found rather than named).
 socket_unit_for() {
-  cx systemctl list-sockets --all --no-legend --plain | awk -v a="$1" '$1 == a { print $3; exit }'
+  cx systemctl list-sockets --all --no-legend --plain | awk -v a="$1" '$1 == a { print $2; exit }'
 }
+# control_answers [meshctl options] : the agent answered `meshctl status`, whatever it said.
 control_answers() {
   local rc=0
-  cx meshctl status --json >/dev/null 2>&1 || rc=$?
+  cx meshctl "$@" status --json >/dev/null 2>&1 || rc=$?
   # 0 all peers up, 1 degraded: both are answers; 3 is "agent unreachable".
   [ "$rc" -eq 0 ] || [ "$rc" -eq 1 ]
 }
@@ -288,7 +289,7 @@ check "peer db1 (meshd, transient unit) and the echo service start" cx sh -c '
   systemd-run --quiet --unit=tm-echo /usr/bin/socat TCP-LISTEN:17001,bind=127.0.0.1,reuseaddr,fork PIPE &&
   systemd-run --quiet --unit=tm-peer-db1 --property=User=meshd --property=Group=meshd \
     --property=RuntimeDirectory=meshd-db1 /usr/bin/meshd --config /etc/meshd/mesh.json --node db1'
-wait_until 30 cx meshctl --control /run/meshd-db1/control.sock status --json \
+wait_until 30 control_answers --control /run/meshd-db1/control.sock \
   || fail "db1's control socket did not answer within 30 s: $(cx journalctl --no-pager -u tm-peer-db1 | tail -n 5)"
 
 # 3. Socket activation ------------------------------------------------------------------------------
@@ -352,7 +353,12 @@ restarts_before="$(meshd_prop NRestarts)"
 frozen_pid="$(meshd_prop MainPID)"
 check "meshd.service has WatchdogSec=10s" test "$(meshd_prop WatchdogUSec)" = 10s
 frozen_at=$SECONDS
-cx kill -STOP "$frozen_pid"
+# Never `kill -STOP 0`: that would stop this script's own process group.
+if [ "${frozen_pid:-0}" -gt 0 ]; then
+  cx kill -STOP "$frozen_pid"
+else
+  fail "meshd.service has no main process to freeze"
+fi
 sleep 2
 # A client during the frozen phase: the kernel queues it on systemd's socket.
 client once 127.0.0.1:15001 --timeout 45 >"$run/frozen.out" 2>&1 &

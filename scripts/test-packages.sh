@@ -27,6 +27,9 @@ install_test_packages() {
   command -v etcd >/dev/null || need+=(etcd-server)
   command -v etcdctl >/dev/null || need+=(etcd-client)
   dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
+  # scripts/systemd-test.sh boots a Debian 12 container (systemd-nspawn) from a debootstrap root.
+  command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
   if [ ${#need[@]} -gt 0 ]; then
     echo "$1: installing ${need[*]}"
     apt-get update -qq
