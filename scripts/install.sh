@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs tunnelmesh on this machine: release binaries (meshd, meshctl), the systemd units, an
-# example config in /etc/meshd (never overwriting one that is there), and the `meshd` service user.
+# Installs tunnelmesh on this machine: release binaries (meshd, meshctl), meshd.service and the
+# socket-unit generator, an example config in /etc/meshd (never overwriting one that is there), and
+# the `meshd` service user.
 #
 # Usage: scripts/install.sh [--prefix DIR] [--destdir DIR] [--skip-build] [--from DIR]
-#   --prefix DIR   where binaries go: DIR/bin (default /usr/local); the units' ExecStart follows it
+#   --prefix DIR   where binaries go: DIR/bin (default /usr/local); the service's ExecStart and the
+#                  generator's meshctl follow it
 #   --destdir DIR  stage everything under DIR (for packaging): no user is created, systemd is not
 #                  told; /etc paths land in DIR/etc
 #   --skip-build   do not run `swift build -c release`; take the binaries already built there
@@ -57,19 +59,31 @@ done
 
 bindir="$destdir$prefix/bin"
 unitdir="$destdir/etc/systemd/system"
+# The administrator's generator directory: /lib/systemd/system-generators belongs to packages.
+generatordir="$destdir/etc/systemd/system-generators"
 confdir="$destdir/etc/meshd"
 
 echo "==> binaries to $bindir"
 install -d -m 0755 "$bindir"
 install -m 0755 "$from/meshd" "$from/meshctl" "$bindir/"
 
-echo "==> units to $unitdir"
-install -d -m 0755 "$unitdir"
-for unit in "$repo"/units/meshd.service "$repo"/units/meshd*.socket; do
-  # The units name /usr/local/bin/meshd; follow --prefix.
-  sed "s#/usr/local/bin/meshd#$prefix/bin/meshd#g" "$unit" > "$unitdir/$(basename "$unit").tmp"
-  chmod 0644 "$unitdir/$(basename "$unit").tmp"
-  mv "$unitdir/$(basename "$unit").tmp" "$unitdir/$(basename "$unit")"
+# Writes $1 to $2 (mode $3) with the installed paths of meshd and meshctl (the repository's
+# /usr/local/bin/meshd and /usr/bin/meshctl), replacing the file in one rename.
+install_rewritten() {
+  sed -e "s#/usr/local/bin/meshd#$prefix/bin/meshd#g" -e "s#/usr/bin/meshctl#$prefix/bin/meshctl#g" "$1" > "$2.tmp"
+  chmod "$3" "$2.tmp"
+  mv "$2.tmp" "$2"
+}
+
+echo "==> meshd.service to $unitdir, the socket-unit generator to $generatordir"
+install -d -m 0755 "$unitdir" "$generatordir"
+install_rewritten "$repo/units/meshd.service" "$unitdir/meshd.service" 0644
+install_rewritten "$repo/units/meshd-generator" "$generatordir/meshd-generator" 0755
+# Socket units of earlier versions, written by hand per node, would shadow the generated ones
+# (/etc/systemd/system wins over the generator's directory).
+for old in "$unitdir"/meshd*.socket; do
+  [ -e "$old" ] || continue
+  echo "    note: $old is left from an earlier install and overrides the generated unit; remove it (meshctl units shows what is generated)"
 done
 
 echo "==> example config to $confdir"
@@ -86,8 +100,11 @@ fi
 if [ -e "$confdir/meshd.env" ]; then
   echo "    kept the existing $confdir/meshd.env"
 else
-  printf '%s\n' '# Options for meshd (meshd.service: ExecStart=... $MESHD_OPTS). This node'"'"'s name:' \
-    'MESHD_OPTS="--node app1"' > "$confdir/meshd.env"
+  printf '%s\n' '# This node'"'"'s name in mesh.json, for meshd and its socket-unit generator, e.g. MESHD_NODE=db1.' \
+    '# Until it is set (or tls.cert names one certificate) no socket units are generated.' \
+    '#MESHD_NODE=' \
+    '# More options for meshd (meshd.service: ExecStart=... $MESHD_OPTS), e.g. --log-level debug.' \
+    '#MESHD_OPTS=' > "$confdir/meshd.env"
   chmod 0640 "$confdir/meshd.env"
 fi
 
@@ -106,21 +123,18 @@ else
   fi
 fi
 
-sockets="meshd.socket $(cd "$unitdir" && ls meshd-*.socket 2>/dev/null | paste -sd' ' -)"
 cat <<EOF
 
 tunnelmesh installed. Next steps on this node:
   1. Put the mesh's CA, this node's certificate and key, and the CRL in /etc/meshd/pki/
      (on the CA host: meshctl pki issue NODE --dir pki; copy ca.pem, crl.pem, NODE.pem, NODE.key),
      then: chown root:meshd /etc/meshd/pki/*; chmod 0640 /etc/meshd/pki/*
-  2. Edit /etc/meshd/mesh.json (the same file on every node) and set this node's name in
-     /etc/meshd/meshd.env (MESHD_OPTS="--node NAME"). Check it: meshctl check /etc/meshd/mesh.json
-  3. Make the socket units in /etc/systemd/system match this node's listeners in mesh.json,
-     one unit per listener; remove those this node does not have. Installed (app1's example):
-     $sockets
-  4. Start it: systemctl enable --now $sockets meshd.service
-     (the sockets first, so meshd adopts them; meshd itself must run at boot too, since it
-     dials its peers whether or not a client has connected yet)
-  5. Look: systemctl status meshd; meshctl status; journalctl -u meshd
+  2. Edit /etc/meshd/mesh.json (the same file on every node) and name this node in
+     /etc/meshd/meshd.env: MESHD_NODE=NAME. Check it: meshctl check /etc/meshd/mesh.json --node NAME
+  3. Generate its socket units: systemctl daemon-reload (meshctl units shows what it writes)
+  4. Start it: systemctl enable --now meshd.service
+     (starting meshd starts its sockets first; at boot sockets.target starts them)
+  5. Look: systemctl status meshd 'meshd*.socket'; meshctl status; journalctl -u meshd
      Reload after editing mesh.json or renewing certificates: systemctl reload meshd
+     (a listener added or moved: systemctl daemon-reload, then systemctl restart meshd)
 EOF

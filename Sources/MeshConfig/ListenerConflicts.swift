@@ -57,34 +57,13 @@ enum ListenerConflicts {
         return nil
     }
 
-    /// The node's listeners in a fixed order: mesh, metrics, forwards in file order, balancers by
-    /// name, then the listeners of `same_address` services.
+    /// The node's listeners in a fixed order: mesh, metrics, then the rest of `NodeListener.all`
+    /// (forwards in file order, balancers by name, `same_address` listeners).
     private static func listeners(on node: String, in configuration: MeshConfiguration) -> [Listener] {
-        var result: [Listener] = []
-        if let settings = configuration.nodes[node] {
-            result.append(
-                Listener(endpoint: settings.address, name: "mesh", path: JSONPath.root.key("nodes").key(node).key("address").text)
-            )
-        }
+        var result = NodeListener.all(on: node, in: configuration).map { Listener(endpoint: $0.endpoint, name: $0.name, path: $0.path) }
         if let metrics = configuration.metrics {
-            result.append(Listener(endpoint: metrics, name: "metrics", path: "metrics"))
-        }
-        for (index, forward) in configuration.forwards.enumerated() where forward.on == node {
-            let path = JSONPath.root.key("forwards").index(index).key("listen").text
-            result.append(Listener(endpoint: forward.listen, name: forward.listenerName, path: path))
-        }
-        for balancer in configuration.balancers(on: node) {
-            guard let listeners = balancer.on[node] else { continue }
-            let base = JSONPath.root.key("balancers").key(balancer.name).key("on").key(node)
-            if let rw = listeners.rw {
-                result.append(Listener(endpoint: rw, name: balancer.rwListenerName, path: base.key("rw").text))
-            }
-            if let ro = listeners.ro {
-                result.append(Listener(endpoint: ro, name: balancer.roListenerName, path: base.key("ro").text))
-            }
-        }
-        for forward in configuration.sameAddressForwards(on: node) {
-            result.append(Listener(endpoint: forward.listen, name: forward.listenerName, path: sameAddressPath(forward)))
+            // Second, as it always was, so a clash with a forward still names `metrics` as the earlier key.
+            result.insert(Listener(endpoint: metrics, name: "metrics", path: "metrics"), at: min(1, result.count))
         }
         return result
     }

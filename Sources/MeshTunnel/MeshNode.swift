@@ -61,7 +61,7 @@ public final class MeshNode: Sendable {
     }
 
     /// The systemd socket name of the tunnel listener (README, "Units").
-    public static let meshListenerName = "mesh"
+    public static let meshListenerName = NodeListener.meshName
 
     /// The config currently in force.
     public var config: MeshConfiguration { self.generation.withLockedValue { $0.config } }

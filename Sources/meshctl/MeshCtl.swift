@@ -11,7 +11,7 @@ struct MeshCtl: AsyncParsableCommand {
         discussion: "Exit status: 0 ok, 1 degraded, 2 usage or configuration error, 3 agent unreachable.",
         subcommands: [
             StatusCommand.self, PeersCommand.self, ServicesCommand.self, BackendsCommand.self, PingCommand.self,
-            ReloadCommand.self, CheckCommand.self, PKICommand.self,
+            ReloadCommand.self, CheckCommand.self, UnitsCommand.self, PKICommand.self,
         ]
     )
 

@@ -22,8 +22,16 @@ struct Meshd: AsyncParsableCommand {
     @Option(name: .long, help: "Path to mesh.json.")
     var config: String
 
-    @Option(name: .long, help: "This node's name (default: the name in its certificate).")
+    @Option(name: .long, help: "This node's name (default: MESHD_NODE from the environment, else the name in its certificate).")
     var node: String?
+
+    /// `--node`, else a non-empty `MESHD_NODE`: under systemd, /etc/meshd/meshd.env names the node
+    /// once for both the agent and the socket generator, and the unit needs no per-node option.
+    var requestedNode: String? {
+        if let node = self.node { return node }
+        guard let named = ProcessInfo.processInfo.environment["MESHD_NODE"], !named.isEmpty else { return nil }
+        return named
+    }
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
@@ -72,7 +80,7 @@ struct Meshd: AsyncParsableCommand {
         let logger = Logger(label: "meshd")
         let files = OpenFileLimit.raiseToHardLimit()
         if files.failure == nil { logger.info("\(files)") } else { logger.warning("\(files)") }
-        let startup = try Startup.load(configPath: self.config, node: self.node)
+        let startup = try Startup.load(configPath: self.config, node: self.requestedNode)
         let passed = try SystemdListeners.adopt(config: startup.config, node: startup.node, logger: logger)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)

@@ -22,7 +22,12 @@ struct Startup {
         } catch {
             throw StartupError(code: 2, message: "\(error)")
         }
-        let node = try self.nodeName(config: config, requested: requested)
+        let node: String
+        do {
+            node = try LocalNodeName.resolve(config: config, requested: requested)
+        } catch {
+            throw StartupError(code: 2, message: "\(error)")
+        }
         let files = config.tlsFiles(for: node)
         do {
             let server = try TLSContext(role: .server, files: files)
@@ -57,41 +62,5 @@ struct Startup {
         } catch let error as TLSSetupError {
             throw StartupError(code: 2, message: "\(error)")
         }
-    }
-
-    /// `--node`, or else the node named by the certificate's URI SAN.
-    private static func nodeName(config: MeshConfiguration, requested: String?) throws -> String {
-        let declared = config.sortedNodeNames.joined(separator: ", ")
-        if let requested {
-            guard config.nodes[requested] != nil else {
-                throw StartupError(
-                    code: 2,
-                    message: "\(config.file): nodes: no node \"\(requested)\" (declared: \(declared)) — pass --node with one of them"
-                )
-            }
-            return requested
-        }
-        guard !config.tls.cert.contains("{node}") else {
-            throw StartupError(
-                code: 2,
-                message:
-                    "\(config.file): tls.cert contains {node}, so meshd needs --node NAME to find its certificate (declared: \(declared))"
-            )
-        }
-        let path = config.tlsFiles(for: "").cert
-        let info: CertificateInfo
-        do {
-            info = try CertificateInfo(pemFile: path)
-        } catch {
-            throw StartupError(code: 2, message: "\(error)")
-        }
-        guard let identity = info.uriSANs.lazy.compactMap(MeshIdentity.init(uri:)).first, config.nodes[identity.node] != nil else {
-            throw StartupError(
-                code: 2,
-                message:
-                    "\(path): no URI SAN spiffe://\(config.mesh)/node/<name> naming a declared node (declared: \(declared)) — pass --node NAME"
-            )
-        }
-        return identity.node
     }
 }

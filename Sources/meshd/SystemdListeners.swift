@@ -1,7 +1,6 @@
 import Logging
 import MeshConfig
 import MeshSystemd
-import MeshTunnel
 import NIOCore
 
 /// The sockets systemd passed meshd (socket activation), matched by name to this node's
@@ -10,14 +9,7 @@ import NIOCore
 enum SystemdListeners {
     /// Every listener this node opens, by socket-activation name, with its mesh.json address.
     static func expected(config: MeshConfiguration, node: String) -> [String: Endpoint] {
-        var names: [String: Endpoint] = [:]
-        if let own = config.nodes[node]?.address { names[MeshNode.meshListenerName] = own }
-        for forward in config.forwards(on: node) { names[forward.listenerName] = forward.listen }
-        for balancer in config.balancers(on: node) {
-            if let rw = balancer.on[node]?.rw { names[balancer.rwListenerName] = rw }
-            if let ro = balancer.on[node]?.ro { names[balancer.roListenerName] = ro }
-        }
-        return names
+        Dictionary(NodeListener.all(on: node, in: config).map { ($0.name, $0.endpoint) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// The passed descriptors this node's listeners adopt, by name (empty outside socket
@@ -39,7 +31,7 @@ enum SystemdListeners {
             let actual = PassedSockets.localAddress(of: fd)
             if let wanted = self.socketAddress(endpoint), let actual, actual != wanted {
                 logger.warning(
-                    "systemd socket \"\(name)\" (fd \(fd)) is bound to \(actual), but mesh.json (\(config.file)) says \(endpoint); serving the passed socket — make ListenStream= in meshd.socket match mesh.json"
+                    "systemd socket \"\(name)\" (fd \(fd)) is bound to \(actual), but mesh.json (\(config.file)) says \(endpoint); serving the passed socket — regenerate the socket units ('systemctl daemon-reload'), then restart the socket and meshd (see 'meshctl units')"
                 )
             }
             logger.info("listener \(name): adopting fd \(fd) from systemd (\(actual.map { "\($0)" } ?? "\(endpoint)"))")

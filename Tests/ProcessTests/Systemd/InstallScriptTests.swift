@@ -26,14 +26,24 @@ final class InstallScriptTests: XCTestCase {
             XCTAssertEqual(fm.contents(atPath: path), fm.contents(atPath: BuildProducts.directory.appendingPathComponent(binary).path))
         }
         let unitDir = dest.appendingPathComponent("etc/systemd/system")
-        for unit in try RepositoryFiles.unitFiles() {
-            let installed = try String(contentsOf: unitDir.appendingPathComponent(unit.lastPathComponent), encoding: .utf8)
-            let original = try String(contentsOf: unit, encoding: .utf8)
-            // Identical but for ExecStart following --prefix.
-            XCTAssertEqual(installed, original.replacingOccurrences(of: "/usr/local/bin/meshd", with: "/opt/tunnelmesh/bin/meshd"))
-        }
-        let service = try String(contentsOf: unitDir.appendingPathComponent("meshd.service"), encoding: .utf8)
-        XCTAssertTrue(service.contains("ExecStart=/opt/tunnelmesh/bin/meshd --config /etc/meshd/mesh.json"), service)
+        let installedService = try String(contentsOf: unitDir.appendingPathComponent("meshd.service"), encoding: .utf8)
+        let service = try String(contentsOf: RepositoryFiles.units.appendingPathComponent("meshd.service"), encoding: .utf8)
+        // Identical but for ExecStart following --prefix.
+        XCTAssertEqual(installedService, service.replacingOccurrences(of: "/usr/local/bin/meshd", with: "/opt/tunnelmesh/bin/meshd"))
+        XCTAssertTrue(installedService.contains("ExecStart=/opt/tunnelmesh/bin/meshd --config /etc/meshd/mesh.json"), installedService)
+        XCTAssertEqual(
+            try fm.contentsOfDirectory(atPath: unitDir.path).filter { $0.hasSuffix(".socket") },
+            [],
+            "socket units are generated, not installed"
+        )
+        // The generator, in the administrator's generator directory, runs the installed meshctl.
+        let generator = dest.appendingPathComponent("etc/systemd/system-generators/meshd-generator").path
+        XCTAssertTrue(fm.isExecutableFile(atPath: generator), generator)
+        XCTAssertEqual(
+            try String(contentsOfFile: generator, encoding: .utf8),
+            try String(contentsOf: RepositoryFiles.generator, encoding: .utf8)
+                .replacingOccurrences(of: "/usr/bin/meshctl", with: "/opt/tunnelmesh/bin/meshctl")
+        )
 
         let conf = dest.appendingPathComponent("etc/meshd")
         let config = conf.appendingPathComponent("mesh.json")
@@ -45,10 +55,27 @@ final class InstallScriptTests: XCTestCase {
         XCTAssertEqual(nodes["app1"]?["address"] as? String, "127.0.1.3:7443")
         XCTAssertTrue(nodes.values.allSatisfy { $0["control"] == nil }, "control sockets default to /run/meshd/control.sock")
         XCTAssertTrue(fm.fileExists(atPath: conf.appendingPathComponent("pki").path))
-        XCTAssertEqual(
-            try String(contentsOf: conf.appendingPathComponent("meshd.env"), encoding: .utf8)
-                .split(separator: "\n").last,
-            "MESHD_OPTS=\"--node app1\""
+        // meshd.env names no node yet, so the installed generator writes nothing and succeeds;
+        // once it says MESHD_NODE, it writes that node's units.
+        let env = conf.appendingPathComponent("meshd.env")
+        XCTAssertTrue(try String(contentsOf: env, encoding: .utf8).contains("\n#MESHD_NODE=\n"))
+        let out = dest.appendingPathComponent("generator-out")
+        try fm.createDirectory(at: out, withIntermediateDirectories: true)
+        let generatorEnvironment = [
+            "PATH": "/usr/bin:/bin",
+            "MESHD_GENERATOR_MESHCTL": dest.appendingPathComponent("opt/tunnelmesh/bin/meshctl").path,
+            "MESHD_CONFIG": config.path,
+            "MESHD_ENV_FILE": env.path,
+        ]
+        let unnamed = try Command.run("/bin/sh", [generator, out.path], environment: generatorEnvironment, timeout: .seconds(30))
+        XCTAssertEqual(unnamed.status, 0, unnamed.output)
+        XCTAssertTrue(unnamed.stderr.contains("no node name"), unnamed.output)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: out.path), [])
+        try (try String(contentsOf: env, encoding: .utf8) + "MESHD_NODE=db1\n").write(to: env, atomically: true, encoding: .utf8)
+        let named = try Command.run("/bin/sh", [generator, out.path], environment: generatorEnvironment, timeout: .seconds(30))
+        XCTAssertEqual(named.status, 0, named.output)
+        XCTAssertTrue(
+            try String(contentsOf: out.appendingPathComponent("meshd.socket"), encoding: .utf8).contains("ListenStream=127.0.1.1:7443")
         )
         let mode = try XCTUnwrap(fm.attributesOfItem(atPath: conf.path)[.posixPermissions] as? NSNumber)
         XCTAssertEqual(mode.intValue, 0o750, "/etc/meshd is not world-readable")

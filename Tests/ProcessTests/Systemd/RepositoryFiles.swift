@@ -1,6 +1,6 @@
 import Foundation
 
-/// Paths in this repository (units/, scripts/, mesh.json), found from this source file's location.
+/// Paths in this repository (units/, the generator, scripts/, mesh.json), found from this source file's location.
 enum RepositoryFiles {
     static let root: URL = {
         // The nearest directory above this file that holds Package.swift.
@@ -12,13 +12,7 @@ enum RepositoryFiles {
     }()
 
     static var units: URL { self.root.appendingPathComponent("units") }
+    static var generator: URL { self.units.appendingPathComponent("meshd-generator") }
     static var installScript: URL { self.root.appendingPathComponent("scripts/install.sh") }
     static var exampleConfig: URL { self.root.appendingPathComponent("mesh.json") }
-
-    /// Every unit file in units/, sorted by name.
-    static func unitFiles() throws -> [URL] {
-        try FileManager.default.contentsOfDirectory(at: self.units, includingPropertiesForKeys: nil)
-            .filter { $0.pathExtension == "service" || $0.pathExtension == "socket" }
-            .sorted { $0.lastPathComponent < $1.lastPathComponent }
-    }
 }

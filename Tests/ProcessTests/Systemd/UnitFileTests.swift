@@ -2,8 +2,9 @@ import Foundation
 import MeshTestSupport
 import XCTest
 
-/// The systemd units in units/: `systemd-analyze verify` is clean, the service's exposure score
-/// is under 2.0, and the socket units name every listener of the example node.
+/// units/meshd.service and the socket units `meshctl units` generates: `systemd-analyze verify` is
+/// clean, the service's exposure score is under 2.0, and the socket units name every listener of
+/// every node of the top-level mesh.json.
 final class UnitFileTests: XCTestCase {
     private var scratch: URL!
 
@@ -52,26 +53,43 @@ final class UnitFileTests: XCTestCase {
         )
     }
 
-    private func repositoryUnits() throws -> [(name: String, text: String)] {
-        try RepositoryFiles.unitFiles().map { ($0.lastPathComponent, try String(contentsOf: $0, encoding: .utf8)) }
+    private var service: (name: String, text: String) {
+        get throws {
+            ("meshd.service", try String(contentsOf: RepositoryFiles.units.appendingPathComponent("meshd.service"), encoding: .utf8))
+        }
     }
 
-    /// `systemd-analyze verify` on every unit in units/, as they are: exit 0 and not one warning.
+    /// `systemd-analyze verify` on meshd.service with the socket units `meshctl units` generates
+    /// for each node of the top-level mesh.json and of a same-address mesh: exit 0, not one warning.
     func testSystemdAnalyzeVerifyIsClean() throws {
         guard FileManager.default.isExecutableFile(atPath: BuildProducts.meshd.path) else {
             throw XCTSkip("missing \(BuildProducts.meshd.path): build the products first")
         }
-        let units = try self.repositoryUnits()
-        XCTAssertTrue(units.contains { $0.name == "meshd.service" } && units.contains { $0.name == "meshd.socket" })
-        let result = try self.verify(units)
-        XCTAssertEqual(result.status, 0, result.output)
-        XCTAssertEqual(result.output.trimmingCharacters(in: .whitespacesAndNewlines), "", "verify should print nothing")
+        let sameAddress = self.scratch.appendingPathComponent("same-address.json")
+        try Data(GeneratedUnits.sameAddressConfig.utf8).write(to: sameAddress)
+        var verified = 0
+        for config in [RepositoryFiles.exampleConfig, sameAddress] {
+            for node in try GeneratedUnits.nodes(of: config) {
+                let generated = try GeneratedUnits.render(node: node, config: config.path)
+                XCTAssertTrue(generated.contains { $0.fileName == "meshd.socket" }, "\(config.lastPathComponent) \(node)")
+                let units = [try self.service] + generated.map { ($0.fileName, $0.text) }
+                let result = try self.verify(units)
+                XCTAssertEqual(result.status, 0, "\(config.lastPathComponent) \(node): \(result.output)")
+                XCTAssertEqual(
+                    result.output.trimmingCharacters(in: .whitespacesAndNewlines),
+                    "",
+                    "verify should print nothing for \(config.lastPathComponent) \(node)"
+                )
+                verified += units.count
+            }
+        }
+        XCTAssertGreaterThan(verified, 12)
 
         // The same check catches a mistake: a misspelt key in a copy of the service.
-        var broken = units
-        let index = broken.firstIndex { $0.name == "meshd.service" }!
-        broken[index].text = broken[index].text.replacingOccurrences(of: "WatchdogSec=10s", with: "WatchdogSecs=10s")
-        let caught = try self.verify(broken)
+        let app1 = try GeneratedUnits.render(node: "app1", config: RepositoryFiles.exampleConfig.path)
+        var broken = try self.service
+        broken.text = broken.text.replacingOccurrences(of: "WatchdogSec=10s", with: "WatchdogSecs=10s")
+        let caught = try self.verify([broken] + app1.map { ($0.fileName, $0.text) })
         XCTAssertTrue(caught.output.contains("WatchdogSecs"), "verify should flag the misspelt key: \(caught.output)")
     }
 
@@ -94,25 +112,41 @@ final class UnitFileTests: XCTestCase {
         print("systemd-analyze security meshd.service: \(level)")
     }
 
-    /// One socket unit per listener of app1 in the example mesh.json, each with exactly one
-    /// ListenStream= (the address mesh.json gives the listener) and one FileDescriptorName= (the
-    /// listener's name), all triggering meshd.service. systemd gives one name to every socket of
-    /// a unit, so two listeners in one unit could not be told apart.
-    func testSocketUnitsNameEveryListenerOfTheExampleNode() throws {
-        var found: [String: String] = [:]
-        for url in try RepositoryFiles.unitFiles() where url.pathExtension == "socket" {
-            let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map(String.init)
-            let listens = lines.filter { $0.hasPrefix("ListenStream=") }.map { String($0.dropFirst("ListenStream=".count)) }
-            let names = lines.filter { $0.hasPrefix("FileDescriptorName=") }.map { String($0.dropFirst("FileDescriptorName=".count)) }
-            XCTAssertEqual(listens.count, 1, "\(url.lastPathComponent): one ListenStream=")
-            XCTAssertEqual(names.count, 1, "\(url.lastPathComponent): one FileDescriptorName=")
-            XCTAssertTrue(lines.contains("Service=meshd.service"), "\(url.lastPathComponent) triggers meshd.service")
-            if let name = names.first, let listen = listens.first {
-                XCTAssertNil(found[name], "\(name) named twice")
+    /// For every node of the top-level mesh.json, one generated socket unit per listener, each with
+    /// exactly one ListenStream= (the address mesh.json gives the listener) and one
+    /// FileDescriptorName= (the listener's name), all triggering meshd.service. systemd gives one
+    /// name to every socket of a unit, so two listeners in one unit could not be told apart.
+    func testGeneratedSocketUnitsNameEveryListenerOfEveryNode() throws {
+        let config = RepositoryFiles.exampleConfig
+        let nodes = try GeneratedUnits.nodes(of: config)
+        XCTAssertEqual(nodes, ["app1", "db1", "db2"])
+        for node in nodes {
+            var found: [String: String] = [:]
+            for unit in try GeneratedUnits.render(node: node, config: config.path) {
+                let listens = unit.values("ListenStream")
+                let names = unit.values("FileDescriptorName")
+                XCTAssertEqual(listens.count, 1, "\(node) \(unit.fileName): one ListenStream=")
+                XCTAssertEqual(names.count, 1, "\(node) \(unit.fileName): one FileDescriptorName=")
+                guard let name = names.first, let listen = listens.first else { continue }
+                XCTAssertEqual(unit.fileName, name == "mesh" ? "meshd.socket" : "meshd-\(name).socket")
+                XCTAssertEqual(unit.value("Service"), "meshd.service", "\(node) \(unit.fileName)")
+                XCTAssertEqual(unit.value("NoDelay"), "yes")
+                XCTAssertEqual(unit.value("Backlog"), "1024")
+                XCTAssertEqual(unit.value("PartOf"), name == "mesh" ? nil : "meshd.socket", "\(node) \(unit.fileName)")
+                XCTAssertEqual(unit.value("SourcePath"), config.path)
+                XCTAssertTrue(unit.value("Description")?.hasPrefix("tunnelmesh agent socket \(name): ") ?? false, unit.text)
+                XCTAssertTrue(
+                    unit.text.hasPrefix(
+                        "# Generated by `meshctl units` (systemd generator meshd-generator) from \(config.path) for node \(node);"
+                    ),
+                    unit.text
+                )
+                XCTAssertTrue(unit.text.contains("Do not edit"), unit.text)
+                XCTAssertNil(found[name], "\(node): \(name) named twice")
                 found[name] = listen
             }
+            XCTAssertEqual(found, try Self.exampleListeners(node: node), node)
         }
-        XCTAssertEqual(found, try Self.exampleListeners(node: "app1"))
     }
 
     /// The listeners README.md ("Units") names for `node` in the repository's mesh.json.
