@@ -1,4 +1,5 @@
-# The Debian packages the test suite needs (sourced by test.sh and sanitize.sh, not run).
+# The Debian packages the test suite needs (sourced by test.sh, sanitize.sh and package-check.sh,
+# not run).
 #
 # install_test_packages WHO : installs whichever of them is missing, with one `apt-get update`
 # first; WHO names the calling script in the one line it prints.
@@ -30,12 +31,18 @@ install_test_packages() {
   # scripts/systemd-test.sh boots a Debian 12 container (systemd-nspawn) from a debootstrap root.
   command -v systemd-nspawn >/dev/null || need+=(systemd-container)
   command -v debootstrap >/dev/null || need+=(debootstrap)
-  if [ ${#need[@]} -gt 0 ]; then
-    echo "$1: installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  fi
+  install_missing "$1" "${need[@]}"
   install_test_patroni "$1"
+}
+
+# install_missing WHO PACKAGE... : one `apt-get update`, then installs the packages, if any.
+install_missing() {
+  local who="$1"
+  shift
+  [ $# -gt 0 ] || return 0
+  echo "$who: installing $*"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 # The Patroni FailoverTests run: 3.0.4 from PyPI, on Debian's Python and libraries. Debian 12's
@@ -49,4 +56,17 @@ install_test_patroni() {
   echo "$1: installing Patroni $TEST_PATRONI_VERSION (PyPI) into ${TEST_PATRONI_BIN%/bin}"
   /usr/bin/python3 -m venv --system-site-packages "${TEST_PATRONI_BIN%/bin}"
   "$TEST_PATRONI_BIN/pip" install -q "patroni==$TEST_PATRONI_VERSION"
+}
+
+# install_package_tools WHO : what scripts/package.sh and scripts/package-check.sh need to build
+# and check the .deb (dpkg-deb is dpkg's own): dpkg-shlibdeps from dpkg-dev, strip and objdump
+# from binutils, lintian.
+install_package_tools() {
+  local need=()
+  command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+  { command -v strip && command -v objdump; } >/dev/null || need+=(binutils)
+  command -v lintian >/dev/null || need+=(lintian)
+  # man(1) checks the pages render without a groff warning.
+  command -v man >/dev/null || need+=(man-db)
+  install_missing "$1" "${need[@]}"
 }

@@ -56,7 +56,11 @@ struct Meshd: AsyncParsableCommand {
             // Usage errors exit 2, as README's meshctl/meshd exit codes say (ArgumentParser uses 64).
             let code = exitCode(for: error)
             let message = fullMessage(for: error)
-            if !message.isEmpty { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+            // --help, --generate-completion-script and --experimental-dump-help end here with
+            // success: their text is the command's output (the package's completions and man page
+            // are made from it), so it goes to stdout like any command's.
+            let output = code == .success ? FileHandle.standardOutput : FileHandle.standardError
+            if !message.isEmpty { output.write(Data("\(message)\n".utf8)) }
             Foundation.exit(code == .validationFailure ? 2 : code.rawValue)
         }
     }
