@@ -57,6 +57,8 @@ failed=0
 pass() { echo "PASS  $*"; passed=$((passed + 1)); }
 fail() { echo "FAIL  $*"; failed=$((failed + 1)); }
 note() { echo "      $*"; }
+# abort WHAT : a failure the later checks cannot go on from.
+abort() { fail "$*"; exit 1; }
 # check DESCRIPTION CMD... : PASS when CMD exits 0, else FAIL with the end of its output.
 check() {
   local what="$1" out
@@ -151,15 +153,20 @@ trap 'exit 1' INT TERM
 
 # The packages -------------------------------------------------------------------------------------
 
-version1=0.1.0+systemdtest.1
-version2=0.1.0+systemdtest.2
 phase "packages"
 if [ -z "$deb1" ]; then
   [ -x scripts/package.sh ] || die "no scripts/package.sh to build the package with (or pass --deb and --upgrade-deb)"
-  scripts/package.sh --output "$share/debs" --version "$version1" "${skip_build[@]}" || die "scripts/package.sh --version $version1 failed"
-  scripts/package.sh --output "$share/debs" --version "$version2" --skip-build || die "scripts/package.sh --version $version2 failed"
-  deb1="$share/debs/tunnelmesh_${version1}_amd64.deb"
-  deb2="$share/debs/tunnelmesh_${version2}_amd64.deb"
+  . scripts/test-packages.sh
+  install_package_tools systemd-test.sh
+  # Two versions of the same binaries: the upgrade replaces the files and restarts meshd all the
+  # same. --fast (xz -1) because these packages live for one run. package.sh prints the .deb last.
+  built() { tail -n 1 "$run/package-$1.log"; }
+  scripts/package.sh --output "$share/debs" --version 0.1.0+systemdtest.1 --fast "${skip_build[@]}" \
+    2>&1 | tee "$run/package-1.log" || abort "scripts/package.sh failed (its output is above)"
+  scripts/package.sh --output "$share/debs" --version 0.1.0+systemdtest.2 --fast --skip-build \
+    2>&1 | tee "$run/package-2.log" || abort "scripts/package.sh --skip-build failed (its output is above)"
+  deb1="$(built 1)"
+  deb2="$(built 2)"
 else
   cp "$deb1" "$deb2" "$share/debs/"
   deb1="$share/debs/$(basename "$deb1")"
@@ -188,7 +195,7 @@ rootfs_prepare "${root_packages[@]}"
 case $? in
   0) ;;
   3) skip "$ROOTFS_SKIP" ;;
-  *) fail "building the root file system (debootstrap)"; exit 1 ;;
+  *) abort "building the root file system (debootstrap)" ;;
 esac
 
 phase "boot"
@@ -197,7 +204,7 @@ case $? in
   0) ;;
   # The pristine root failed to boot before anything of ours ran in it: this machine cannot.
   3) skip "$CONTAINER_SKIP" ;;
-  *) fail "booting the container"; exit 1 ;;
+  *) abort "booting the container" ;;
 esac
 failed_at_boot="$(cx systemctl list-units --failed --plain --no-legend | awk '{ print $1 }' | sort)"
 [ -n "$failed_at_boot" ] && note "units failed at boot before the package (not counted): $(echo $failed_at_boot)"
@@ -212,8 +219,7 @@ apt_install() {
 if apt_install "$deb1" >"$run/install.log" 2>&1; then
   pass "apt-get install ./$(basename "$deb1") with no network (its dependencies were in the root)"
 else
-  fail "apt-get install ./$(basename "$deb1"): $(tail -n 5 "$run/install.log" | tr '\n' ' ')"
-  exit 1
+  abort "apt-get install ./$(basename "$deb1"): $(tail -n 5 "$run/install.log" | tr '\n' ' ')"
 fi
 check "user meshd exists" cx getent passwd meshd
 unit_file="$(meshd_prop FragmentPath)"
@@ -276,14 +282,14 @@ if grep -q '^ListenStream=127.0.1.1:7443$' <<<"$mesh_socket" && grep -q '^FileDe
 else
   fail "meshd.socket is not app1's tunnel listener 127.0.1.1:7443: $(head -c 300 <<<"$mesh_socket" | tr '\n' ' ')"
 fi
-# After the first configuration nothing listens yet: sockets.target's new wants start now.
-check "systemctl start sockets.target starts the generated sockets" cx systemctl start sockets.target
+# As README's "Install" says: enabled and started; starting meshd starts its sockets first.
+check "systemctl enable --now meshd.service" cx systemctl enable --now meshd.service
 forward_socket="$(socket_unit_for 127.0.0.1:15001)"
 if [ -n "$forward_socket" ] && [ "$(cx systemctl is-active "$forward_socket")" = active ] \
   && [ "$(cx systemctl is-active meshd.socket)" = active ]; then
   pass "systemd listens on 127.0.1.1:7443 (meshd.socket) and 127.0.0.1:15001 ($forward_socket)"
 else
-  fail "the sockets are not listening: $(cx systemctl list-sockets --all --no-legend --plain | tr '\n' ';')"
+  fail "the sockets are not listening: $(cx systemctl list-sockets --all --no-legend --plain | grep meshd | tr '\n' ';')"
 fi
 check "peer db1 (meshd, transient unit) and the echo service start" cx sh -c '
   systemd-run --quiet --unit=tm-echo /usr/bin/socat TCP-LISTEN:17001,bind=127.0.0.1,reuseaddr,fork PIPE &&
@@ -405,6 +411,15 @@ else
 fi
 state="$(cx systemctl show --property=ActiveState,SubState,MainPID --value meshd.service | paste -sd/ -)"
 check "meshd.service is back to active/running, same process ($state)" test "$state" = "active/running/$reload_pid"
+# README's "Regenerate": the new forward gets its socket unit, which the next restart of meshd
+# (the upgrade's) starts; until then meshd holds the address itself.
+check "systemctl daemon-reload after the new mesh.json" cx systemctl daemon-reload
+new_forward_socket="$(socket_unit_for 127.0.0.1:15002)"
+if [ -n "$new_forward_socket" ]; then
+  pass "the generator wrote $new_forward_socket for the new forward ($(cx systemctl is-active "$new_forward_socket") while meshd binds it)"
+else
+  fail "no socket unit for the new forward 127.0.0.1:15002 after daemon-reload"
+fi
 
 # 7. Upgrade ---------------------------------------------------------------------------------------
 
@@ -445,6 +460,10 @@ running_binary() {
     && [ "$(cx stat -L --format=%d:%i "/proc/$new_pid/exe")" = "$(cx stat --format=%d:%i /usr/bin/meshd)" ]
 }
 check "the upgraded meshd runs (pid $upgrade_pid -> $new_pid, /proc/$new_pid/exe is the new /usr/bin/meshd)" running_binary
+check "the restart started the new forward's socket unit ($new_forward_socket active)" \
+  test "$(cx systemctl is-active "$new_forward_socket")" = active
+check "the upgraded meshd adopted it (journal: listener forward-15002 adopting fd)" cx sh -c \
+  "journalctl --no-pager --output=cat _PID=$new_pid | grep -q 'listener forward-15002: adopting fd'"
 
 # 8. Journal ---------------------------------------------------------------------------------------
 
