@@ -107,6 +107,8 @@ share_in=/srv/tunnelmesh-test
 client() { cx /usr/bin/python3 "$share_in/echo-client.py" "$@"; }
 meshd_prop() { cx systemctl show --property="$1" --value meshd.service; }
 meshd_is() { [ "$(cx systemctl is-active meshd.service)" = "$1" ]; }
+# ActiveState/SubState (`show --value` prints properties in its own order, not the one asked).
+meshd_state() { echo "$(meshd_prop ActiveState)/$(meshd_prop SubState)"; }
 # The socket unit systemd listens on ADDRESS with (generated, so found rather than named).
 socket_unit_for() {
   cx systemctl list-sockets --all --no-legend --plain | awk -v a="$1" '$1 == a { print $2; exit }'
@@ -118,7 +120,8 @@ control_answers() {
   # 0 all peers up, 1 degraded: both are answers; 3 is "agent unreachable".
   [ "$rc" -eq 0 ] || [ "$rc" -eq 1 ]
 }
-journal_has() { cx journalctl --no-pager --output=cat -u "$1" | grep -q -- "$2"; }
+# journal_has UNIT TEXT (read whole: `journalctl | grep -q` under pipefail fails on SIGPIPE).
+journal_has() { grep -q -- "$2" <<<"$(cx journalctl --no-pager --output=cat -u "$1")"; }
 
 # Preconditions: what decides between running and skipping ---------------------------------------
 
@@ -334,7 +337,7 @@ phase "4. Type=notify"
 cx systemctl stop meshd.service
 if cx systemctl start meshd.service; then
   # Read at once: with Type=notify, start returned only after READY=1.
-  state="$(cx systemctl show --property=ActiveState,SubState --value meshd.service | paste -sd/ -)"
+  state="$(meshd_state)"
   status_text="$(meshd_prop StatusText)"
   if control_answers; then answered=yes; else answered=no; fi
   if [ "$state" = active/running ] && [ -n "$status_text" ] && [ "$answered" = yes ]; then
@@ -404,13 +407,13 @@ else
 fi
 check "the old forward still serves" client once 127.0.0.1:15001 --timeout 10
 reload_status="$(cx meshctl status --json 2>/dev/null)"
-if /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin)["lastReload"]; sys.exit(0 if r["ok"] and r.get("summary") else 1)' <<<"$reload_status" 2>/dev/null; then
-  pass "meshctl status shows the reload: $(/usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin)["lastReload"]; print(r["at"], r["summary"])' <<<"$reload_status")"
+if /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin)["last_reload"]; sys.exit(0 if r["ok"] and r.get("summary") else 1)' <<<"$reload_status" 2>/dev/null; then
+  pass "meshctl status shows the reload: $(/usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin)["last_reload"]; print(r["at"], r["summary"])' <<<"$reload_status")"
 else
   fail "meshctl status does not show a successful reload: $(head -c 400 <<<"$reload_status")"
 fi
-state="$(cx systemctl show --property=ActiveState,SubState,MainPID --value meshd.service | paste -sd/ -)"
-check "meshd.service is back to active/running, same process ($state)" test "$state" = "active/running/$reload_pid"
+state="$(meshd_state), pid $(meshd_prop MainPID)"
+check "meshd.service is back to active/running, same process ($state)" test "$state" = "active/running, pid $reload_pid"
 # README's "Regenerate": the new forward gets its socket unit, which the next restart of meshd
 # (the upgrade's) starts; until then meshd holds the address itself.
 check "systemctl daemon-reload after the new mesh.json" cx systemctl daemon-reload
