@@ -41,21 +41,22 @@ rootfs_prepare() {
   key="$(printf '%s|%s|%s' "$ROOTFS_RECIPE" "$ROOTFS_SUITE" "$packages" | sha256sum | cut -c1-16)"
   ROOTFS="$ROOTFS_CACHE/rootfs-$ROOTFS_SUITE-$key"
   if [ -f "$ROOTFS/.tunnelmesh-complete" ]; then
+    # Marks it used, for the pruning below.
+    touch "$ROOTFS/.tunnelmesh-complete"
     echo "root file system: cached $ROOTFS"
     return 0
   fi
+  mkdir -p "$ROOTFS_CACHE"
   if ! mirror="$(rootfs_mirror)"; then
     ROOTFS_SKIP="no Debian mirror for $ROOTFS_SUITE in /etc/apt/sources.list{,.d} (set SYSTEMD_TEST_MIRROR=URI)"
     return 3
   fi
   # Asked first so that an offline machine is told so, not shown debootstrap's retries.
-  if ! curl -fsS --max-time 20 -o /dev/null "$mirror/dists/$ROOTFS_SUITE/Release" 2>"$ROOTFS_CACHE.curl.err"; then
-    ROOTFS_SKIP="the Debian mirror $mirror is unreachable ($(head -c 200 "$ROOTFS_CACHE.curl.err")), and no cached root $ROOTFS"
-    rm -f "$ROOTFS_CACHE.curl.err"
+  local unreachable
+  if ! unreachable="$(curl -fsS --max-time 20 -o /dev/null "$mirror/dists/$ROOTFS_SUITE/Release" 2>&1)"; then
+    ROOTFS_SKIP="the Debian mirror $mirror is unreachable (${unreachable:0:200}), and no cached root $ROOTFS"
     return 3
   fi
-  rm -f "$ROOTFS_CACHE.curl.err"
-  mkdir -p "$ROOTFS_CACHE"
   # A root without its completion mark is what an interrupted run left: never boot it.
   rm -rf "$ROOTFS"
   partial="$ROOTFS.partial.$$"
@@ -80,4 +81,13 @@ rootfs_prepare() {
     rm -rf "$partial"
   fi
   echo "root file system: built in $((SECONDS - started)) s ($(du -sm "$ROOTFS" | cut -f1) MB)"
+  # Roots of older package lists, unused for a week, go (about 300 MB each).
+  find "$ROOTFS_CACHE" -mindepth 2 -maxdepth 2 -name .tunnelmesh-complete -path "*/rootfs-*" -mtime +7 \
+    -printf '%h\n' | while read -r old; do
+    if [ "$old" != "$ROOTFS" ]; then
+      rm -rf --one-file-system "$old"
+      echo "root file system: removed $old, unused for a week"
+    fi
+  done
+  return 0
 }
