@@ -30,6 +30,9 @@ install_test_packages() {
   dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
   # `cloud-init schema` validates examples/ec2/cloud-init.yaml offline (CloudInitExampleTests).
   command -v cloud-init >/dev/null || need+=(cloud-init)
+  # scripts/systemd-test.sh boots a Debian 12 container (systemd-nspawn) from a debootstrap root.
+  command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
   install_missing "$1" "${need[@]}"
   install_test_patroni "$1"
 }

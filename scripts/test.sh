@@ -6,6 +6,8 @@
 #              (meshctl, one or two meshd, openssl, PostgreSQL, systemd tools, one at a time), under
 #              3 minutes after a build; the multi-node scenarios (partitions, crash loops, the soak,
 #              floods, the balancer end to end) are IntegrationTests and run only in the whole suite.
+# The whole suite then runs scripts/systemd-test.sh: the Debian package (a release build) under a
+# real systemd in a container; it is skipped, with the reason, where the container cannot boot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +25,15 @@ swift build --build-tests
 # processes each, and two such suites at once on a 2-core machine starve each other (a tunnel
 # pushing 64 MB through 1,000 streams in a debug build was seen to go quiet past its 3 s liveness).
 swift test --skip-build "${scope[@]}" "$@"
+
+if [ ${#scope[@]} -gt 0 ] || [ $# -gt 0 ]; then
+  echo "test.sh: not running scripts/systemd-test.sh (the whole suite only: it builds the release package)"
+  exit 0
+fi
+rc=0
+scripts/systemd-test.sh || rc=$?
+case $rc in
+  0) ;;
+  77) echo "test.sh: scripts/systemd-test.sh was SKIPPED on this machine (the reason is above)" ;;
+  *) exit "$rc" ;;
+esac
