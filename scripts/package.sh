@@ -15,6 +15,8 @@
 #                  with --static-swift-stdlib
 #   --fast         compress with xz -1 instead of -6: about 3 times faster, the .deb 15% larger
 #                  (for tests; a release keeps the default)
+#   --scratch-path DIR  SwiftPM's build directory for the release build (default: .build); a
+#                  separate one lets it run while another `swift build`/`swift test` holds .build's lock
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,6 +26,7 @@ output="$repo"
 build=1
 from=""
 xz_level=6
+scratch="$repo/.build"
 
 usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
 die() { echo "package.sh: $*" >&2; exit 2; }
@@ -38,10 +41,13 @@ while [ $# -gt 0 ]; do
     --from) [ $# -ge 2 ] || die "--from needs a directory"; from="$2"; build=0; shift 2 ;;
     --from=*) from="${1#*=}"; build=0; shift ;;
     --fast) xz_level=1; shift ;;
+    --scratch-path) [ $# -ge 2 ] || die "--scratch-path needs a directory"; scratch="$2"; shift 2 ;;
+    --scratch-path=*) scratch="${1#*=}"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option $1 (try --help)" ;;
   esac
 done
+case "$scratch" in /*) ;; *) scratch="$PWD/$scratch" ;; esac
 
 for tool in dpkg-deb dpkg-shlibdeps strip objdump gzip; do
   command -v "$tool" >/dev/null \
@@ -71,11 +77,11 @@ arch="$(dpkg --print-architecture)"
 
 if [ "$build" -eq 1 ]; then
   echo "==> building release binaries (swift build -c release --static-swift-stdlib)"
-  (cd "$repo" && swift build -c release --static-swift-stdlib --product meshd \
-    && swift build -c release --static-swift-stdlib --product meshctl)
+  (cd "$repo" && swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product meshd \
+    && swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product meshctl)
 fi
 if [ -z "$from" ]; then
-  from="$(cd "$repo" && swift build -c release --static-swift-stdlib --show-bin-path)"
+  from="$(cd "$repo" && swift build -c release --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)"
 fi
 for binary in meshd meshctl; do
   [ -x "$from/$binary" ] || die "no $binary in $from: build it (drop --skip-build) or pass --from DIR"
@@ -123,12 +129,12 @@ printf '%s\n' /etc/meshd/mesh.json /etc/meshd/meshd.env > "$root/DEBIAN/conffile
 # the same build directory, replacing the static binaries) and documents only what it built, not
 # --from DIR. The tool is built from the pinned swift-argument-parser (Package.resolved), which
 # has no dependencies, so it builds offline in about a minute.
-(cd "$repo" && swift package resolve >/dev/null)
-manual_tool_package="$repo/.build/checkouts/swift-argument-parser"
-[ -e "$manual_tool_package/Package.swift" ] || die "no swift-argument-parser checkout in $repo/.build/checkouts (swift package resolve)"
-swift build --package-path "$manual_tool_package" --scratch-path "$repo/.build/package-tools" \
+(cd "$repo" && swift package resolve --scratch-path "$scratch" >/dev/null)
+manual_tool_package="$scratch/checkouts/swift-argument-parser"
+[ -e "$manual_tool_package/Package.swift" ] || die "no swift-argument-parser checkout in $scratch/checkouts (swift package resolve)"
+swift build --package-path "$manual_tool_package" --scratch-path "$scratch/package-tools" \
   --product generate-manual >/dev/null
-manual_tool="$(swift build --package-path "$manual_tool_package" --scratch-path "$repo/.build/package-tools" --show-bin-path)/generate-manual"
+manual_tool="$(swift build --package-path "$manual_tool_package" --scratch-path "$scratch/package-tools" --show-bin-path)/generate-manual"
 # The commit's date, so the same commit makes the same pages.
 page_date="$(TZ=UTC git -C "$repo" log -1 --format=%cd --date=format-local:%Y-%m-%d)"
 for binary in meshd meshctl; do

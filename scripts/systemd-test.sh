@@ -224,10 +224,17 @@ fi
 check "user meshd exists" cx getent passwd meshd
 unit_file="$(meshd_prop FragmentPath)"
 packaged_unit="$(dpkg-deb --fsys-tarfile "$deb1" | tar -xO ".$unit_file" 2>/dev/null)"
-if [ -n "$packaged_unit" ] && [ "$(cx cat "$unit_file")" = "$packaged_unit" ] && [ -z "$(meshd_prop DropInPaths)" ]; then
-  pass "systemctl cat meshd.service is the packaged unit ($unit_file, no drop-ins)"
+# Unconfigured, the only drop-in is the generator's: no node is named, so meshd.service must not start.
+no_node_dropin=/run/systemd/generator/meshd.service.d/50-no-node-named.conf
+if [ -n "$packaged_unit" ] && [ "$(cx cat "$unit_file")" = "$packaged_unit" ] && [ "$(meshd_prop DropInPaths)" = "$no_node_dropin" ]; then
+  pass "systemctl cat meshd.service is the packaged unit ($unit_file) plus the generator's no-node drop-in"
 else
-  fail "meshd.service comes from ${unit_file:-nowhere}, not the package's file (or has drop-ins: $(meshd_prop DropInPaths))"
+  fail "meshd.service comes from ${unit_file:-nowhere}, not the package's file, or its drop-ins are not just $no_node_dropin: $(meshd_prop DropInPaths)"
+fi
+if cx systemctl start meshd.service && meshd_is inactive && [ "$(meshd_prop ConditionResult)" = no ]; then
+  pass "systemctl start meshd on a node with no name: skipped by the drop-in's condition, not failed"
+else
+  fail "systemctl start meshd with no node named: $(cx systemctl is-active meshd.service), ConditionResult=$(meshd_prop ConditionResult)"
 fi
 failed_now="$(cx systemctl list-units --failed --plain --no-legend | awk '{ print $1 }' | sort)"
 new_failures="$(comm -13 <(echo "$failed_at_boot") <(echo "$failed_now") | grep . || true)"
@@ -276,6 +283,7 @@ configure() {
 }
 check "mesh.json for app1 and db1, certificates from meshctl pki, MESHD_NODE=app1 (meshctl check passes)" configure
 check "systemctl daemon-reload" cx systemctl daemon-reload
+check "with MESHD_NODE set, the generator's no-node drop-in is gone" test -z "$(meshd_prop DropInPaths)"
 mesh_socket="$(cx systemctl cat meshd.socket 2>&1)"
 if grep -q '^ListenStream=127.0.1.1:7443$' <<<"$mesh_socket" && grep -q '^FileDescriptorName=mesh$' <<<"$mesh_socket"; then
   pass "the generator wrote meshd.socket for app1's tunnel listener ($(head -n 1 <<<"$mesh_socket" | sed 's/^# //'))"

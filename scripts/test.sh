@@ -35,8 +35,9 @@ if [ $whole -eq 1 ]; then
   # processes it starts, instead of after it.
   packaging="$(mktemp -d /tmp/tunnelmesh-package.XXXXXX)"
   # Its own session, so a failed suite stops the whole build (swift, swiftc, dpkg-deb) with it.
-  setsid -w nice -n 19 bash -c 'scripts/package.sh --output "$1" --version 0.1.0+test.1 --fast \
-    && scripts/package.sh --output "$1" --version 0.1.0+test.2 --fast --skip-build' _ "$packaging" \
+  # A scratch path of its own: `swift test` holds .build's lock for the whole run.
+  setsid -w nice -n 19 bash -c 'scripts/package.sh --output "$1" --version 0.1.0+test.1 --fast --scratch-path .build-package \
+    && scripts/package.sh --output "$1" --version 0.1.0+test.2 --fast --skip-build --scratch-path .build-package' _ "$packaging" \
     >"$packaging/package.log" 2>&1 &
   package_pid=$!
   trap 'pkill -s $package_pid 2>/dev/null || true; rm -rf "$packaging"' EXIT

@@ -70,10 +70,15 @@ final class InstallScriptTests: XCTestCase {
         let unnamed = try Command.run("/bin/sh", [generator, out.path], environment: generatorEnvironment, timeout: .seconds(30))
         XCTAssertEqual(unnamed.status, 0, unnamed.output)
         XCTAssertTrue(unnamed.stderr.contains("no node name"), unnamed.output)
-        XCTAssertEqual(try fm.contentsOfDirectory(atPath: out.path), [])
+        // No socket unit, only the drop-in that keeps the enabled meshd.service from failing the boot.
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: out.path), ["meshd.service.d"])
         try (try String(contentsOf: env, encoding: .utf8) + "MESHD_NODE=db1\n").write(to: env, atomically: true, encoding: .utf8)
+        // systemd empties the generator's directory before every run.
+        try fm.removeItem(at: out)
+        try fm.createDirectory(at: out, withIntermediateDirectories: true)
         let named = try Command.run("/bin/sh", [generator, out.path], environment: generatorEnvironment, timeout: .seconds(30))
         XCTAssertEqual(named.status, 0, named.output)
+        XCTAssertFalse(fm.fileExists(atPath: out.appendingPathComponent("meshd.service.d").path), "a named node's meshd.service may start")
         XCTAssertTrue(
             try String(contentsOf: out.appendingPathComponent("meshd.socket"), encoding: .utf8).contains("ListenStream=127.0.1.1:7443")
         )
