@@ -304,9 +304,8 @@ final class PeerLink: @unchecked Sendable {
         } else if renews {
             // The dialer renews; the acceptor asks only if no fresh tunnel came two redial
             // backoffs later, so normally one side acts and the other is its backstop.
-            let slack: TimeInterval = self.dialer ? 0 : Double(self.backoff.max.nanoseconds) / 1e9 * 2
-            let delay = max(0, renewal.timeIntervalSinceNow + slack)
-            self.scheduleRenewal(in: .nanoseconds(Int64(delay * 1e9)), attempt: 0)
+            let slack = self.dialer ? 0 : 2 * self.backoff.max.duration.timeInterval
+            self.scheduleRenewal(in: .until(renewal.addingTimeInterval(slack)), attempt: 0)
         } else {
             let error =
                 "the tunnel was authenticated with certificates that expire at \(ISO8601DateFormatter().string(from: credentials.notAfter)), "

@@ -1,8 +1,9 @@
+import Foundation
 import MeshConfig
 import NIOCore
 
 /// Bridges mesh.json's `Duration`s to NIO's `TimeAmount` and back, and prints them the way
-/// mesh.json writes them.
+/// mesh.json writes them; `until` turns a certificate's date into a timer's delay.
 extension TimeAmount {
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
@@ -12,4 +13,9 @@ extension TimeAmount {
     var duration: Duration { .nanoseconds(self.nanoseconds) }
 
     var text: String { DurationText.format(self.duration) }
+
+    /// From now until `date`; zero once it passed.
+    static func until(_ date: Date) -> TimeAmount {
+        .nanoseconds(Int64(max(0, date.timeIntervalSinceNow) * 1e9))
+    }
 }

@@ -211,8 +211,7 @@ final class TunnelConnection: @unchecked Sendable {
         loop.execute {
             if let current = deadline.value, current.at <= date { return }
             deadline.value?.task.cancel()
-            let delay = TimeAmount.nanoseconds(Int64(max(0, date.timeIntervalSinceNow) * 1e9))
-            let task = loop.assumeIsolated().scheduleTask(in: delay) { streams.expire(error) }
+            let task = loop.assumeIsolated().scheduleTask(in: .until(date)) { streams.expire(error) }
             deadline.value = (date, task)
         }
     }

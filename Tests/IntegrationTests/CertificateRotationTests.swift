@@ -68,7 +68,7 @@ final class CertificateRotationTests: MeshTestCase {
         )
         let benchStart = ContinuousClock.now
         for (name, pulse) in pulses {
-            XCTAssertTrue(self.poll(timeout: .seconds(5)) { pulse.snapshot().bytesEchoed > 0 }, "\(name) never echoed")
+            XCTAssertNotNil(self.pollUntil(timeout: .seconds(5)) { pulse.snapshot().bytesEchoed > 0 }, "\(name) never echoed")
         }
 
         /// One reload step: `prepare` changes files, `nodes` reload, and the tunnel is renewed:
@@ -86,11 +86,11 @@ final class CertificateRotationTests: MeshTestCase {
                 let result = try mesh.meshctl(node, ["reload"])
                 XCTAssertEqual(result.status, 0, "\(step): meshctl reload on \(node): \(result.output)", line: line)
             }
-            let renewed = self.poll(timeout: .seconds(10)) {
+            let renewed = self.pollUntil(timeout: .seconds(10)) {
                 guard let seen = self.authenticatedAt("db1", seenBy: "app1", in: mesh) else { return false }
                 return seen > authenticated
             }
-            XCTAssertTrue(renewed, "\(step): app1's tunnel to db1 was not re-authenticated\n\(mesh.allLogs())", line: line)
+            XCTAssertNotNil(renewed, "\(step): app1's tunnel to db1 was not re-authenticated\n\(mesh.allLogs())", line: line)
             XCTAssertNotNil(
                 app1.waitForLog(containing: "peer db1 re-authenticated", after: marks["app1"]!, timeout: .seconds(5)),
                 "\(step): app1 logs the renewal",
@@ -115,8 +115,8 @@ final class CertificateRotationTests: MeshTestCase {
             }
             for (name, pulse) in live {
                 let before = pulse.snapshot().bytesEchoed
-                XCTAssertTrue(
-                    self.poll(timeout: .seconds(3)) { pulse.snapshot().bytesEchoed > before },
+                XCTAssertNotNil(
+                    self.pollUntil(timeout: .seconds(3)) { pulse.snapshot().bytesEchoed > before },
                     "\(step): \(name) stopped echoing",
                     line: line
                 )
@@ -175,8 +175,8 @@ final class CertificateRotationTests: MeshTestCase {
             print("\(bench.label) through the renewals:\n\(bench.log())")
         }
         // With their streams finished, the old tunnels closed with GOAWAY, none reset.
-        XCTAssertTrue(
-            self.poll(timeout: .seconds(5)) {
+        XCTAssertNotNil(
+            self.pollUntil(timeout: .seconds(5)) {
                 (mesh.peer("db1", seenBy: "app1")?["draining_tunnels"] as? Int) == 0
                     && (mesh.peer("app1", seenBy: "db1")?["draining_tunnels"] as? Int) == 0
             },
@@ -192,7 +192,7 @@ final class CertificateRotationTests: MeshTestCase {
         // through the second CA by now) is renewed once more, and a stream opened since goes on.
         let late = try PulseClient(group: self.group, host: toDB1.host, port: toDB1.port)
         self.addCleanup { late.close() }
-        XCTAssertTrue(self.poll(timeout: .seconds(5)) { late.snapshot().bytesEchoed > 0 }, "a new stream echoes")
+        XCTAssertNotNil(self.pollUntil(timeout: .seconds(5)) { late.snapshot().bytesEchoed > 0 }, "a new stream echoes")
         live = [("app1 -> echo@db1, opened after the CA rotation", late)]
         try rotate("the first CA removed", reload: ["app1", "db1"]) {
             try self.concatenate([second.caPEM], into: pki.dir.appendingPathComponent("trust.pem"))
@@ -243,10 +243,10 @@ final class CertificateRotationTests: MeshTestCase {
         // Renewals at notAfter - 25 s (app1's tunnels) and about notAfter - 23 s (db2's ask).
         let renewedBy = notAfter.addingTimeInterval(-15)
         let pairs = [("app1", "db1"), ("db1", "db2"), ("app1", "db2")]
-        let renewed = self.poll(timeout: .seconds(Int64(max(1, renewedBy.timeIntervalSinceNow)))) {
+        let renewed = self.pollUntil(timeout: .seconds(Int64(max(1, renewedBy.timeIntervalSinceNow)))) {
             pairs.allSatisfy { node, peer in (mesh.peer(peer, seenBy: node)?["reauthentications"] as? Int ?? 0) >= 1 }
         }
-        XCTAssertTrue(renewed, "every tunnel renewed ahead of its certificates' end\n\(mesh.allLogs())")
+        XCTAssertNotNil(renewed, "every tunnel renewed ahead of its certificates' end\n\(mesh.allLogs())")
         XCTAssertLessThan(Date(), notAfter.addingTimeInterval(-5), "the renewals came well ahead of notAfter")
         XCTAssertNotNil(db1.waitForLog(containing: "db2 asked for a fresh tunnel", timeout: .zero), "db2, the acceptor, asked db1")
         XCTAssertNil(app1.waitForLog(containing: "asked for a fresh tunnel", timeout: .zero), "app1 renewed before anyone asked")
@@ -289,8 +289,8 @@ final class CertificateRotationTests: MeshTestCase {
             ),
             app1.logTail()
         )
-        XCTAssertTrue(
-            self.poll(timeout: .seconds(5)) {
+        XCTAssertNotNil(
+            self.pollUntil(timeout: .seconds(5)) {
                 let peer = mesh.peer("db1", seenBy: "app1")
                 return peer?["state"] as? String != "up" && (peer?["last_error"] as? String ?? "").contains("expire")
             },
@@ -314,15 +314,5 @@ final class CertificateRotationTests: MeshTestCase {
 
     private func authenticatedAt(_ peer: String, seenBy node: String, in mesh: TestMesh) -> Date? {
         (mesh.peer(peer, seenBy: node)?["authenticated_at"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) }
-    }
-
-    /// Polls `condition` every 50 ms until it holds or `timeout` passes.
-    private func poll(timeout: Duration, _ condition: () -> Bool) -> Bool {
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < timeout {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return condition()
     }
 }

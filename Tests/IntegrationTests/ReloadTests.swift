@@ -31,13 +31,13 @@ final class ReloadTests: MeshTestCase {
         let pulse = try PulseClient(group: self.group, host: f1.host, port: f1.port)
         self.addCleanup { pulse.close() }
         let pulseStart = ContinuousClock.now
-        XCTAssertNotNil(self.poll(timeout: .seconds(5)) { pulse.snapshot().bytesEchoed > 0 }, "the long-lived stream never echoed")
+        XCTAssertNotNil(self.pollUntil(timeout: .seconds(5)) { pulse.snapshot().bytesEchoed > 0 }, "the long-lived stream never echoed")
         var progress = pulse.snapshot().bytesEchoed
         var timings: [String] = []
         /// The long-lived stream is open, uncorrupted and has echoed more since the last check.
         func checkPulse(_ step: String, since: ContinuousClock.Instant, line: UInt = #line) {
             let now = pulse.snapshot()
-            _ = self.poll(timeout: .seconds(3)) { pulse.snapshot().bytesEchoed > progress }
+            _ = self.pollUntil(timeout: .seconds(3)) { pulse.snapshot().bytesEchoed > progress }
             let after = pulse.snapshot()
             XCTAssertTrue(
                 after.isOpen,
@@ -143,7 +143,7 @@ final class ReloadTests: MeshTestCase {
         // Certificate rotation: db2's reload changed its certificate, so db2 asked app1 (which dials
         // it) for a fresh tunnel; the old one drained without a cut.
         XCTAssertNotNil(
-            self.poll(timeout: .seconds(10)) {
+            self.pollUntil(timeout: .seconds(10)) {
                 let seen = (self.peer("db2", seenBy: "app1", in: mesh)?["certificate_not_after"] as? String)
                 return seen != oldNotAfter && seen.flatMap(self.isoDate) == self.openSSLDate(newEnd)
             },
@@ -168,7 +168,7 @@ final class ReloadTests: MeshTestCase {
         XCTAssertNotNil(cut, "revoke db3: app1 logs that it disconnects db3\n\(app1.logTail())")
         // Watch all three at once, so each time is that node's own.
         var revokedDown: [String: Duration] = [:]
-        _ = self.poll(timeout: .seconds(10)) {
+        _ = self.pollUntil(timeout: .seconds(10)) {
             for process in [app1, db1, db2]
             where revokedDown[process.label] == nil
                 && process.log(after: marks[process.label]!).split(separator: "\n").contains(where: {
@@ -184,7 +184,7 @@ final class ReloadTests: MeshTestCase {
         }
         // Every node dials db3 (it sorts last): wait until each has seen two redials fail (logged at
         // debug as "still down"; backoff_max 2 s), rather than a fixed time, then none may be up.
-        let redialsFailed = self.poll(timeout: .seconds(10)) {
+        let redialsFailed = self.pollUntil(timeout: .seconds(10)) {
             [app1, db1, db2].allSatisfy { process in
                 process.log(after: marks[process.label]!).split(separator: "\n").filter { $0.contains("peer db3 still down") }.count >= 2
             }
@@ -215,7 +215,7 @@ final class ReloadTests: MeshTestCase {
         stepStart = ContinuousClock.now
         let held = try PulseClient(group: self.group, host: f2.host, port: f2.port)
         self.addCleanup { held.close() }
-        XCTAssertNotNil(self.poll(timeout: .seconds(5)) { held.snapshot().bytesEchoed > 0 }, "the stream to db2 never echoed")
+        XCTAssertNotNil(self.pollUntil(timeout: .seconds(5)) { held.snapshot().bytesEchoed > 0 }, "the stream to db2 never echoed")
         mesh.file.nodes.removeValue(forKey: "db2")
         mesh.file.services.removeValue(forKey: "echo2")
         mesh.file.forwards.removeAll { $0.to == "echo2@db2" }
@@ -388,16 +388,6 @@ final class ReloadTests: MeshTestCase {
         Dictionary(uniqueKeysWithValues: processes.map { ($0.label, $0.logMark()) })
     }
 
-    /// Polls `condition` every 20 ms; how long it took to hold, or nil at the deadline.
-    private func poll(timeout: Duration, _ condition: () -> Bool) -> Duration? {
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < timeout {
-            if condition() { return ContinuousClock.now - start }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        return condition() ? ContinuousClock.now - start : nil
-    }
-
     /// `meshctl reload` on `node` must exit 0 and `last_reload.ok` be true; what meshctl printed.
     @discardableResult
     private func expectReloaded(_ node: String, in mesh: TestMesh, step: String, line: UInt = #line) -> String {
@@ -438,7 +428,7 @@ final class ReloadTests: MeshTestCase {
         )
         XCTAssertTrue(process.isRunning, "\(step): SIGHUP ended \(process.label)\n\(process.logTail())", line: line)
         // The log line comes just before last_reload is updated.
-        let kept = self.poll(timeout: .seconds(3)) {
+        let kept = self.pollUntil(timeout: .seconds(3)) {
             (self.status(process.label, in: mesh)?["last_reload"] as? [String: Any])?["ok"] as? Bool == ok
         }
         XCTAssertNotNil(kept, "\(step): after SIGHUP \(process.label) status last_reload.ok should be \(ok)", line: line)

@@ -109,12 +109,20 @@ open class MeshTestCase: XCTestCase {
     /// Polls `echoWorks` until it succeeds or `timeout` passes; the time it took, or nil.
     @discardableResult
     public func waitForEcho(host: String, port: Int, timeout: Duration) -> Duration? {
+        self.pollUntil(timeout: timeout, every: .milliseconds(50)) { self.echoWorks(host: host, port: port, timeout: .seconds(2)) }
+    }
+
+    /// Checks `condition` every `interval` until it holds or `timeout` passes (and once more at the
+    /// deadline): how long it took to hold, or nil if it never did.
+    @discardableResult
+    public func pollUntil(timeout: Duration, every interval: Duration = .milliseconds(20), _ condition: () -> Bool) -> Duration? {
         let start = ContinuousClock.now
         while ContinuousClock.now - start < timeout {
-            if self.echoWorks(host: host, port: port, timeout: .seconds(2)) { return ContinuousClock.now - start }
-            Thread.sleep(forTimeInterval: 0.05)
+            if condition() { return ContinuousClock.now - start }
+            let (seconds, attoseconds) = interval.components
+            Thread.sleep(forTimeInterval: Double(seconds) + Double(attoseconds) / 1e18)
         }
-        return nil
+        return condition() ? ContinuousClock.now - start : nil
     }
 }
 

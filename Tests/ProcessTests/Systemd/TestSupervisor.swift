@@ -5,8 +5,9 @@ import MeshTestSupport
 import Glibc
 #endif
 
-/// Plays systemd's part for one meshd unit with `Type=notify`, `WatchdogSec=`, the default
-/// `WatchdogSignal=SIGABRT` and `Restart=on-failure`: starts it with `NOTIFY_SOCKET`,
+/// Plays systemd's part for one meshd unit with `Type=notify`, `WatchdogSec=`, `WatchdogSignal=SIGABRT`
+/// (systemd's default, which units/meshd.service replaces by SIGKILL; README shows the drop-in that
+/// brings SIGABRT's backtraces back, and this proves meshd dies of it) and `Restart=on-failure`: starts it with `NOTIFY_SOCKET`,
 /// `WATCHDOG_USEC` and `WATCHDOG_PID` (the child's own pid, as systemd sets the main pid), waits for
 /// `READY=1`, times the `WATCHDOG=1` pings, and when none came for longer than the period sends the
 /// watchdog signal (plus SIGCONT, so a stopped process receives it), SIGKILL if it is still there

@@ -114,7 +114,7 @@ final class WatchdogSupervisorTests: MeshTestCase {
             abort.killed,
             "the watchdog signal alone ended meshd (no SIGKILL after \(supervisor.abortGrace))\n\(dying.process.logTail())"
         )
-        XCTAssertEqual(abort.exitCode, 128 + SIGABRT, "SIGABRT ended it, as WatchdogSignal= would")
+        XCTAssertEqual(abort.exitCode, 128 + SIGABRT, "SIGABRT ended it, as WatchdogSignal=SIGABRT would")
         let next = try supervisor.restart()
         guard let ready = supervisor.waitReady(timeout: .seconds(20)) else {
             XCTFail("incarnation \(next.number): no READY=1 within 20 s\n\(next.notify.transcript)\n\(next.process.logTail())")
