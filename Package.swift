@@ -10,13 +10,19 @@ let fuzzProducts: [Product] =
     ProcessInfo.processInfo.environment["TUNNELMESH_FUZZ_PRODUCTS"] == "1"
     ? [.library(name: "MeshFuzzTargets", targets: ["MeshFuzzTargets"])] : []
 
+// The TLS handler is a product only for scripts/bench/nio-relay (tunnel.sh sets the variable), which
+// measures it on its own between two bare relays.
+let benchProducts: [Product] =
+    ProcessInfo.processInfo.environment["TUNNELMESH_BENCH_PRODUCTS"] == "1"
+    ? [.library(name: "MeshTLS", targets: ["MeshTLS"])] : []
+
 let package = Package(
     name: "tunnelmesh",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "meshd", targets: ["meshd"]),
         .executable(name: "meshctl", targets: ["meshctl"]),
-    ] + fuzzProducts,
+    ] + fuzzProducts + benchProducts,
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),

@@ -18,7 +18,8 @@ from result_rows import details_lines, load_rows, ratio, table_lines
 from tcpbench import percentile
 
 SECTION = "tunnel"
-LABELS = {"direct": "direct TCP", "tunnelmesh": "tunnelmesh", "tunnelmesh-reverse": "tunnelmesh, reverse streams",
+LABELS = {"direct": "direct TCP", "nio-relay": "bare NIO relay pair", "nio-relay-tls": "NIO relay pair + meshd's TLS",
+          "tunnelmesh": "tunnelmesh", "tunnelmesh-reverse": "tunnelmesh, reverse streams",
           "stunnel": "stunnel4", "ssh": "ssh -L"}
 
 
@@ -44,6 +45,9 @@ def load(results):
         row["runs"] = jsonl(folder / "throughput.jsonl", "mb_per_s")
         pooled(row, folder / "latency.raw", "")
         row["lat_runs"] = jsonl(folder / "latency.jsonl", "p50_us")
+        cpu = [json.loads(l).get("cpu_us_per_rt") for l in (folder / "latency.jsonl").read_text().splitlines()
+               if l.strip()] if (folder / "latency.jsonl").exists() else []
+        row["cpu_runs"] = [c for c in cpu if c is not None]
         pooled(row, folder / "connect.raw", "conn_")
         row["conn_runs"] = jsonl(folder / "connect.jsonl", "p50_us")
         row["conn_rates"] = jsonl(folder / "connect.jsonl", "conns_per_s")
@@ -91,7 +95,9 @@ def render(rows, header, args):
         f"MB/s = 10^6 bytes/s, median of {args.repeat} run(s). Latency: 1-byte ping-pong, TCP_NODELAY at both "
         f"ends, {args.count // args.repeat * args.repeat:,} round trips in {args.repeat} run(s) of "
         f"{args.count // args.repeat:,}, each on a new connection after {args.warmup:,} warm-up round trips; "
-        f"nearest-rank percentiles over all of them. "
+        f"nearest-rank percentiles over all of them; *CPU µs/rt* is the time on a CPU (user and kernel, "
+        f"from each thread's schedstat) of the path's own processes (both tunnel ends, and their children) "
+        f"per timed round trip, median over the runs. "
         f"Connect: {per_run * args.repeat:,} new connections in {args.repeat} run(s) of {per_run:,}, "
         f"each run after {args.connect_warmup} untimed ones, opened one after another: connect(), the "
         f"echo request and 1 byte in one write, the byte's echo, close; *connect* µs runs from connect() "
@@ -104,8 +110,8 @@ def render(rows, header, args):
         "meshd: *tunnelmesh* opens streams from the node that dialed the tunnel, *reverse streams* "
         "towards it (see the notes under the table).",
         "",
-        "| path | MB/s | × direct | × stunnel | p50 µs | p99 µs | connect p50 µs | connect p99 µs | conn/s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| path | MB/s | × direct | × stunnel | p50 µs | p99 µs | CPU µs/rt | connect p50 µs | connect p99 µs | conn/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
 
     def num(value, fmt="{:,.0f}"):
@@ -113,8 +119,10 @@ def render(rows, header, args):
 
     def cells(r):
         value = mbps.get(r["name"])
+        cpu = statistics.median(r["cpu_runs"]) if r.get("cpu_runs") else None
         return [num(value), ratio(value, direct), ratio(value, stunnel), f"{r.get('p50', '—')}", f"{r.get('p99', '—')}",
-                num(r.get("conn_p50"), "{:,.1f}"), num(r.get("conn_p99"), "{:,.1f}"), num(rates.get(r["name"]))]
+                num(cpu, "{:,.1f}"), num(r.get("conn_p50"), "{:,.1f}"), num(r.get("conn_p99"), "{:,.1f}"),
+                num(rates.get(r["name"]))]
 
     def details(r):
         told = []
@@ -122,13 +130,15 @@ def render(rows, header, args):
             told.append("bulk runs MB/s: " + ", ".join(f"{v:,.0f}" for v in r["runs"]))
         if len(r.get("lat_runs", [])) > 1:
             told.append("p50 µs per latency run: " + ", ".join(f"{v:g}" for v in r["lat_runs"]))
+        if len(r.get("cpu_runs", [])) > 1:
+            told.append("CPU µs/rt per latency run: " + ", ".join(f"{v:g}" for v in r["cpu_runs"]))
         if len(r.get("conn_runs", [])) > 1:
             told.append("connect p50 µs per run: " + ", ".join(f"{v:g}" for v in r["conn_runs"]))
         if len(r.get("conn_rates", [])) > 1:
             told.append("conn/s per run: " + ", ".join(f"{v:,.0f}" for v in r["conn_rates"]))
         return told
 
-    out += table_lines(rows, LABELS, 9, cells)
+    out += table_lines(rows, LABELS, 10, cells)
     out.append("")
     out += direction_lines(rows)
     out += details_lines(rows, LABELS, details)

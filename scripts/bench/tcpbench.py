@@ -14,7 +14,9 @@ Wire protocol (the first byte of a connection selects the mode):
 Subcommands print one JSON line each:
   serve      --listen 127.0.0.1:PORT
   throughput --connect HOST:PORT --bytes N
-  latency    --connect HOST:PORT --count N [--warmup W] [--raw FILE]
+  latency    --connect HOST:PORT --count N [--warmup W] [--raw FILE] [--cpu-of PID ...]
+             (--cpu-of: also the CPU time the path's processes, and their
+             descendants, spent per timed round trip, from schedstat)
   connect    --connect HOST:PORT --count N [--warmup W] [--raw FILE] [--timeout S]
              (N new connections one after another, each: connect, 'L' + 1 byte,
              wait for its echo, close; times connect() to the echo)
@@ -24,6 +26,7 @@ Subcommands print one JSON line each:
 
 import argparse
 import json
+import pathlib
 import socket
 import struct
 import sys
@@ -145,19 +148,54 @@ def percentile(sorted_values, p):
     return sorted_values[int(rank) - 1]
 
 
+def process_tree(pids):
+    """The given PIDs and every process descended from them (sshd serves a forward from a child)."""
+    children = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_ns(pids):
+    """Time on a CPU (user and kernel, ns) of every thread of these processes so far."""
+    total = 0
+    for pid in pids:
+        for sched in pathlib.Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                total += int(sched.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass  # a thread that ended meanwhile
+    return total
+
+
 def cmd_latency(args):
     one = b"x"
     samples = []
     with connect(args.connect, args.timeout) as sock:
         sock.sendall(b"L")
         clock = time.perf_counter_ns
+        tree, cpu_start = set(), 0
         for i in range(args.warmup + args.count):
+            if i == args.warmup and args.cpu_of:
+                tree = process_tree(args.cpu_of)
+                cpu_start = cpu_ns(tree)
             t0 = clock()
             sock.sendall(one)
             if not sock.recv(1):
                 raise SystemExit(f"tcpbench: echo closed after {i} round trips")
             if i >= args.warmup:
                 samples.append(clock() - t0)
+        cpu = cpu_ns(tree) - cpu_start if args.cpu_of else None
     if args.raw:
         with open(args.raw, "a") as f:
             f.write("".join(f"{ns}\n" for ns in samples))
@@ -172,6 +210,7 @@ def cmd_latency(args):
         "min_us": us(samples[0]),
         "max_us": us(samples[-1]),
         "mean_us": us(sum(samples) / len(samples)),
+        **({"cpu_us_per_rt": round(cpu / 1000 / args.count, 1)} if cpu is not None else {}),
     }), flush=True)
 
 
@@ -287,6 +326,8 @@ def main():
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--raw", help="append every round-trip time (ns, one per line) to this file")
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--cpu-of", type=int, action="append", default=[], metavar="PID",
+                   help="a process of the path (repeatable): report its CPU time per timed round trip")
     p.set_defaults(func=cmd_latency)
 
     p = sub.add_parser("connect")

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Loopback tunnel benchmark (issue 2, Performance; issue 11 item 4): bulk throughput, 1-byte
-# round-trip latency and the cost of a new connection, for direct TCP, tunnelmesh in both stream
-# directions, stunnel4 (TLS 1.3) and ssh -L (the autossh data path), in one run, through the same
-# measuring client and server (tcpbench.py).
+# round-trip latency (and the CPU time the path's own processes spend per round trip) and the cost
+# of a new connection, for direct TCP, tunnelmesh in both stream directions, stunnel4 (TLS 1.3) and
+# ssh -L (the autossh data path), in one run, through the same measuring client and server
+# (tcpbench.py). Two more rungs split tunnelmesh's cost by layer: a pair of bare SwiftNIO relays
+# (scripts/bench/nio-relay: the four hops with no TLS and no framing, the floor under any NIO data
+# path) and the same pair with meshd's TLS handler between them (TLS, but no HTTP/2 and no streams).
 #
 # Usage: scripts/bench/tunnel.sh [--write] [--skip-build] [--paths LIST] [--bytes N] [--repeat N]
 #                                [--count N] [--warmup N] [--connects N] [--keep]
 #   --write       also replace the tunnel section of BENCHMARKS.md (of $BENCHMARKS_MD if set)
-#   --skip-build  use the meshd/meshctl already in ${BIN:-.build/release}
-#   --paths LIST  comma-separated, from (and by default) direct,tunnelmesh,tunnelmesh-reverse,stunnel,ssh.
+#   --skip-build  use the meshd/meshctl already in ${BIN:-.build/release} and the nio-relay already
+#                 in ${RELAY_BIN:-.build-nio-relay/release} (built otherwise, release mode)
+#   --paths LIST  comma-separated, from (and by default) direct,nio-relay,nio-relay-tls,tunnelmesh,
+#                 tunnelmesh-reverse,stunnel,ssh.
 #                 Both tunnelmesh paths use the same two meshd, n1 dialing n2: tunnelmesh is a forward
 #                 on n1 to a service on n2 (the dialer opens the streams), tunnelmesh-reverse a forward
 #                 on n2 to a service on n1 (reverse streams: n2 asks n1 for each over the control stream)
@@ -38,7 +43,7 @@ source "$HERE/workdir.sh"
 BG_TIMEOUT=600   # start_bg's bound on each tunnel end and the measuring server
 
 WRITE=0 SKIP_BUILD=0 KEEP=0
-ALL_PATHS="direct,tunnelmesh,tunnelmesh-reverse,stunnel,ssh"
+ALL_PATHS="direct,nio-relay,nio-relay-tls,tunnelmesh,tunnelmesh-reverse,stunnel,ssh"
 PATHS="$ALL_PATHS"
 BYTES=$((1 << 30)) REPEAT=5 COUNT=20000 WARMUP=1000 CONNECTS=2000
 CONNECT_WARMUP=10   # untimed new connections before each connect run
@@ -80,6 +85,8 @@ done
 
 BIN=${BIN:-.build/release}
 case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+RELAY_BIN=${RELAY_BIN:-.build-nio-relay/release}
+case "$RELAY_BIN" in /*) ;; *) RELAY_BIN="$ROOT/$RELAY_BIN" ;; esac
 
 make_workdir tunnel
 
@@ -104,8 +111,10 @@ note() { printf '%s\n' "$2" >>"$(path_dir "$1")/notes"; }
 
 # Paths that are set up and ready, in table order, with the address the client connects to.
 READY=()
-declare -A ADDR
-ready() { READY+=("$1"); ADDR[$1]="$2"; log "$1: ready at $2"; }
+declare -A ADDR PATH_PIDS
+# ready NAME HOST:PORT [PID...] : the path is measured through HOST:PORT; PIDs are its own processes,
+# whose CPU time (theirs and their descendants') per round trip the latency runs report.
+ready() { READY+=("$1"); ADDR[$1]="$2"; PATH_PIDS[$1]="${*:3}"; log "$1: ready at $2"; }
 is_ok() { [ ! -e "$(path_dir "$1")/unavailable" ]; }
 
 # One bulk run through one path; a failure marks the path unavailable.
@@ -121,10 +130,11 @@ bulk() {
 # One latency run of COUNT/REPEAT round trips (on a fresh connection, after its own warm-up); the
 # report pools the raw samples of all runs of a path for its percentiles.
 latency() {
-    local name="$1" round="$2" out dir
+    local name="$1" round="$2" out dir pid cpu=()
     dir=$(path_dir "$name")
+    for pid in ${PATH_PIDS[$name]}; do cpu+=(--cpu-of "$pid"); done
     if ! out=$(timeout 120 "${TCPBENCH[@]}" latency --connect "${ADDR[$name]}" --count "$((COUNT / REPEAT))" \
-            --warmup "$WARMUP" --raw "$dir/latency.raw" 2>&1); then
+            --warmup "$WARMUP" --raw "$dir/latency.raw" "${cpu[@]}" 2>&1); then
         unavailable "$name" "latency run $round failed: $(tail -1 <<<"$out")"; return
     fi
     printf '%s\n' "$out" >>"$dir/latency.jsonl"
@@ -257,7 +267,7 @@ mesh_path() {
         return
     fi
     note "$name" "$MESH_VERSION, $what"
-    ready "$name" "127.0.0.1:$fwd"
+    ready "$name" "127.0.0.1:$fwd" "${MESH_PIDS[@]}"
 }
 
 paths_tunnelmesh() {
@@ -285,7 +295,7 @@ path_stunnel() {
         stop_pids "$STUNNEL_SERVER_PID" "$STUNNEL_CLIENT_PID"; return
     fi
     note stunnel "stunnel $(stunnel_version), TLS 1.3 negotiated cipher suite: $(stunnel_cipher "$d"); ECDSA P-256 certificates, verifyChain + CRL on both sides, TCP_NODELAY"
-    ready stunnel "127.0.0.1:$cport"
+    ready stunnel "127.0.0.1:$cport" "$STUNNEL_SERVER_PID" "$STUNNEL_CLIENT_PID"
 }
 
 path_ssh() {
@@ -303,13 +313,46 @@ path_ssh() {
         stop_pids "$SSHD_PID" "$SSH_PID"; return
     fi
     note ssh "$(ssh -V 2>&1 | cut -d, -f1), ssh -N -L to a private sshd, default ciphers; negotiated: $(ssh_cipher "$d")"
-    ready ssh "127.0.0.1:$fwd"
+    ready ssh "127.0.0.1:$fwd" "$SSHD_PID" "$SSH_PID"
+}
+
+build_relay() {
+    [ $SKIP_BUILD = 1 ] && return 0
+    log "swift build -c release (scripts/bench/nio-relay)"
+    BG_TIMEOUT=3600 start_bg "$T/build-nio-relay.log" env TUNNELMESH_BENCH_PRODUCTS=1 \
+        swift build -c release --package-path "$HERE/nio-relay" --scratch-path "$ROOT/.build-nio-relay"
+    wait "$BG_PID" || { RELAY_ERROR="building nio-relay failed: $(build_failure "$T/build-nio-relay.log")"; return 1; }
+}
+
+# relay_path NAME DESCRIPTION [TLS] : two chained nio-relay processes, client → 127.0.0.1 → 127.0.3.2
+# → the server; with TLS, the link between them is meshd's TLS handler with the mesh's certificates.
+relay_path() {
+    local name="$1" what="$2" tls="${3:-}" r="$T/$1" front back pid1 pid2
+    new_path "$name"
+    [ -z "${RELAY_ERROR:-}" ] || { unavailable "$name" "$RELAY_ERROR"; return; }
+    [ -x "$RELAY_BIN/nio-relay" ] || { unavailable "$name" "$RELAY_BIN/nio-relay is not built"; return; }
+    local front_tls=() back_tls=()
+    mkdir -p "$r"
+    if [ -n "$tls" ]; then
+        make_mesh_pki "$BIN/meshctl" "$r/pki" bench n1 n2 || { unavailable "$name" "$MESH_PKI_ERROR"; return; }
+        front_tls=(--tls-connect "$r/pki:n1"); back_tls=(--tls-listen "$r/pki:n2")
+    fi
+    front=$(free_port 127.0.0.1); back=$(free_port 127.0.3.2)
+    start_bg "$r/back.log" "$RELAY_BIN/nio-relay" --listen "127.0.3.2:$back" --connect "127.0.0.1:$SINK_PORT" "${back_tls[@]}"; pid2=$BG_PID
+    start_bg "$r/front.log" "$RELAY_BIN/nio-relay" --listen "127.0.0.1:$front" --connect "127.0.3.2:$back" "${front_tls[@]}"; pid1=$BG_PID
+    if ! wait_echo "127.0.0.1:$front" 10 "$pid1" "$pid2"; then
+        unavailable "$name" "no echo through the relays within 10 s: $ECHO_ERROR; $(tail -1 "$r/front.log") $(tail -1 "$r/back.log")"
+        stop_pids "$pid1" "$pid2"; return
+    fi
+    note "$name" "$what"
+    ready "$name" "127.0.0.1:$front" "$pid1" "$pid2"
 }
 
 # --- run ------------------------------------------------------------------------------------------------
 
 ensure_packages
-if want tunnelmesh || want tunnelmesh-reverse; then build_mesh || log "$MESH_BUILD_ERROR"; fi
+if want tunnelmesh || want tunnelmesh-reverse || want nio-relay-tls; then build_mesh || log "$MESH_BUILD_ERROR"; fi
+if want nio-relay || want nio-relay-tls; then build_relay || log "$RELAY_ERROR"; fi
 
 BUSY=""
 if awk '{exit !($1 >= 0.5)}' /proc/loadavg; then
@@ -322,6 +365,10 @@ EOF
 start_sink
 log "measuring server on 127.0.0.1:$SINK_PORT; results in $T"
 want direct && path_direct
+want nio-relay && relay_path nio-relay \
+    "two bare SwiftNIO relays (scripts/bench/nio-relay), one event loop each, no TLS, no framing: 127.0.0.1 → 127.0.3.2 → the server"
+want nio-relay-tls && relay_path nio-relay-tls \
+    "the same two relays with meshd's TLS handler (MeshTLS OpenSSLHandler, mutual authentication with meshctl pki certificates) between them: TLS, no HTTP/2, no streams" tls
 { want tunnelmesh || want tunnelmesh-reverse; } && paths_tunnelmesh
 want stunnel && path_stunnel
 want ssh && path_ssh
