@@ -524,7 +524,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         var failure: [TLSQueuedError]? = nil
         while pendingWrites.hasMark, canEncrypt, let write = pendingWrites.popFirst() {
             if let promise = write.promise { promises.append(promise) }
-            failure = encrypt(write.data, context: context)
+            failure = encrypt(write.data, last: !pendingWrites.hasMark, context: context)
             if failure != nil { break }
         }
         guard canEncrypt else {
@@ -548,7 +548,10 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.flush()
     }
 
-    private func encrypt(_ data: ByteBuffer, context: ChannelHandlerContext) -> [TLSQueuedError]? {
+    private func encrypt(_ data: ByteBuffer, last: Bool, context: ChannelHandlerContext) -> [TLSQueuedError]? {
+        // The flush's last write with nothing staged before it (one message, the usual case) goes to
+        // SSL_write as it is: staging it would produce the same records after a copy.
+        if last, staging.readableBytes == 0 { return sslWrite(data, context: context) }
         var data = data
         let record = TLSConnection.maxRecordPlaintext
         if staging.readableBytes > 0 || data.readableBytes < record {

@@ -119,18 +119,24 @@ final class TLSByteBufferBIO {
 
     var pendingCiphertext: Int { outbound.readableBytes }
 
+    /// Whether ciphertext NIO delivered is still waiting for OpenSSL.
+    var hasInbound: Bool { inboundBytes > 0 }
+
     /// Makes room for about `bytes` more ciphertext, so a large `SSL_write` fills one allocation
     /// instead of growing the buffer step by step.
     func reserveOutbound(_ bytes: Int) {
         outbound.reserveCapacity(minimumWritableBytes: bytes)
     }
 
-    /// The ciphertext produced so far; `outbound` starts over empty (its next allocation is sized by
-    /// the next `reserveOutbound` or grows from small for handshake flights).
+    /// The ciphertext produced so far; `outbound` starts over empty. Rewound rather than cleared or
+    /// replaced: once the channel has written `taken` and let go of it (a flush usually does at
+    /// once), the storage is ours alone again and the next record is written into it without an
+    /// allocation; while the channel still holds it, the next write copies on write as before.
     func takeCiphertext() -> ByteBuffer? {
         guard outbound.readableBytes > 0 else { return nil }
         let taken = outbound
-        outbound = allocator.buffer(capacity: 0)
+        outbound.moveReaderIndex(to: 0)
+        outbound.moveWriterIndex(to: 0)
         return taken
     }
 }

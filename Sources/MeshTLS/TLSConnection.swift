@@ -127,7 +127,12 @@ final class TLSConnection {
                 result = SSL_read(ssl, space.baseAddress, Int32(min(space.count, Int(Int32.max))))
                 return Int(max(0, result))
             }
-            if result > 0 { continue }
+            if result > 0 {
+                // Nothing left to decrypt, here or inside OpenSSL: another SSL_read would only say
+                // "want read" (an OpenSSL call, an error-queue clear and SSL_get_error per record).
+                if !transport.hasInbound && SSL_has_pending(ssl) == 0 { return .drained }
+                continue
+            }
             switch SSL_get_error(ssl, result) {
             case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
                 return .drained

@@ -1,13 +1,16 @@
 # Release builds of meshd/meshctl and throwaway mesh PKIs for the benchmark scripts (sourced, not
 # run; needs processes.sh).
 
-# build_release ROOT SCRATCH LOG PRODUCT... : start `swift build -c release` of each product, one
-# after the other, in the background (bounded to an hour; stopped with the other processes on
-# exit), with the extra arguments in the array BUILD_ARGS if set. Leaves BUILD_PID; the build's exit
-# status is that of `wait $BUILD_PID`.
+# build_release ROOT SCRATCH LOG PRODUCT... : start `swift build -c release --static-swift-stdlib`
+# of each product, one after the other, in the background (bounded to an hour; stopped with the
+# other processes on exit), with the extra arguments in the array BUILD_ARGS if set. Leaves
+# BUILD_PID; the build's exit status is that of `wait $BUILD_PID`. The Swift runtime is linked in,
+# as in the binaries the Debian package ships (scripts/package.sh): measured with the pinned TLS
+# relay pair (BENCHMARKS.md, "Tunnel data path"), the shared runtime costs ~5 % more CPU per
+# message, mostly `__tls_get_addr` for the runtime's thread-local state.
 build_release() {
-    local root="$1" scratch="$2" logfile="$3" cmd="" product extra=""; shift 3
-    [ -n "${BUILD_ARGS+set}" ] && [ ${#BUILD_ARGS[@]} -gt 0 ] && extra=$(printf ' %q' "${BUILD_ARGS[@]}")
+    local root="$1" scratch="$2" logfile="$3" cmd="" product extra=" --static-swift-stdlib"; shift 3
+    [ -n "${BUILD_ARGS+set}" ] && [ ${#BUILD_ARGS[@]} -gt 0 ] && extra+=$(printf ' %q' "${BUILD_ARGS[@]}")
     for product in "$@"; do
         cmd+="swift build -c release --scratch-path $(printf '%q' "$scratch") --product $(printf '%q' "$product")$extra && "
     done

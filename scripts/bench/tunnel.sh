@@ -3,17 +3,19 @@
 # round-trip latency (and the CPU time the path's own processes spend per round trip) and the cost
 # of a new connection, for direct TCP, tunnelmesh in both stream directions, stunnel4 (TLS 1.3) and
 # ssh -L (the autossh data path), in one run, through the same measuring client and server
-# (tcpbench.py). Two more rungs split tunnelmesh's cost by layer: a pair of bare SwiftNIO relays
+# (tcpbench.py). Three more rungs split tunnelmesh's cost by layer: a pair of bare SwiftNIO relays
 # (scripts/bench/nio-relay: the four hops with no TLS and no framing, the floor under any NIO data
-# path) and the same pair with meshd's TLS handler between them (TLS, but no HTTP/2 and no streams).
+# path), the same pair with meshd's TLS handler between them (TLS, but no HTTP/2 and no streams),
+# and that with HTTP/2 DATA frames written and parsed by hand on the TLS link (the least a framed
+# tunnel can cost: no HTTP/2 state, no stream table, no flow control).
 #
 # Usage: scripts/bench/tunnel.sh [--write] [--skip-build] [--paths LIST] [--bytes N] [--repeat N]
 #                                [--count N] [--warmup N] [--connects N] [--keep]
 #   --write       also replace the tunnel section of BENCHMARKS.md (of $BENCHMARKS_MD if set)
 #   --skip-build  use the meshd/meshctl already in ${BIN:-.build/release} and the nio-relay already
 #                 in ${RELAY_BIN:-.build-nio-relay/release} (built otherwise, release mode)
-#   --paths LIST  comma-separated, from (and by default) direct,nio-relay,nio-relay-tls,tunnelmesh,
-#                 tunnelmesh-reverse,stunnel,ssh.
+#   --paths LIST  comma-separated, from (and by default) direct,nio-relay,nio-relay-tls,nio-relay-frame,
+#                 tunnelmesh,tunnelmesh-reverse,stunnel,ssh.
 #                 Both tunnelmesh paths use the same two meshd, n1 dialing n2: tunnelmesh is a forward
 #                 on n1 to a service on n2 (the dialer opens the streams), tunnelmesh-reverse a forward
 #                 on n2 to a service on n1 (reverse streams: n2 asks n1 for each over the control stream)
@@ -43,7 +45,7 @@ source "$HERE/workdir.sh"
 BG_TIMEOUT=600   # start_bg's bound on each tunnel end and the measuring server
 
 WRITE=0 SKIP_BUILD=0 KEEP=0
-ALL_PATHS="direct,nio-relay,nio-relay-tls,tunnelmesh,tunnelmesh-reverse,stunnel,ssh"
+ALL_PATHS="direct,nio-relay,nio-relay-tls,nio-relay-frame,tunnelmesh,tunnelmesh-reverse,stunnel,ssh"
 PATHS="$ALL_PATHS"
 BYTES=$((1 << 30)) REPEAT=5 COUNT=20000 WARMUP=1000 CONNECTS=2000
 CONNECT_WARMUP=10   # untimed new connections before each connect run
@@ -320,12 +322,13 @@ build_relay() {
     [ $SKIP_BUILD = 1 ] && return 0
     log "swift build -c release (scripts/bench/nio-relay)"
     BG_TIMEOUT=3600 start_bg "$T/build-nio-relay.log" env TUNNELMESH_BENCH_PRODUCTS=1 \
-        swift build -c release --package-path "$HERE/nio-relay" --scratch-path "$ROOT/.build-nio-relay"
+        swift build -c release --static-swift-stdlib --package-path "$HERE/nio-relay" --scratch-path "$ROOT/.build-nio-relay"
     wait "$BG_PID" || { RELAY_ERROR="building nio-relay failed: $(build_failure "$T/build-nio-relay.log")"; return 1; }
 }
 
-# relay_path NAME DESCRIPTION [TLS] : two chained nio-relay processes, client → 127.0.0.1 → 127.0.3.2
-# → the server; with TLS, the link between them is meshd's TLS handler with the mesh's certificates.
+# relay_path NAME DESCRIPTION [tls|frame] : two chained nio-relay processes, client → 127.0.0.1 →
+# 127.0.3.2 → the server; with tls, the link between them is meshd's TLS handler with the mesh's
+# certificates; with frame, that link also carries HTTP/2 DATA frames.
 relay_path() {
     local name="$1" what="$2" tls="${3:-}" r="$T/$1" front back pid1 pid2
     new_path "$name"
@@ -336,6 +339,7 @@ relay_path() {
     if [ -n "$tls" ]; then
         make_mesh_pki "$BIN/meshctl" "$r/pki" bench n1 n2 || { unavailable "$name" "$MESH_PKI_ERROR"; return; }
         front_tls=(--tls-connect "$r/pki:n1"); back_tls=(--tls-listen "$r/pki:n2")
+        [ "$tls" = frame ] && { front_tls+=(--frame); back_tls+=(--frame); }
     fi
     front=$(free_port 127.0.0.1); back=$(free_port 127.0.3.2)
     start_bg "$r/back.log" "$RELAY_BIN/nio-relay" --listen "127.0.3.2:$back" --connect "127.0.0.1:$SINK_PORT" "${back_tls[@]}"; pid2=$BG_PID
@@ -351,8 +355,8 @@ relay_path() {
 # --- run ------------------------------------------------------------------------------------------------
 
 ensure_packages
-if want tunnelmesh || want tunnelmesh-reverse || want nio-relay-tls; then build_mesh || log "$MESH_BUILD_ERROR"; fi
-if want nio-relay || want nio-relay-tls; then build_relay || log "$RELAY_ERROR"; fi
+if want tunnelmesh || want tunnelmesh-reverse || want nio-relay-tls || want nio-relay-frame; then build_mesh || log "$MESH_BUILD_ERROR"; fi
+if want nio-relay || want nio-relay-tls || want nio-relay-frame; then build_relay || log "$RELAY_ERROR"; fi
 
 BUSY=""
 if awk '{exit !($1 >= 0.5)}' /proc/loadavg; then
@@ -369,6 +373,8 @@ want nio-relay && relay_path nio-relay \
     "two bare SwiftNIO relays (scripts/bench/nio-relay), one event loop each, no TLS, no framing: 127.0.0.1 → 127.0.3.2 → the server"
 want nio-relay-tls && relay_path nio-relay-tls \
     "the same two relays with meshd's TLS handler (MeshTLS OpenSSLHandler, mutual authentication with meshctl pki certificates) between them: TLS, no HTTP/2, no streams" tls
+want nio-relay-frame && relay_path nio-relay-frame \
+    "the TLS relays again, each message also framed as an HTTP/2 DATA frame (header and payload in one buffer, one TLS record) and unframed by hand on the far side: no HTTP/2 state, stream table or flow control" frame
 { want tunnelmesh || want tunnelmesh-reverse; } && paths_tunnelmesh
 want stunnel && path_stunnel
 want ssh && path_ssh

@@ -1,10 +1,13 @@
-// nio-relay --listen HOST:PORT --connect HOST:PORT [--tls-listen PKI:NODE] [--tls-connect PKI:NODE]
+// nio-relay --listen HOST:PORT --connect HOST:PORT [--tls-listen PKI:NODE] [--tls-connect PKI:NODE] [--frame]
 //
 // Accepts TCP connections and joins each to a new connection to the target, byte for byte, on one
 // event loop (meshd keeps a tunnel and its streams' sockets on one loop too). What it does per
 // message is what any SwiftNIO relay must do: one read into a pooled buffer, one pass through a
 // one-handler pipeline, one write and flush on the partner channel. Backpressure: a side reads
 // only while its partner is writable. Half-close is passed on; everything else closes both.
+//
+// `--frame`: the TLS side (or sides) also carries HTTP/2 DATA frames, framed and unframed by hand
+// with no HTTP/2 state: the least any framing on the tunnel can cost.
 //
 // `--tls-listen PKI:NODE` / `--tls-connect PKI:NODE`: that side speaks TLS through meshd's own
 // handler (`OpenSSLHandler`, mutual authentication, as a mesh peer), with NODE's certificate from a
@@ -23,10 +26,17 @@ final class Glue: ChannelDuplexHandler, @unchecked Sendable {
     private var partner: Glue?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
+    /// This side carries HTTP/2 DATA frames (`--frame`): what is written to it is framed, what it
+    /// reads is unframed; `framesIn` holds a frame that has not fully arrived yet.
+    private let framed: Bool
+    private var framesIn = ByteBuffer()
 
-    static func pair() -> (Glue, Glue) {
-        let a = Glue()
-        let b = Glue()
+    private init(framed: Bool) { self.framed = framed }
+
+    /// The client's side and the target's side of one relayed connection.
+    static func pair(framedClient: Bool, framedTarget: Bool) -> (Glue, Glue) {
+        let a = Glue(framed: framedClient)
+        let b = Glue(framed: framedTarget)
         a.partner = b
         b.partner = a
         return (a, b)
@@ -38,7 +48,20 @@ final class Glue: ChannelDuplexHandler, @unchecked Sendable {
         self.partner = nil
     }
 
-    private func partnerWrite(_ data: NIOAny) { self.context?.write(data, promise: nil) }
+    private func partnerWrite(_ bytes: ByteBuffer) {
+        guard let context else { return }
+        guard self.framed else { return context.write(self.wrapOutboundOut(bytes), promise: nil) }
+        // One buffer per frame, header and payload together, as a lean tunnel would write it: a
+        // DATA frame (type 0, no flags) on stream 1.
+        var frame = context.channel.allocator.buffer(capacity: 9 + bytes.readableBytes)
+        frame.writeInteger(UInt8(truncatingIfNeeded: bytes.readableBytes >> 16))
+        frame.writeInteger(UInt16(truncatingIfNeeded: bytes.readableBytes))
+        frame.writeInteger(UInt8(0))
+        frame.writeInteger(UInt8(0))
+        frame.writeInteger(UInt32(1))
+        frame.writeImmutableBuffer(bytes)
+        context.write(self.wrapOutboundOut(frame), promise: nil)
+    }
     private func partnerFlush() { self.context?.flush() }
     private var partnerWritable: Bool { self.context?.channel.isWritable ?? false }
     private func partnerEnd() { self.context?.close(mode: .output, promise: nil) }
@@ -56,7 +79,22 @@ final class Glue: ChannelDuplexHandler, @unchecked Sendable {
         self.partner?.partnerBecameWritable()
         context.fireChannelActive()
     }
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) { self.partner?.partnerWrite(data) }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = self.unwrapInboundIn(data)
+        guard self.framed else {
+            self.partner?.partnerWrite(bytes)
+            return
+        }
+        self.framesIn.writeImmutableBuffer(bytes)
+        // Every whole frame's payload goes on; a partial frame waits for the rest.
+        while let header = self.framesIn.getBytes(at: self.framesIn.readerIndex, length: 9) {
+            let length = Int(header[0]) << 16 | Int(header[1]) << 8 | Int(header[2])
+            guard self.framesIn.readableBytes >= 9 + length else { break }
+            self.framesIn.moveReaderIndex(forwardBy: 9)
+            self.partner?.partnerWrite(self.framesIn.readSlice(length: length)!)
+        }
+        self.framesIn.discardReadBytes()
+    }
     func channelReadComplete(context: ChannelHandlerContext) { self.partner?.partnerFlush() }
     func channelInactive(context: ChannelHandlerContext) { self.partner?.partnerClose() }
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -108,8 +146,13 @@ var listen: (String, Int)?
 var target: (String, Int)?
 var tlsListen: TLSSide?
 var tlsConnect: TLSSide?
+var frame = false
 var arguments = CommandLine.arguments.dropFirst()
 while let flag = arguments.popFirst() {
+    if flag == "--frame" {
+        frame = true
+        continue
+    }
     guard let value = arguments.popFirst() else { fatalError("nio-relay: \(flag) needs a value") }
     switch flag {
     case "--listen": listen = endpoint(value)
@@ -127,7 +170,7 @@ let server = try ServerBootstrap(group: group)
     .childChannelOption(.allowRemoteHalfClosure, value: true)
     .childChannelOption(.autoRead, value: true)
     .childChannelInitializer { client in
-        let (inbound, outbound) = Glue.pair()
+        let (inbound, outbound) = Glue.pair(framedClient: frame && tlsListen != nil, framedTarget: frame && tlsConnect != nil)
         do {
             if let tlsListen { try client.pipeline.syncOperations.addHandler(tlsListen.handler()) }
             try client.pipeline.syncOperations.addHandler(inbound)
