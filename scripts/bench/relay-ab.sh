@@ -20,6 +20,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 source "$HERE/processes.sh"
+source "$HERE/packages.sh"
 source "$HERE/mesh-setup.sh"
 source "$HERE/workdir.sh"
 
