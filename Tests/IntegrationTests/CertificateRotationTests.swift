@@ -7,6 +7,13 @@ import XCTest
 /// minutes long from `meshctl pki issue --valid-for`, and real clients: no tunnel outlives what
 /// authenticated it, and replacing a certificate or CA cuts nothing.
 final class CertificateRotationTests: MeshTestCase {
+    /// The reload test's certificates: many times what the test takes, because certificate dates
+    /// follow the wall clock while the test's waits follow the monotonic one. Under the whole suite
+    /// the wall clock once moved ~4 minutes past what every process saw (no log line from either
+    /// meshd; pgbench measured its 36 s run and exited 4 min 17 s of wall time after starting), and
+    /// 3-minute certificates expired mid-test.
+    static let lifetime = "15m"
+
     /// app1 dials db1. While a checksummed echo stream each way (app1 -> echo@db1, and db1 ->
     /// echo@app1, which travels as a reverse stream) and two pgbench runs (one on long-lived
     /// connections, one with a new connection per transaction) go on through app1 -> postgres@db1:
@@ -28,7 +35,7 @@ final class CertificateRotationTests: MeshTestCase {
         mesh.file.tls.crl = "pki/crls.pem"
         try self.concatenate([pki.caPEM], into: pki.dir.appendingPathComponent("trust.pem"))
         try self.concatenate([pki.crlPEM], into: pki.dir.appendingPathComponent("crls.pem"))
-        for node in ["app1", "db1"] { try self.issue(node, from: pki, validFor: "3m") }
+        for node in ["app1", "db1"] { try self.issue(node, from: pki, validFor: Self.lifetime) }
 
         let root = try PostgresCluster.makeRoot()
         self.addCleanup { PostgresCluster.removeRoot(root) }
@@ -128,13 +135,13 @@ final class CertificateRotationTests: MeshTestCase {
         }
 
         // The dialer's certificate: app1 dials a fresh tunnel by itself.
-        try rotate("app1's new certificate", reload: ["app1"]) { try self.issue("app1", from: pki, validFor: "3m") }
+        try rotate("app1's new certificate", reload: ["app1"]) { try self.issue("app1", from: pki, validFor: Self.lifetime) }
         XCTAssertNil(
             app1.waitForLog(containing: "asked for a fresh tunnel", after: marks["app1"]!, timeout: .zero),
             "the dialer renewed on its own"
         )
         // The acceptor's certificate: db1 asks app1 over the control stream.
-        try rotate("db1's new certificate", reload: ["db1"]) { try self.issue("db1", from: pki, validFor: "3m") }
+        try rotate("db1's new certificate", reload: ["db1"]) { try self.issue("db1", from: pki, validFor: Self.lifetime) }
         XCTAssertNotNil(
             app1.waitForLog(containing: "db1 asked for a fresh tunnel", after: marks["app1"]!, timeout: .seconds(1)),
             "the acceptor asked the dialer"
@@ -151,7 +158,7 @@ final class CertificateRotationTests: MeshTestCase {
         }
         try rotate("certificates from the second CA", reload: ["app1", "db1"]) {
             for node in ["app1", "db1"] {
-                try self.issue(node, from: second, validFor: "3m")
+                try self.issue(node, from: second, validFor: Self.lifetime)
                 for file in [second.cert(node), second.key(node)] {
                     let destination = pki.dir.appendingPathComponent(file.lastPathComponent)
                     try? FileManager.default.removeItem(at: destination)

@@ -30,6 +30,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 source "$HERE/processes.sh"
+source "$HERE/postgres.sh"
 source "$HERE/packages.sh"
 source "$HERE/mesh-setup.sh"
 source "$HERE/stunnel-pair.sh"
@@ -108,49 +109,6 @@ ready() {
 }
 
 # --- PostgreSQL -------------------------------------------------------------------------------------------
-
-# PostgreSQL refuses to run as root: the cluster lives in a directory the postgres user owns.
-start_postgres() {
-    PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-    [ -n "$PGBIN" ] && [ -x "$PGBIN/initdb" ] || { log "PostgreSQL is not installed (see $T/apt.log)"; return 1; }
-    PGROOT=$(mktemp -d /tmp/bench-balancer-pg.XXXXXX)
-    chown postgres: "$PGROOT"
-    on_exit "stop_postgres"
-    PGPORT=$(free_port 127.0.0.1)
-    as_postgres "$PGBIN/initdb" -D "$PGROOT/data" -U postgres --auth=trust -E UTF8 --no-sync --no-instructions \
-        >"$T/initdb.log" 2>&1 || { log "initdb failed: $(tail -1 "$T/initdb.log")"; return 1; }
-    cat >>"$PGROOT/data/postgresql.conf" <<CONF
-port = $PGPORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$PGROOT'
-max_connections = 200
-shared_buffers = 128MB
-CONF
-    as_postgres "$PGBIN/pg_ctl" -D "$PGROOT/data" -l "$PGROOT/postgres.log" -w -t 60 start >"$T/pg_ctl.log" 2>&1 \
-        || { log "PostgreSQL did not start: $(tail -3 "$PGROOT/postgres.log")"; return 1; }
-    local out
-    for statement in "CREATE ROLE meshmon LOGIN" "GRANT pg_monitor TO meshmon" "CREATE DATABASE bench"; do
-        out=$(sql "$PGPORT" "$statement" postgres) || { log "PostgreSQL refused $statement: $out"; return 1; }
-    done
-    log "PostgreSQL $(pg_version) on 127.0.0.1:$PGPORT; pgbench -i -s $SCALE"
-    run_bounded 900 "$T/pgbench-init.log" "$PGBIN/pgbench" -i -q -s "$SCALE" -h 127.0.0.1 -p "$PGPORT" -U postgres bench \
-        || { log "pgbench -i failed: $(tail -1 "$T/pgbench-init.log")"; return 1; }
-}
-
-as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
-pg_version() { "$PGBIN/postgres" --version | awk '{print $3}'; }
-
-stop_postgres() {
-    if [ -f "$PGROOT/data/postmaster.pid" ]; then
-        as_postgres "$PGBIN/pg_ctl" -D "$PGROOT/data" -m fast -w -t 30 stop >/dev/null 2>&1 \
-            || kill -QUIT "$(head -1 "$PGROOT/data/postmaster.pid")" 2>/dev/null
-    fi
-    if [ $KEEP = 1 ]; then log "kept $PGROOT"; else rm -rf "$PGROOT"; fi
-}
-
-# sql PORT STATEMENT [DATABASE] : run one statement on 127.0.0.1:PORT as postgres (bounded, default
-# database bench), print the result or the error.
-sql() { timeout "${SQL_TIMEOUT:-10}" "$PGBIN/psql" -X -q -A -t -h 127.0.0.1 -p "$1" -U postgres -d "${3:-bench}" -c "$2" 2>&1; }
 
 # wait_sql LEG SECONDS PID... : wait until `SELECT pg_is_in_recovery()` through the leg answers f
 # (the primary), giving up early when one of the PIDs has exited; SQL_ERROR holds the last answer.
@@ -374,7 +332,7 @@ if want balancer || want forward; then
     fi
 fi
 
-start_postgres || exit 1
+start_postgres balancer || exit 1
 log "results in $T"
 want direct && leg_direct
 want stunnel && leg_stunnel
