@@ -19,7 +19,8 @@
 #   --scale N     pgbench -i scale factor (default 10)
 #   --keep        keep the temporary directories (logs, configs, pgbench output) for inspection
 # Environment: SCRATCH (SwiftPM scratch path, default .build-bench), BIN (where meshd and meshctl
-# are), SWIFT_BUILD_FLAGS (extra `swift build` arguments, split at spaces; also named in the results).
+# are), BUILD_MODE (what a prebuilt BIN is, named in the results; default: guessed from its path),
+# SWIFT_BUILD_FLAGS (extra `swift build` arguments, split at spaces; also named in the results).
 #
 # Everything listens on 127.0.0.x only; every process started here is stopped on exit; the system's
 # PostgreSQL, sshd, stunnel, pgpool2 and haproxy services are never touched (we run our own with
@@ -78,11 +79,17 @@ BIN=${BIN:-$SCRATCH/release}
 # Extra `swift build` arguments (word-split), e.g. a compiler workaround; named in the results.
 read -r -a BUILD_ARGS <<<"${SWIFT_BUILD_FLAGS:-}"
 case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-case "${BIN%/}" in
-    */release) BUILD_MODE="release build (${BIN#"$ROOT"/}${SWIFT_BUILD_FLAGS:+, with \`$SWIFT_BUILD_FLAGS\`})" ;;
-    */debug) BUILD_MODE="DEBUG build (${BIN#"$ROOT"/}): not comparable" ;;
-    *) BUILD_MODE="build of unknown mode ($BIN)" ;;
-esac
+# BUILD_MODE in the environment names a prebuilt BIN's mode (e.g. "static release build of
+# 9b97dbe"); otherwise it is guessed from BIN's last path component.
+if [ -n "${BUILD_MODE:-}" ]; then
+    BUILD_MODE="$BUILD_MODE ($BIN)"
+else
+    case "${BIN%/}" in
+        */release) BUILD_MODE="release build (${BIN#"$ROOT"/}${SWIFT_BUILD_FLAGS:+, with \`$SWIFT_BUILD_FLAGS\`})" ;;
+        */debug) BUILD_MODE="DEBUG build (${BIN#"$ROOT"/}): not comparable" ;;
+        *) BUILD_MODE="build of unknown mode ($BIN; set BUILD_MODE)" ;;
+    esac
+fi
 
 make_workdir balancer
 
