@@ -75,12 +75,10 @@ final class TLSByteBufferBIO {
     private var inboundBytes = 0
     /// Ciphertext OpenSSL produced and the handler has not taken yet.
     private var outbound: ByteBuffer
-    private let allocator: ByteBufferAllocator
 
     init(allocator: ByteBufferAllocator) {
         guard let bio = BIO_new(Self.method) else { fatalError("OpenSSL could not allocate a BIO (out of memory)") }
         self.bio = bio
-        self.allocator = allocator
         self.outbound = allocator.buffer(capacity: 0)
         BIO_set_data(bio, Unmanaged.passUnretained(self).toOpaque())
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MeshConfig
 import NIOCore
 import NIOPosix
 import XCTest
@@ -119,8 +120,7 @@ open class MeshTestCase: XCTestCase {
         let start = ContinuousClock.now
         while ContinuousClock.now - start < timeout {
             if condition() { return ContinuousClock.now - start }
-            let (seconds, attoseconds) = interval.components
-            Thread.sleep(forTimeInterval: Double(seconds) + Double(attoseconds) / 1e18)
+            Thread.sleep(forTimeInterval: interval.timeInterval)
         }
         return condition() ? ContinuousClock.now - start : nil
     }

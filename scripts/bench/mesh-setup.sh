@@ -6,7 +6,7 @@
 # other processes on exit), with the extra arguments in the array BUILD_ARGS if set. Leaves
 # BUILD_PID; the build's exit status is that of `wait $BUILD_PID`. The Swift runtime is linked in,
 # as in the binaries the Debian package ships (scripts/package.sh): measured with the pinned TLS
-# relay pair (BENCHMARKS.md, "Tunnel data path"), the shared runtime costs ~5 % more CPU per
+# relay pair (BENCHMARKS.md, "Reading the tunnel numbers"), the shared runtime costs ~5 % more CPU per
 # message, mostly `__tls_get_addr` for the runtime's thread-local state.
 build_release() {
     local root="$1" scratch="$2" logfile="$3" cmd="" product extra=" --static-swift-stdlib"; shift 3

@@ -39,7 +39,7 @@ done
     || { echo "parallel-tunnels.sh: set BIN to a directory with meshd and meshctl" >&2; exit 2; }
 
 make_workdir parallel-tunnels
-install_missing_packages postgresql postgresql-contrib
+install_missing_packages postgresql
 start_postgres parallel-tunnels || exit 1
 
 # start_pair NAME N1-ADDRESS N2-ADDRESS : a mesh of its own (n1 dials n2), a forward on n1 to
@@ -81,7 +81,11 @@ way() {
     second=$!
     wait "$first" "$second"   # not a bare `wait`: the meshd are our children too
     i1=$(idle_ticks); t1=$(total_ticks)
-    tps=$(cat "$T/$1-1.out" "$T/$1-2.out" | awk '/^tps/{s += $3; n++} END {if (n == 2) printf "%.0f", s; else print "failed"}')
+    tps=$(cat "$T/$1-1.out" "$T/$1-2.out" | awk '/^tps/{s += $3; n++} END {if (n == 2) printf "%.0f", s}')
+    if [ -z "$tps" ]; then
+        log "$1: a pgbench run gave no TPS: $(tail -n 1 "$T/$1-1.out") / $(tail -n 1 "$T/$1-2.out")"
+        return
+    fi
     printf '%-12s %8s TPS, CPUs idle %s %%\n' "$1" "$tps" "$(( (i1 - i0) * 100 / (t1 - t0) ))"
 }
 for round in $(seq "$ROUNDS"); do

@@ -44,7 +44,7 @@ make_workdir relay-ab
 make_mesh_pki "$MESHCTL" "$T/pki" bench n1 n2 || { echo "relay-ab.sh: $MESH_PKI_ERROR" >&2; exit 1; }
 PIN=(taskset -c 0)
 TCPBENCH=("${PIN[@]}" python3 "$HERE/tcpbench.py")
-SINK=$(python3 "$HERE/tcpbench.py" free-port --host 127.0.0.1)
+SINK=$(free_port 127.0.0.1)
 BG_TIMEOUT=3600 start_bg "$T/sink.log" "${TCPBENCH[@]}" serve --listen "127.0.0.1:$SINK"
 wait_listen 127.0.0.1 "$SINK" 5 "$BG_PID" || { echo "relay-ab.sh: the measuring server did not start" >&2; exit 1; }
 
@@ -53,8 +53,8 @@ wait_listen 127.0.0.1 "$SINK" 5 "$BG_PID" || { echo "relay-ab.sh: the measuring 
 declare -A PORT PAIR
 start_pair() {
     local front back pid1 pid2
-    front=$(python3 "$HERE/tcpbench.py" free-port --host 127.0.0.1)
-    back=$(python3 "$HERE/tcpbench.py" free-port --host 127.0.3.2)
+    front=$(free_port 127.0.0.1)
+    back=$(free_port 127.0.3.2)
     BG_TIMEOUT=3600 start_bg "$T/$1-back.log" "${PIN[@]}" "$2" --listen "127.0.3.2:$back" \
         --connect "127.0.0.1:$SINK" --tls-listen "$T/pki:n2" "${FRAME[@]}"; pid2=$BG_PID
     BG_TIMEOUT=3600 start_bg "$T/$1-front.log" "${PIN[@]}" "$2" --listen "127.0.0.1:$front" \

@@ -25,9 +25,11 @@ LABELS = {"direct": "direct TCP", "nio-relay": "bare NIO relay pair", "nio-relay
 
 
 def jsonl(path, field):
+    """FIELD of every line of PATH that has it (older result lines lack newer fields)."""
     if not path.exists():
         return []
-    return [json.loads(l)[field] for l in path.read_text().splitlines() if l.strip()]
+    values = (json.loads(l).get(field) for l in path.read_text().splitlines() if l.strip())
+    return [v for v in values if v is not None]
 
 
 def pooled(row, path, prefix):
@@ -46,9 +48,7 @@ def load(results):
         row["runs"] = jsonl(folder / "throughput.jsonl", "mb_per_s")
         pooled(row, folder / "latency.raw", "")
         row["lat_runs"] = jsonl(folder / "latency.jsonl", "p50_us")
-        cpu = [json.loads(l).get("cpu_us_per_rt") for l in (folder / "latency.jsonl").read_text().splitlines()
-               if l.strip()] if (folder / "latency.jsonl").exists() else []
-        row["cpu_runs"] = [c for c in cpu if c is not None]
+        row["cpu_runs"] = jsonl(folder / "latency.jsonl", "cpu_us_per_rt")
         pooled(row, folder / "connect.raw", "conn_")
         row["conn_runs"] = jsonl(folder / "connect.jsonl", "p50_us")
         row["conn_rates"] = jsonl(folder / "connect.jsonl", "conns_per_s")

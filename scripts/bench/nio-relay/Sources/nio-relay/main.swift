@@ -11,7 +11,8 @@
 //
 // `--tls-listen PKI:NODE` / `--tls-connect PKI:NODE`: that side speaks TLS through meshd's own
 // handler (`OpenSSLHandler`, mutual authentication, as a mesh peer), with NODE's certificate from a
-// `meshctl pki` directory PKI (ca.pem, NODE.pem, NODE.key, crl.pem); any node of that mesh is let in.
+// `meshctl pki` directory PKI (ca.pem, NODE.pem, NODE.key, crl.pem); the peer must be n1 or n2 of
+// the same mesh (the two nodes the bench scripts issue).
 import MeshConfig
 import MeshTLS
 import NIOCore
@@ -85,15 +86,22 @@ final class Glue: ChannelDuplexHandler, @unchecked Sendable {
             self.partner?.partnerWrite(bytes)
             return
         }
-        self.framesIn.writeImmutableBuffer(bytes)
-        // Every whole frame's payload goes on; a partial frame waits for the rest.
-        while let header = self.framesIn.getBytes(at: self.framesIn.readerIndex, length: 9) {
-            let length = Int(header[0]) << 16 | Int(header[1]) << 8 | Int(header[2])
-            guard self.framesIn.readableBytes >= 9 + length else { break }
-            self.framesIn.moveReaderIndex(forwardBy: 9)
-            self.partner?.partnerWrite(self.framesIn.readSlice(length: length)!)
+        // Whole frames are sliced out of the read itself; only a partial frame is copied, to wait
+        // for the rest.
+        var input = bytes
+        if self.framesIn.readableBytes > 0 {
+            self.framesIn.writeImmutableBuffer(bytes)
+            input = self.framesIn
         }
-        self.framesIn.discardReadBytes()
+        while let high = input.getInteger(at: input.readerIndex, as: UInt8.self),
+            let low = input.getInteger(at: input.readerIndex + 1, as: UInt16.self),
+            input.readableBytes >= 9 + (Int(high) << 16 | Int(low))
+        {
+            input.moveReaderIndex(forwardBy: 9)
+            self.partner?.partnerWrite(input.readSlice(length: Int(high) << 16 | Int(low))!)
+        }
+        self.framesIn.clear()
+        if input.readableBytes > 0 { self.framesIn.writeImmutableBuffer(input) }
     }
     func channelReadComplete(context: ChannelHandlerContext) { self.partner?.partnerFlush() }
     func channelInactive(context: ChannelHandlerContext) { self.partner?.partnerClose() }
@@ -111,13 +119,14 @@ final class Glue: ChannelDuplexHandler, @unchecked Sendable {
     }
 }
 
-func endpoint(_ text: String) -> (String, Int) {
+/// A loopback address: the relays never reach beyond 127.0.0.0/8.
+func endpoint(_ text: String) -> SocketAddress {
     guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-        text.hasPrefix("127.")
+        text.hasPrefix("127."), let address = try? SocketAddress(ipAddress: String(text[..<colon]), port: port)
     else {
-        fatalError("nio-relay: want a loopback HOST:PORT (127.x.x.x:port), got '\(text)'")
+        fatalError("nio-relay: want a loopback IPv4 address and port like 127.0.0.1:7000, got '\(text)'")
     }
-    return (String(text[..<colon]), port)
+    return address
 }
 
 /// One side's TLS: a context for `role` with NODE's files, and who may be at the other end.
@@ -142,8 +151,9 @@ struct TLSSide: @unchecked Sendable {
     func handler() -> OpenSSLHandler { OpenSSLHandler(context: self.context, policy: self.policy) }
 }
 
-var listen: (String, Int)?
-var target: (String, Int)?
+let usage = "usage: nio-relay --listen HOST:PORT --connect HOST:PORT [--tls-listen PKI:NODE] [--tls-connect PKI:NODE] [--frame]"
+var listen: SocketAddress?
+var target: SocketAddress?
 var tlsListen: TLSSide?
 var tlsConnect: TLSSide?
 var frame = false
@@ -159,10 +169,10 @@ while let flag = arguments.popFirst() {
     case "--connect": target = endpoint(value)
     case "--tls-listen": tlsListen = TLSSide(value, role: .server)
     case "--tls-connect": tlsConnect = TLSSide(value, role: .client)
-    default: fatalError("nio-relay: unknown argument \(flag); usage: nio-relay --listen HOST:PORT --connect HOST:PORT")
+    default: fatalError("nio-relay: unknown argument \(flag); \(usage)")
     }
 }
-guard let listen, let target else { fatalError("usage: nio-relay --listen HOST:PORT --connect HOST:PORT") }
+guard let listen, let target else { fatalError("nio-relay: --listen and --connect are both needed; \(usage)") }
 
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let server = try ServerBootstrap(group: group)
@@ -186,12 +196,12 @@ let server = try ServerBootstrap(group: group)
                 }
             }
             // An address, not a name: no resolver (and no thread hop) per connection, as in meshd.
-            .connect(to: try! SocketAddress(ipAddress: target.0, port: target.1))
+            .connect(to: target)
             .map { _ in () }
     }
-    .bind(host: listen.0, port: listen.1)
+    .bind(to: listen)
     .wait()
 print(
-    "nio-relay: \(listen.0):\(listen.1)\(tlsListen == nil ? "" : " (TLS)") -> \(target.0):\(target.1)\(tlsConnect == nil ? "" : " (TLS)")"
+    "nio-relay: \(listen)\(tlsListen == nil ? "" : " (TLS)") -> \(target)\(tlsConnect == nil ? "" : " (TLS)")"
 )
 try server.closeFuture.wait()
