@@ -10,6 +10,12 @@ import NIOHTTP2
 /// with 1,000 streams on a loaded machine). Answered PINGs give the RTT `meshctl peers` shows; an
 /// end that needs no PING for liveness still sends one every `rttRefreshIntervals` to keep it
 /// fresh. On-demand PINGs from `meshctl ping` share the same path.
+///
+/// Ticks fall on a grid, multiples of `interval` on the monotonic clock, not `interval` after each
+/// tunnel came up: every tunnel of a node (and of every node on one machine) then ticks at the same
+/// instants, so an event loop wakes once per interval for all its tunnels instead of once per
+/// tunnel, and the PINGs they send go out, and are answered, in one burst. Timer wake-ups were most
+/// of an idle node's CPU (BENCHMARKS.md, "Idle CPU").
 final class LivenessHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
@@ -19,7 +25,8 @@ final class LivenessHandler: ChannelDuplexHandler {
     private let interval: TimeAmount
     private let deadAfter: Int
     private let onRTT: (TimeAmount) -> Void
-    private var timer: RepeatedTask?
+    /// The next tick; nil before TLS is up and once the tunnel closed or was declared dead.
+    private var timer: Scheduled<Void>?
     /// PINGs in flight: payload → when it was sent, and the promise of an on-demand ping.
     private(set) var outstanding: [UInt64: (sent: NIODeadline, promise: EventLoopPromise<TimeAmount>?)] = [:]
     private var nextPayload: UInt64 = 1
@@ -86,14 +93,29 @@ final class LivenessHandler: ChannelDuplexHandler {
 
     private func start(context: ChannelHandlerContext) {
         guard self.timer == nil else { return }
-        // The handshake that just completed came from the peer: the first interval starts heard,
-        // so a tunnel is never declared dead before it was asked once.
+        // The handshake that just completed came from the peer: the first (partial) interval
+        // starts heard, so a tunnel is never declared dead before it was asked once.
         self.heard = true
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        self.timer = context.eventLoop.scheduleRepeatedTask(initialDelay: self.interval, delay: self.interval) { _ in
-            let (handler, context) = loopBound.value
-            handler.tick(context: context)
+        self.scheduleTick(context: context)
+    }
+
+    private func scheduleTick(context: ChannelHandlerContext) {
+        let next = Self.gridPoint(after: context.eventLoop.now, interval: self.interval)
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: next) {
+            // Stopped meanwhile, or the channel went away without telling us.
+            guard self.timer != nil, context.channel.isActive else {
+                self.timer = nil
+                return
+            }
+            self.tick(context: context)
+            if self.timer != nil { self.scheduleTick(context: context) }
         }
+    }
+
+    /// The first multiple of `interval` (since the monotonic clock's zero) later than `now`.
+    static func gridPoint(after now: NIODeadline, interval: TimeAmount) -> NIODeadline {
+        let step = UInt64(max(1, interval.nanoseconds))
+        return .uptimeNanoseconds((now.uptimeNanoseconds / step + 1) * step)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -122,9 +122,11 @@ final class CrashLoopTests: MeshTestCase {
         XCTAssertGreaterThan(heldProcessed, 1000, heldResult.stdout)
 
         // New connections: under 1% failed, with enough attempts for the rate to mean something.
-        // A debug build managed 25-40 a second (800-1,150 in the 30 s, more when the machine is idle);
-        // 400 still puts the 1% bound at 4 connections.
-        XCTAssertGreaterThanOrEqual(tally.attempts, 400, "\(tally)")
+        // A debug build managed 25-40 a second (800-1,150 in the 30 s, more when the machine is
+        // idle), but only 12 a second (352) while a release build ran beside the suite: how many
+        // the machine allows is not what this test is about. Fewer attempts make the 1% bound
+        // stricter in connections (150 puts it at 1), never looser.
+        XCTAssertGreaterThanOrEqual(tally.attempts, 150, "\(tally)")
         XCTAssertLessThan(tally.errorRate, 0.01, "\(tally)\n\(tally.errors.joined(separator: "\n"))")
 
         // Memory: each surviving meshd after round 5 within 1 MiB of its size after round 1. Every

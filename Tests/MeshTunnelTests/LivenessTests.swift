@@ -175,6 +175,58 @@ final class LivenessTests: XCTestCase {
         }
     }
 
+    /// Ticks fall on multiples of the interval, whenever a tunnel came up, so the tunnels of one
+    /// loop (and the nodes of one machine) wake together once per interval instead of once per
+    /// tunnel. Three ends on one loop whose TLS came up early, mid-way and late in the first
+    /// interval, their peers silent: every PING goes out at a multiple of the interval, the same
+    /// instants for all three, and each end is still declared dead between dead_after and
+    /// dead_after + 1 intervals after its handshake (the last byte it heard).
+    func testTunnelsOnOneLoopTickTogetherOnTheIntervalGrid() throws {
+        let loop = EmbeddedEventLoop()
+        let ups = [10, 370, 990].map(TimeAmount.milliseconds)
+        let ends = try ups.map { _ in try End(interval: self.interval, deadAfter: 3, loop: loop, startNow: false) }
+        var deadAt: [TimeAmount?] = ups.map { _ in nil }
+        try ends[0].run(for: self.interval * 8, step: self.step) {
+            for (index, end) in ends.enumerated() {
+                if end.elapsed == ups[index] { end.tlsUp() }
+                _ = try end.sentPings()
+                if deadAt[index] == nil, !end.channel.isActive { deadAt[index] = end.elapsed }
+            }
+        }
+        for (index, end) in ends.enumerated() {
+            let label = "TLS up at \(ups[index].nanoseconds / 1_000_000) ms"
+            let pings = end.counter.times
+            // The first tick measures the RTT; the next two ask the silent peer.
+            XCTAssertEqual(pings, [self.interval, self.interval * 2, self.interval * 3], "\(label): PINGs on the grid")
+            guard let dead = deadAt[index] else {
+                XCTFail("\(label): never declared dead")
+                continue
+            }
+            XCTAssertEqual(dead, self.interval * 4, label)
+            XCTAssertGreaterThanOrEqual(dead - ups[index], self.interval * 3, label)
+            XCTAssertLessThanOrEqual(dead - ups[index], self.interval * 3 + .seconds(1), label)
+            XCTAssertThrowsError(try end.channel.throwIfErrorCaught(), label) { XCTAssertTrue($0 is TunnelDeadError, "\($0)") }
+        }
+    }
+
+    func testGridPointIsTheNextMultipleOfTheInterval() {
+        let second = TimeAmount.seconds(1)
+        XCTAssertEqual(LivenessHandler.gridPoint(after: .uptimeNanoseconds(0), interval: second), .uptimeNanoseconds(1_000_000_000))
+        XCTAssertEqual(
+            LivenessHandler.gridPoint(after: .uptimeNanoseconds(1_000_000_000), interval: second),
+            .uptimeNanoseconds(2_000_000_000),
+            "a tick exactly on the grid schedules the next one, not itself"
+        )
+        XCTAssertEqual(
+            LivenessHandler.gridPoint(after: .uptimeNanoseconds(5_999_999_999), interval: second),
+            .uptimeNanoseconds(6_000_000_000)
+        )
+        XCTAssertEqual(
+            LivenessHandler.gridPoint(after: .uptimeNanoseconds(2_600_000_000), interval: .milliseconds(250)),
+            .uptimeNanoseconds(2_750_000_000)
+        )
+    }
+
     /// (d) An on-demand PING (`meshctl ping`) reports its RTT, idle or on a tunnel too busy for
     /// automatic PINGs.
     func testOnDemandPingReportsItsRTT() throws {
@@ -217,7 +269,7 @@ final class LivenessTests: XCTestCase {
 
     // MARK: - Two ends with HTTP/2 between them
 
-    /// Two idle ends, timers out of phase: no tunnel is declared dead; the dialer asks every other
+    /// Two idle ends, up at different moments: no tunnel is declared dead; the dialer asks every other
     /// interval and the acceptor, hearing those PINGs, never needs to (the old rule sent two per
     /// interval).
     func testTwoIdleEndsExchangeOnePingPerTwoIntervals() throws {
@@ -407,7 +459,8 @@ final class LivenessTests: XCTestCase {
 
     /// A client end `a` and a server end `b` on one clock, with HTTP/2 handlers and bytes carried
     /// between them after every step (so a one-way delay of at most one step). `b`'s TLS comes up
-    /// `phase` after `a`'s, so their timers tick out of phase.
+    /// `phase` after `a`'s (both tick on the interval grid, so the phase shifts only where in its
+    /// first interval each end starts).
     final class Pair {
         let a: End
         let b: End

@@ -27,7 +27,7 @@
 #              event and sched:sched_switch split by prev_state) of each proxy process, and TPS
 #   syscalls   `perf stat` counts of syscalls:sys_enter_* tracepoints per process (in-kernel counters,
 #              no strace-style stops)
-#   record     `perf record -e cpu-clock -g` per process during one -S run, self time by symbol,
+#   record     `perf record -e cpu-clock -g` per process during one -S and one -S -C run, self time by symbol,
 #              collapsed into buckets (hardware events are not supported on this VM)
 #   allocs     the proxies restarted with LD_PRELOAD of a malloc/calloc/realloc/memalign/free counter
 #              compiled here (atomic counters in a file mapped by each process), counts before and
@@ -327,7 +327,7 @@ out = [
     "involuntary = preempted)), *syscalls* (`perf stat` on the `syscalls:sys_enter_*` tracepoints, "
     "in-kernel counters, all threads of the process; not strace), *allocs* (the proxies restarted with "
     "an LD_PRELOAD counter of malloc, calloc, realloc and the aligned allocators, read before and after "
-    "each run) and *record* (`perf record -e cpu-clock -F 999 -g`, one `-S` run). Instructions are not "
+    "each run) and *record* (`perf record -e cpu-clock -F 999 -g`, one `-S` run and one `-S -C` run). Instructions are not "
     "counted: hardware events are `<not supported>` on this VM.",
     "",
     "| leg | -S TPS | -S -C TPS | process | CPU µs/tx | ctx switches/tx (vol + invol) | syscalls/tx | allocs/tx "
@@ -405,17 +405,20 @@ if hop_rows:
             "| process | per | eventfd writes | eventfd reads | timerfd reads |", "| --- | --- | ---: | ---: | ---: |"]
     out += hop_rows + [""]
 
-# symbol buckets
+# symbol buckets, a table per mode recorded
+MODE_TEXT = {"S": "one `-S` run", "C": "one `-S -C` run (a new connection per transaction)"}
 if e.get("RECORD") == "1" and rows:
-    have = [(leg, role) for leg, role in rows if any(r.get("roles", {}).get(role, {}).get("buckets") for r in R[("record", leg, "S")])]
-    if have:
+    for mode in "SC":
+        have = [(leg, role) for leg, role in rows if any(r.get("roles", {}).get(role, {}).get("buckets") for r in R[("record", leg, mode)])]
+        if not have:
+            continue
         def first_buckets(leg, role):
-            for r in R[("record", leg, "S")]:
+            for r in R[("record", leg, mode)]:
                 if r.get("roles", {}).get(role, {}).get("buckets"):
                     return r["roles"][role]["buckets"]
             return {}
         used = [b for b in BUCKETS if any(first_buckets(leg, role).get(b, 0) >= 0.5 for leg, role in have)]
-        out += ["Where each process's CPU time goes during one `-S` run (`perf record -e cpu-clock`, self time "
+        out += [f"Where each process's CPU time goes during {MODE_TEXT[mode]} (`perf record -e cpu-clock`, self time "
                 "per symbol, % of the process's samples, summed into buckets by shared object and symbol name):", "",
                 "| process | " + " | ".join(used) + " |",
                 "| --- | " + " | ".join("---:" for _ in used) + " |"]
@@ -809,7 +812,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 run_pass timing "$ROUNDS" "S C"
 run_pass syscalls "$ROUNDS" "S C"
-[ $RECORD = 1 ] && run_pass record 1 "S"
+[ $RECORD = 1 ] && run_pass record 1 "S C"
 
 # The allocation pass needs the proxies restarted with the counter loaded.
 if [ ${#READY[@]} -gt 0 ]; then
