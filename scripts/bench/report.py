@@ -52,6 +52,7 @@ def load(results):
         pooled(row, folder / "connect.raw", "conn_")
         row["conn_runs"] = jsonl(folder / "connect.jsonl", "p50_us")
         row["conn_rates"] = jsonl(folder / "connect.jsonl", "conns_per_s")
+        row["conn_cpu_runs"] = jsonl(folder / "connect.jsonl", "cpu_us_per_conn")
     return rows
 
 
@@ -104,15 +105,16 @@ def render(rows, header, args):
         f"echo request and 1 byte in one write, the byte's echo, close; *connect* µs runs from connect() "
         f"to the echo (through a tunnel: accepting the connection, opening the tunnel's stream and the "
         f"far end's connection to the server), nearest-rank over all of them; conn/s is the median over "
-        f"runs of connections per second of wall time, closes included. "
+        f"runs of connections per second of wall time, closes included; *CPU µs/conn* is the path's "
+        f"processes' CPU time per timed connection (utime + stime, which keep exited threads: stunnel runs one per connection; closes included), median over runs. "
         f"Paths take turns run by run, so background load falls on all of them alike. "
         "Client, server and both tunnel ends share the same cores on loopback, so a tunnel's CPU cost "
         "shows up directly. The ratio columns compare throughput. Both tunnelmesh rows use the same two "
         "meshd: *tunnelmesh* opens streams from the node that dialed the tunnel, *reverse streams* "
         "towards it (see the notes under the table).",
         "",
-        "| path | MB/s | × direct | × stunnel | p50 µs | p99 µs | CPU µs/rt | connect p50 µs | connect p99 µs | conn/s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| path | MB/s | × direct | × stunnel | p50 µs | p99 µs | CPU µs/rt | connect p50 µs | connect p99 µs | conn/s | CPU µs/conn |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
 
     def num(value, fmt="{:,.0f}"):
@@ -121,9 +123,10 @@ def render(rows, header, args):
     def cells(r):
         value = mbps.get(r["name"])
         cpu = statistics.median(r["cpu_runs"]) if r.get("cpu_runs") else None
+        conn_cpu = statistics.median(r["conn_cpu_runs"]) if r.get("conn_cpu_runs") else None
         return [num(value), ratio(value, direct), ratio(value, stunnel), f"{r.get('p50', '—')}", f"{r.get('p99', '—')}",
                 num(cpu, "{:,.1f}"), num(r.get("conn_p50"), "{:,.1f}"), num(r.get("conn_p99"), "{:,.1f}"),
-                num(rates.get(r["name"]))]
+                num(rates.get(r["name"])), num(conn_cpu, "{:,.1f}")]
 
     def details(r):
         told = []
@@ -135,11 +138,13 @@ def render(rows, header, args):
             told.append("CPU µs/rt per latency run: " + ", ".join(f"{v:g}" for v in r["cpu_runs"]))
         if len(r.get("conn_runs", [])) > 1:
             told.append("connect p50 µs per run: " + ", ".join(f"{v:g}" for v in r["conn_runs"]))
+        if len(r.get("conn_cpu_runs", [])) > 1:
+            told.append("CPU µs/conn per connect run: " + ", ".join(f"{v:g}" for v in r["conn_cpu_runs"]))
         if len(r.get("conn_rates", [])) > 1:
             told.append("conn/s per run: " + ", ".join(f"{v:,.0f}" for v in r["conn_rates"]))
         return told
 
-    out += table_lines(rows, LABELS, 10, cells)
+    out += table_lines(rows, LABELS, 11, cells)
     out.append("")
     out += direction_lines(rows)
     out += details_lines(rows, LABELS, details)

@@ -17,15 +17,17 @@ Subcommands print one JSON line each:
   latency    --connect HOST:PORT --count N [--warmup W] [--raw FILE] [--cpu-of PID ...]
              (--cpu-of: also the CPU time the path's processes, and their
              descendants, spent per timed round trip, from schedstat)
-  connect    --connect HOST:PORT --count N [--warmup W] [--raw FILE] [--timeout S]
+  connect    --connect HOST:PORT --count N [--warmup W] [--raw FILE] [--timeout S] [--cpu-of PID ...]
              (N new connections one after another, each: connect, 'L' + 1 byte,
-             wait for its echo, close; times connect() to the echo)
+             wait for its echo, close; times connect() to the echo; --cpu-of as
+             for latency, per timed connection, closes included)
   probe      --connect HOST:PORT --timeout S   (1-byte echo round trip, retried)
   free-port  --host 127.0.0.x                  (prints a free port number)
 """
 
 import argparse
 import json
+import os
 import pathlib
 import socket
 import struct
@@ -178,6 +180,21 @@ def cpu_ns(pids):
     return total
 
 
+def cpu_ns_with_exited_threads(pids):
+    """Like cpu_ns, but from each process's utime + stime, which keep the time of threads that have
+    exited (stunnel runs a thread per connection; schedstat forgets them): clock ticks, so only as
+    fine as 1/CLK_TCK (10 ms), enough over a run of hundreds of connections."""
+    tick_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        total += (int(fields[11]) + int(fields[12])) * tick_ns
+    return total
+
+
 def cmd_latency(args):
     one = b"x"
     samples = []
@@ -230,6 +247,7 @@ def cmd_connect(args):
     clock = time.perf_counter_ns
     samples = []
     start = None
+    tree, cpu_start = set(), 0
     for i in range(args.warmup + args.count):
         left = deadline - time.monotonic()
         if left <= 0:
@@ -237,6 +255,9 @@ def cmd_connect(args):
                              f"{args.warmup + args.count} connections")
         if i == args.warmup:
             start = time.perf_counter()
+            if args.cpu_of:
+                tree = process_tree(args.cpu_of)
+                cpu_start = cpu_ns_with_exited_threads(tree)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.settimeout(min(10.0, left))
@@ -258,6 +279,10 @@ def cmd_connect(args):
         if i >= args.warmup:
             samples.append(t1 - t0)
     seconds = time.perf_counter() - start
+    # The last connection's close is still being handled by the path: let it finish first.
+    if args.cpu_of:
+        time.sleep(0.05)
+    cpu = cpu_ns_with_exited_threads(tree) - cpu_start if args.cpu_of else None
     if args.raw:
         with open(args.raw, "a") as f:
             f.write("".join(f"{ns}\n" for ns in samples))
@@ -274,6 +299,7 @@ def cmd_connect(args):
         "mean_us": us(sum(samples) / len(samples)),
         "seconds": round(seconds, 6),
         "conns_per_s": round(args.count / seconds, 1),
+        **({"cpu_us_per_conn": round(cpu / 1000 / args.count, 1)} if cpu is not None else {}),
     }), flush=True)
 
 
@@ -336,6 +362,8 @@ def main():
     p.add_argument("--warmup", type=int, default=0, help="untimed connections first")
     p.add_argument("--raw", help="append every connect-to-echo time (ns, one per line) to this file")
     p.add_argument("--timeout", type=float, default=60.0, help="bound on the whole run, in seconds")
+    p.add_argument("--cpu-of", type=int, action="append", default=[], metavar="PID",
+                   help="a process of the path (repeatable): report its CPU time per timed connection")
     p.set_defaults(func=cmd_connect)
 
     p = sub.add_parser("probe")

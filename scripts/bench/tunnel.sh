@@ -146,10 +146,11 @@ latency() {
 # One run of CONNECTS/REPEAT new connections, one after another (after CONNECT_WARMUP untimed
 # ones); the report pools the raw connect-to-echo times of all runs of a path for its percentiles.
 connects() {
-    local name="$1" round="$2" out dir
+    local name="$1" round="$2" out dir pid cpu=()
     dir=$(path_dir "$name")
+    for pid in ${PATH_PIDS[$name]}; do cpu+=(--cpu-of "$pid"); done
     if ! out=$(timeout 120 "${TCPBENCH[@]}" connect --connect "${ADDR[$name]}" --count "$((CONNECTS / REPEAT))" \
-            --warmup "$CONNECT_WARMUP" --timeout 110 --raw "$dir/connect.raw" 2>&1); then
+            --warmup "$CONNECT_WARMUP" --timeout 110 --raw "$dir/connect.raw" "${cpu[@]}" 2>&1); then
         unavailable "$name" "connect run $round failed: $(tail -1 <<<"$out")"; return
     fi
     printf '%s\n' "$out" >>"$dir/connect.jsonl"
