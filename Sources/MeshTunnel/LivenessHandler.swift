@@ -1,3 +1,4 @@
+import Foundation
 import MeshTLS
 import NIOCore
 import NIOHTTP2
@@ -11,11 +12,15 @@ import NIOHTTP2
 /// end that needs no PING for liveness still sends one every `rttRefreshIntervals` to keep it
 /// fresh. On-demand PINGs from `meshctl ping` share the same path.
 ///
-/// Ticks fall on a grid, multiples of `interval` on the monotonic clock, not `interval` after each
-/// tunnel came up: every tunnel of a node (and of every node on one machine) then ticks at the same
-/// instants, so an event loop wakes once per interval for all its tunnels instead of once per
-/// tunnel, and the PINGs they send go out, and are answered, in one burst. Timer wake-ups were most
-/// of an idle node's CPU (BENCHMARKS.md, "Idle CPU").
+/// Ticks fall on a grid, multiples of `interval` on the wall clock, not `interval` after each
+/// tunnel came up: every tunnel of a node then ticks at the same instants, so an event loop wakes
+/// once per interval for all its tunnels instead of once per tunnel, and its PINGs go out, and are
+/// answered, in one burst. The wall clock rather than the monotonic one because NTP keeps the
+/// nodes' wall clocks within milliseconds of each other, so the whole mesh ticks together and the
+/// PINGs a node gets from its peers arrive in one burst too. Timer and PING wake-ups were most of
+/// an idle node's CPU (BENCHMARKS.md, "Idle CPU"). The wall clock only places the ticks: a tick
+/// never follows the previous one by less than half an interval, so a stepped clock or a late
+/// tick cannot crowd two ticks together (at worst one interval is half an interval longer).
 final class LivenessHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
@@ -25,6 +30,8 @@ final class LivenessHandler: ChannelDuplexHandler {
     private let interval: TimeAmount
     private let deadAfter: Int
     private let onRTT: (TimeAmount) -> Void
+    /// Nanoseconds since the epoch, which place the tick grid.
+    private let wallClock: () -> Int64
     /// The next tick; nil before TLS is up and once the tunnel closed or was declared dead.
     private var timer: Scheduled<Void>?
     /// PINGs in flight: payload → when it was sent, and the promise of an on-demand ping.
@@ -42,9 +49,17 @@ final class LivenessHandler: ChannelDuplexHandler {
     static let rttRefreshIntervals: Int64 = 10
 
     /// - asksFirst: true on the dialing end (see `LivenessState`).
-    init(interval: TimeAmount, deadAfter: Int, asksFirst: Bool = true, onRTT: @escaping (TimeAmount) -> Void) {
+    /// - wallClock: the clock that places the ticks (tests pass their simulated one).
+    init(
+        interval: TimeAmount,
+        deadAfter: Int,
+        asksFirst: Bool = true,
+        wallClock: @escaping () -> Int64 = LivenessHandler.systemWallClock,
+        onRTT: @escaping (TimeAmount) -> Void
+    ) {
         self.interval = interval
         self.deadAfter = deadAfter
+        self.wallClock = wallClock
         self.onRTT = onRTT
         self.state = LivenessState(deadAfter: deadAfter, asksFirst: asksFirst)
     }
@@ -96,12 +111,12 @@ final class LivenessHandler: ChannelDuplexHandler {
         // The handshake that just completed came from the peer: the first (partial) interval
         // starts heard, so a tunnel is never declared dead before it was asked once.
         self.heard = true
-        self.scheduleTick(context: context)
+        self.scheduleTick(context: context, first: true)
     }
 
-    private func scheduleTick(context: ChannelHandlerContext) {
-        let next = Self.gridPoint(after: context.eventLoop.now, interval: self.interval)
-        self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: next) {
+    private func scheduleTick(context: ChannelHandlerContext, first: Bool = false) {
+        let delay = Self.delayToGrid(wallNow: self.wallClock(), interval: self.interval, first: first)
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             // Stopped meanwhile, or the channel went away without telling us.
             guard self.timer != nil, context.channel.isActive else {
                 self.timer = nil
@@ -112,10 +127,21 @@ final class LivenessHandler: ChannelDuplexHandler {
         }
     }
 
-    /// The first multiple of `interval` (since the monotonic clock's zero) later than `now`.
-    static func gridPoint(after now: NIODeadline, interval: TimeAmount) -> NIODeadline {
-        let step = UInt64(max(1, interval.nanoseconds))
-        return .uptimeNanoseconds((now.uptimeNanoseconds / step + 1) * step)
+    /// How long from `wallNow` to the next multiple of `interval` on the wall clock. After a tick
+    /// (not `first`) at least half an interval: the grid point after that when the next one is
+    /// nearer (the tick ran late, or the clock was stepped).
+    static func delayToGrid(wallNow: Int64, interval: TimeAmount, first: Bool) -> TimeAmount {
+        let step = max(1, interval.nanoseconds)
+        let into = (wallNow % step + step) % step
+        var delay = step - into
+        if !first, delay < step / 2 { delay += step }
+        return .nanoseconds(delay)
+    }
+
+    static func systemWallClock() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

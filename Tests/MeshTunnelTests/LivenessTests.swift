@@ -209,22 +209,62 @@ final class LivenessTests: XCTestCase {
         }
     }
 
-    func testGridPointIsTheNextMultipleOfTheInterval() {
+    /// The first tick goes to the next grid point however near; later ones at least half an
+    /// interval on, so a late tick or a stepped clock never crowds two ticks together.
+    func testDelayToGridIsTheNextMultipleOfTheIntervalAndNeverCrowds() {
         let second = TimeAmount.seconds(1)
-        XCTAssertEqual(LivenessHandler.gridPoint(after: .uptimeNanoseconds(0), interval: second), .uptimeNanoseconds(1_000_000_000))
-        XCTAssertEqual(
-            LivenessHandler.gridPoint(after: .uptimeNanoseconds(1_000_000_000), interval: second),
-            .uptimeNanoseconds(2_000_000_000),
-            "a tick exactly on the grid schedules the next one, not itself"
+        func delay(_ wall: Int64, first: Bool = false, _ interval: TimeAmount = .seconds(1)) -> TimeAmount {
+            LivenessHandler.delayToGrid(wallNow: wall, interval: interval, first: first)
+        }
+        XCTAssertEqual(delay(0), second, "a tick exactly on the grid schedules the next one, not itself")
+        XCTAssertEqual(delay(1_000_000_000), second)
+        XCTAssertEqual(delay(5_000_000_300), .nanoseconds(999_999_700), "a tick a little late keeps the grid")
+        XCTAssertEqual(delay(2_600_000_000, .milliseconds(250)), .milliseconds(150))
+        XCTAssertEqual(delay(1_990_000_000, first: true), .milliseconds(10), "a first tick may come soon")
+        XCTAssertEqual(delay(1_990_000_000), .milliseconds(1_010), "a later one skips a grid point nearer than half an interval")
+        XCTAssertEqual(delay(1_500_000_000), .milliseconds(500))
+        XCTAssertEqual(delay(-300_000_000, first: true), .milliseconds(300), "before the epoch the grid still holds")
+    }
+
+    /// A wall clock stepped between ticks (backwards or forwards by up to an interval) moves the
+    /// grid, and every gap between two ticks stays between half an interval and one and a half.
+    func testSteppedWallClockKeepsTicksBetweenHalfAndOneAndAHalfIntervals() throws {
+        let loop = EmbeddedEventLoop()
+        var offset: Int64 = 0
+        let counter = PingCounter(start: loop.now)
+        let handler = LivenessHandler(
+            interval: self.interval,
+            deadAfter: 1,  // a PING at every tick, so the PINGs show when the ticks came
+            wallClock: { Int64(loop.now.uptimeNanoseconds) + offset },
+            onRTT: { _ in }
         )
-        XCTAssertEqual(
-            LivenessHandler.gridPoint(after: .uptimeNanoseconds(5_999_999_999), interval: second),
-            .uptimeNanoseconds(6_000_000_000)
-        )
-        XCTAssertEqual(
-            LivenessHandler.gridPoint(after: .uptimeNanoseconds(2_600_000_000), interval: .milliseconds(250)),
-            .uptimeNanoseconds(2_750_000_000)
-        )
+        let channel = EmbeddedChannel(loop: loop)
+        try channel.pipeline.syncOperations.addHandler(counter)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        channel.pipeline.fireUserInboundEventTriggered(Self.handshake)
+        let steps: [Int64] = [0, -700, 400, 900, -250, 0, 650, -999, 0].map { $0 * 1_000_000 }
+        var index = 0
+        while loop.now.uptimeNanoseconds < 30_000_000_000 && channel.isActive {
+            loop.advanceTime(by: self.step)
+            // Answer every PING at once, so that deadAfter 1 never ends the tunnel.
+            while let frame = try channel.readOutbound(as: HTTP2Frame.self) {
+                if case .ping(let data, ack: false) = frame.payload {
+                    try channel.writeInbound(HTTP2Frame(streamID: .rootStream, payload: .ping(data, ack: true)))
+                }
+            }
+            if loop.now.uptimeNanoseconds % 3_000_000_000 == 1_500_000_000 {
+                offset += steps[index % steps.count]
+                index += 1
+            }
+        }
+        let ticks = counter.times
+        XCTAssertGreaterThanOrEqual(ticks.count, 20, "\(ticks)")
+        for (earlier, later) in zip(ticks, ticks.dropFirst()) {
+            XCTAssertGreaterThanOrEqual(later - earlier, .milliseconds(500), "ticks at \(ticks)")
+            XCTAssertLessThanOrEqual(later - earlier, .milliseconds(1_500), "ticks at \(ticks)")
+        }
+        _ = try channel.finish(acceptAlreadyClosed: true)
     }
 
     /// (d) An on-demand PING (`meshctl ping`) reports its RTT, idle or on a tunnel too busy for
@@ -402,10 +442,15 @@ final class LivenessTests: XCTestCase {
             self.start = loop.now
             self.channel = EmbeddedChannel(loop: loop)
             let recorder = self.recorder
-            // As in a tunnel: the HTTP/2 client (the dialer) asks first.
-            self.handler = LivenessHandler(interval: interval, deadAfter: deadAfter, asksFirst: http2 != .server) {
-                recorder.rtts.append($0)
-            }
+            // As in a tunnel: the HTTP/2 client (the dialer) asks first. The simulated clock
+            // places the ticks, as the wall clock does in meshd.
+            self.handler = LivenessHandler(
+                interval: interval,
+                deadAfter: deadAfter,
+                asksFirst: http2 != .server,
+                wallClock: { Int64(loop.now.uptimeNanoseconds) },
+                onRTT: { recorder.rtts.append($0) }
+            )
             self.counter = PingCounter(start: loop.now)
             let sync = self.channel.pipeline.syncOperations
             if let http2 { try sync.addHandler(NIOHTTP2Handler(mode: http2)) }
