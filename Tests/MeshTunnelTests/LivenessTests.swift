@@ -176,8 +176,8 @@ final class LivenessTests: XCTestCase {
     }
 
     /// Ticks fall on multiples of the interval, whenever a tunnel came up, so the tunnels of one
-    /// loop (and the nodes of one machine) wake together once per interval instead of once per
-    /// tunnel. Three ends on one loop whose TLS came up early, mid-way and late in the first
+    /// loop (and the nodes of a mesh whose clocks agree) wake together once per interval instead of
+    /// once per tunnel. Three ends on one loop whose TLS came up early, mid-way and late in the first
     /// interval, their peers silent: every PING goes out at a multiple of the interval, the same
     /// instants for all three, and each end is still declared dead between dead_after and
     /// dead_after + 1 intervals after its handshake (the last byte it heard).

@@ -115,27 +115,14 @@ ready() {
     log "$leg: ready at 127.0.0.1:${PORT[$leg]}"
 }
 
-# --- PostgreSQL -------------------------------------------------------------------------------------------
-
-# wait_sql LEG SECONDS PID... : wait until `SELECT pg_is_in_recovery()` through the leg answers f
-# (the primary), giving up early when one of the PIDs has exited; SQL_ERROR holds the last answer.
-wait_sql() {
-    local leg="$1" deadline=$((SECONDS + $2)) pid; shift 2
-    while [ $SECONDS -lt $deadline ]; do
-        SQL_ERROR=$(SQL_TIMEOUT=5 sql "${PORT[$leg]}" "SELECT pg_is_in_recovery()") && [ "$SQL_ERROR" = f ] && return 0
-        for pid in "$@"; do kill -0 "$pid" 2>/dev/null || { SQL_ERROR="a process of the leg exited; $SQL_ERROR"; return 1; }; done
-        sleep 0.2
-    done
-    SQL_ERROR=$(tail -1 <<<"$SQL_ERROR")
-    return 1
-}
+# --- a leg ready, or why not -----------------------------------------------------------------------------
 
 # check_leg LEG SECONDS PID... : ready the leg once SQL goes through 127.0.0.1:LEG_PORT, otherwise
 # mark it unavailable, with the reason passed through the function named by EXPLAIN when set.
 check_leg() {
     local leg="$1" seconds="$2" why; shift 2
     PORT[$leg]=$LEG_PORT
-    if wait_sql "$leg" "$seconds" "$@"; then ready "$leg" "$LEG_PORT" "$@"; return 0; fi
+    if wait_sql "$LEG_PORT" "$seconds" "$@"; then ready "$leg" "$LEG_PORT" "$@"; return 0; fi
     why="no SQL through 127.0.0.1:$LEG_PORT within $seconds s: ${SQL_ERROR:-no answer (psql timed out)}"
     [ -n "${EXPLAIN:-}" ] && why=$("$EXPLAIN" "$why")
     unavailable "$leg" "$why"

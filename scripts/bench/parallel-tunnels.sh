@@ -33,8 +33,9 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[[ "$ROUNDS$DURATION$SCALE" =~ ^[0-9]+$ ]] && [ "$ROUNDS" -ge 1 ] && [ "$DURATION" -ge 1 ] \
-    || { echo "parallel-tunnels.sh: --rounds, --duration and --scale take whole numbers >= 1" >&2; exit 2; }
+for n in "$ROUNDS" "$DURATION" "$SCALE"; do
+    [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "parallel-tunnels.sh: --rounds, --duration and --scale take whole numbers >= 1, got '$n'" >&2; exit 2; }
+done
 [ -n "${BIN:-}" ] && [ -x "$BIN/meshd" ] && [ -x "$BIN/meshctl" ] \
     || { echo "parallel-tunnels.sh: set BIN to a directory with meshd and meshctl" >&2; exit 2; }
 
@@ -56,13 +57,11 @@ start_pair() {
   "services": { "postgres": { "on": { "n2": "127.0.0.1:$PGPORT" }, "allow": ["n1"] } },
   "forwards": [ { "on": "n1", "listen": "127.0.0.1:${FWD[$1]}", "to": "postgres@n2" } ] }
 JSON
-    BG_TIMEOUT=3600 start_bg "$m/n2.log" "$BIN/meshd" --config "$m/mesh.json" --node n2
-    BG_TIMEOUT=3600 start_bg "$m/n1.log" "$BIN/meshd" --config "$m/mesh.json" --node n1
-    local deadline=$((SECONDS + 15))
-    until [ "$(sql "${FWD[$1]}" "SELECT 1")" = 1 ]; do
-        [ $SECONDS -lt $deadline ] || { log "no SQL through pair $1 within 15 s: $(tail -1 "$m/n1.log")"; exit 1; }
-        sleep 0.2
-    done
+    local n1 n2
+    BG_TIMEOUT=3600 start_bg "$m/n2.log" "$BIN/meshd" --config "$m/mesh.json" --node n2; n2=$BG_PID
+    BG_TIMEOUT=3600 start_bg "$m/n1.log" "$BIN/meshd" --config "$m/mesh.json" --node n1; n1=$BG_PID
+    wait_sql "${FWD[$1]}" 15 "$n1" "$n2" \
+        || { log "no SQL through pair $1 within 15 s: $SQL_ERROR; n1's log: $(tail -1 "$m/n1.log")"; exit 1; }
 }
 start_pair a 127.0.1.1 127.0.1.2
 start_pair b 127.0.4.1 127.0.4.2

@@ -45,3 +45,17 @@ stop_postgres() {
 # sql PORT STATEMENT [DATABASE] : one statement on 127.0.0.1:PORT as postgres (bounded, default
 # database bench), its result or error.
 sql() { timeout "${SQL_TIMEOUT:-10}" "$PGBIN/psql" -X -q -A -t -h 127.0.0.1 -p "$1" -U postgres -d "${3:-bench}" -c "$2" 2>&1; }
+
+# wait_sql PORT SECONDS PID... : wait until `SELECT pg_is_in_recovery()` through 127.0.0.1:PORT answers
+# f (the primary, through whatever proxy listens there), giving up early when one of the PIDs has
+# exited; SQL_ERROR holds the last answer.
+wait_sql() {
+    local port="$1" deadline=$((SECONDS + $2)) pid; shift 2
+    while [ $SECONDS -lt $deadline ]; do
+        SQL_ERROR=$(SQL_TIMEOUT=5 sql "$port" "SELECT pg_is_in_recovery()") && [ "$SQL_ERROR" = f ] && return 0
+        for pid in "$@"; do kill -0 "$pid" 2>/dev/null || { SQL_ERROR="a process serving 127.0.0.1:$port exited; $SQL_ERROR"; return 1; }; done
+        sleep 0.2
+    done
+    SQL_ERROR=$(tail -1 <<<"$SQL_ERROR")
+    return 1
+}

@@ -494,21 +494,6 @@ CLK_TCK=$(getconf CLK_TCK)
 
 make_workdir profile
 
-# --- PostgreSQL (postgres.sh), as the leg sees it ------------------------------------------------
-
-# wait_sql PORT SECONDS PID... : wait until `SELECT pg_is_in_recovery()` through 127.0.0.1:PORT answers
-# f, giving up early when one of the PIDs has exited; SQL_ERROR holds the last answer.
-wait_sql() {
-    local port="$1" deadline=$((SECONDS + $2)) pid; shift 2
-    while [ $SECONDS -lt $deadline ]; do
-        SQL_ERROR=$(SQL_TIMEOUT=5 sql "$port" "SELECT pg_is_in_recovery()") && [ "$SQL_ERROR" = f ] && return 0
-        for pid in "$@"; do kill -0 "$pid" 2>/dev/null || { SQL_ERROR="a process of the leg exited; $SQL_ERROR"; return 1; }; done
-        sleep 0.2
-    done
-    SQL_ERROR=$(tail -1 <<<"$SQL_ERROR")
-    return 1
-}
-
 # --- the allocation counter -----------------------------------------------------------------------
 
 # An LD_PRELOAD library that counts heap calls with relaxed atomics into a page of the file
