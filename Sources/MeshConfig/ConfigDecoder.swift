@@ -194,7 +194,7 @@ struct ConfigDecoder {
         var services: [String: ServiceSettings] = [:]
         for (name, entry) in try value.freeObject().sortedMembers {
             try checkName(name, kind: "service", at: entry)
-            let fields = try entry.object(knownKeys: ["on", "allow", "postgres", "same_address"])
+            let fields = try entry.object(knownKeys: ["on", "allow", "postgres", "same_address", "preconnect"])
 
             let onValue = try fields.required("on")
             let onObject = try onValue.freeObject()
@@ -223,7 +223,23 @@ struct ConfigDecoder {
                 sameAddress = try value.bool()
                 if sameAddress { try checkSameAddressTargets(onObject, on) }
             }
-            services[name] = ServiceSettings(name: name, on: on, allow: allow, postgres: postgres, sameAddress: sameAddress)
+            var preconnect = 0
+            if let value = fields.optional("preconnect") {
+                preconnect = try value.integer()
+                guard (0...ServiceSettings.maximumPreconnect).contains(preconnect) else {
+                    throw value.error(
+                        "must be between 0 and \(ServiceSettings.maximumPreconnect) (connections kept open to the target ahead of any stream), got \(preconnect)"
+                    )
+                }
+            }
+            services[name] = ServiceSettings(
+                name: name,
+                on: on,
+                allow: allow,
+                postgres: postgres,
+                sameAddress: sameAddress,
+                preconnect: preconnect
+            )
         }
         return services
     }

@@ -12,19 +12,29 @@ public struct ServiceSettings: Sendable, Equatable {
     /// software (etcd, Patroni, replication) advertises one address per member and expects every
     /// member to reach it; this gives it that without N x (N-1) hand-written forwards.
     public var sameAddress: Bool
+    /// "preconnect": how many connections to its target each node serving the service keeps open
+    /// ahead of any stream, per event loop that served it lately (0: none). A stream then finds
+    /// its target connected, and for PostgreSQL the backend's fork is off the client's path. Only
+    /// for protocols where the client speaks first; a target that speaks first turns it off.
+    public var preconnect: Int
+
+    /// The most `preconnect` allows: spares hold server resources (a forked backend each).
+    public static let maximumPreconnect = 16
 
     public init(
         name: String,
         on: [String: Endpoint],
         allow: AllowList = .nodes([]),
         postgres: PostgresSettings? = nil,
-        sameAddress: Bool = false
+        sameAddress: Bool = false,
+        preconnect: Int = 0
     ) {
         self.name = name
         self.on = on
         self.allow = allow
         self.postgres = postgres
         self.sameAddress = sameAddress
+        self.preconnect = preconnect
     }
 
     /// The listeners `same_address` puts on `node`: one per other node serving this service, at

@@ -24,6 +24,8 @@ public final class MeshNode: Sendable {
     private let links = NIOLockedValueBox<[String: PeerLink]>([:])
     private let meshListener = NIOLockedValueBox<Channel?>(nil)
     private let forwards: ForwardSet
+    /// The connections to service targets kept ready (`preconnect`), one set per event loop.
+    private let spares: [ObjectIdentifier: SpareConnections]
     /// Who hears the peers' notes (`onNote`).
     private let noteHandler = NIOLockedValueBox<(@Sendable (_ peer: String, PeerNote) -> Void)?>(nil)
 
@@ -53,6 +55,11 @@ public final class MeshNode: Sendable {
             services: Set(config.services.keys)
         )
         self.forwards = ForwardSet(group: group, inherited: inheritedListeners, events: self.events, logger: logger)
+        var spares: [ObjectIdentifier: SpareConnections] = [:]
+        for loop in group.makeIterator() {
+            spares[ObjectIdentifier(loop)] = SpareConnections(loop: loop, logger: logger)
+        }
+        self.spares = spares
         self.generation = NIOLockedValueBox(Generation(config: config, serverTLS: serverTLS, clientTLS: clientTLS))
         let links = config.sortedNodeNames.filter { $0 != node }.compactMap { self.makeLink(peer: $0, config: config) }
         self.links.withLockedValue { table in
@@ -187,6 +194,8 @@ public final class MeshNode: Sendable {
             // Certificate rotation: tunnels authenticated with what this reload replaced are renewed.
             link.reauthenticate(with: serverTLS.credentials, reloadedAt: reloadedAt, drainLimit: config.tunnel.shutdownGrace)
         }
+        let targets = Self.preconnectTargets(of: config, on: self.name)
+        for pool in self.spares.values { pool.loop.execute { pool.keep(only: targets) } }
         self.logger.info("reloaded \(config.file): \(summary)")
         return summary
     }
@@ -227,6 +236,16 @@ public final class MeshNode: Sendable {
             try? await Task.sleep(for: .milliseconds(50))
         }
         for link in links { try? await link.stop().get() }
+        for pool in self.spares.values { try? await pool.loop.submit { pool.stop() }.get() }
+    }
+
+    /// The targets of `node`'s services that keep spare connections.
+    private static func preconnectTargets(of config: MeshConfiguration, on node: String) -> Set<LocalTarget> {
+        Set(
+            config.services.values.compactMap { service in
+                service.on[node].map { LocalTarget($0, preconnect: service.preconnect) }
+            }.filter { $0.preconnect > 0 }
+        )
     }
 
     /// Carries an accepted local connection to `service` on `node` through the tunnel to that node,
@@ -274,6 +293,13 @@ public final class MeshNode: Sendable {
         let pair = Splice.makeLocalPair(clientLoop: channel.eventLoop, serviceLoop: channel.eventLoop)
         try channel.pipeline.syncOperations.addHandler(pair.client)
         let serviceSide = pair.service
+        let preconnect = self.config.services[service]?.preconnect ?? 0
+        if preconnect > 0,
+            self.spares[ObjectIdentifier(channel.eventLoop)]?.take(LocalTarget(target, preconnect: preconnect), handing: serviceSide) != nil
+        {
+            opened?(channel, .success(()))
+            return
+        }
         let logger = self.logger
         LocalConnector.connect(to: target, on: channel.eventLoop) { local in
             try local.pipeline.syncOperations.addHandler(serviceSide)
@@ -381,6 +407,7 @@ public final class MeshNode: Sendable {
         let links = self.links
         let node = self.name
         let noteHandler = self.noteHandler
+        let spares = self.spares
         return TunnelConnection.Serving(
             access: { generation.withLockedValue { ServiceAccess(node: node, services: $0.config.services) } },
             peerState: { peer in
@@ -395,7 +422,8 @@ public final class MeshNode: Sendable {
                 } else {
                     noteHandler.withLockedValue { $0 }?(peer, note)
                 }
-            }
+            },
+            spares: { loop in spares[ObjectIdentifier(loop)] }
         )
     }
 

@@ -6,11 +6,11 @@ struct ServiceAccess: Sendable {
     let node: String
     let services: [String: ServiceSettings]
 
-    func target(service: String, peer: String) -> Result<Endpoint, ConnectRequest.Refusal> {
+    func target(service: String, peer: String) -> Result<LocalTarget, ConnectRequest.Refusal> {
         guard let settings = self.services[service], let target = settings.on[self.node] else {
             return .failure(.notFound)
         }
         guard settings.allow.permits(peer) else { return .failure(.forbidden) }
-        return .success(target)
+        return .success(LocalTarget(target, preconnect: settings.preconnect))
     }
 }

@@ -28,6 +28,8 @@ final class TunnelConnection: @unchecked Sendable {
         var peerState: @Sendable (String) -> (counters: PeerCounters, limit: StreamLimit)?
         /// A note arrived from the (verified) peer on the control stream.
         var note: @Sendable (_ peer: String, PeerNote) -> Void
+        /// The connections to service targets kept ready on a loop (a service's `preconnect`).
+        var spares: @Sendable (EventLoop) -> SpareConnections? = { _ in nil }
     }
 
     let channel: Channel

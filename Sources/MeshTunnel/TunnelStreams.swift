@@ -50,7 +50,7 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
     /// Connection window credit written to the peer and not yet out on the socket.
     private var connectionGrantInFlight = false
     /// Streams the peer opened in this read burst, connected at its end unless reset by then.
-    private var toConnect: [(TunnelStream, Endpoint)] = []
+    private var toConnect: [(TunnelStream, LocalTarget)] = []
     /// Streams whose sockets were written to in this read burst, flushed once at its end.
     private var toFlush: [TunnelStream] = []
     /// Frames were written in this read burst; the tunnel is flushed once at its end.
@@ -425,7 +425,7 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
             break
         }
         guard peer.limit.admitsOneMore() else { return self.refuse(id, .tooManyStreams, service: service) }
-        let target: Endpoint
+        let target: LocalTarget
         switch self.serving.access().target(service: service, peer: peer.name) {
         case .failure(let refusal): return self.refuse(id, refusal, service: service)
         case .success(let endpoint): target = endpoint
@@ -440,12 +440,15 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
 
     /// Connects `stream`'s socket to `target` on the tunnel's loop; `then` runs once the socket is
     /// in place (the stream may have been reset meanwhile: `then` checks).
-    private func connect(_ stream: TunnelStream, to target: Endpoint, then: @escaping @Sendable (TunnelStream) -> Void) {
+    private func connect(_ stream: TunnelStream, to target: LocalTarget, then: @escaping @Sendable (TunnelStream) -> Void) {
         guard let context else { return }
         let loop = context.eventLoop
-        let side = TunnelSide(streams: self, stream: stream, loop: loop)
-        LocalConnector.connect(to: target, on: loop) { channel in
-            let socket = StreamSocket(loop: channel.eventLoop, tunnel: side)
+        let socket = StreamSocket(loop: loop, tunnel: TunnelSide(streams: self, stream: stream, loop: loop))
+        if target.preconnect > 0, self.serving.spares(loop)?.take(target, handing: socket) != nil {
+            stream.socket = socket
+            return then(stream)
+        }
+        LocalConnector.connect(to: target.endpoint, on: loop) { channel in
             try channel.pipeline.syncOperations.addHandler(socket)
             stream.socket = socket
         }.whenComplete { result in
@@ -457,7 +460,7 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
                     kind: "unreachable",
                     "service target unreachable",
                     metadata: [
-                        "peer": "\(self.peer?.name ?? "?")", "service": "\(stream.service)", "target": "\(target)",
+                        "peer": "\(self.peer?.name ?? "?")", "service": "\(stream.service)", "target": "\(target.endpoint)",
                         "error": "\(error)",
                     ]
                 )

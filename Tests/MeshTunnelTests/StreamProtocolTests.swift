@@ -32,7 +32,7 @@ final class StreamProtocolTests: XCTestCase {
             postgres: nil
         )
         let onDB1 = ServiceAccess(node: "db1", services: ["postgres": service])
-        XCTAssertEqual(try onDB1.target(service: "postgres", peer: "app1").get(), .tcp(host: "127.0.0.1", port: 5432))
+        XCTAssertEqual(try onDB1.target(service: "postgres", peer: "app1").get(), LocalTarget(.tcp(host: "127.0.0.1", port: 5432)))
         XCTAssertEqual(onDB1.target(service: "postgres", peer: "db2").failure, .forbidden)
         XCTAssertEqual(onDB1.target(service: "ssh", peer: "app1").failure, .notFound)
         let onDB2 = ServiceAccess(node: "db2", services: ["postgres": service])

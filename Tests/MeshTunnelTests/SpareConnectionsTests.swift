@@ -1,0 +1,201 @@
+import Logging
+import MeshConfig
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import XCTest
+
+@testable import MeshTunnel
+
+/// The spare connections a service's `preconnect` keeps (`SpareConnections`), against a real
+/// loopback listener in this process: a stream takes a connection the target accepted before the
+/// stream existed, taken and aged spares are replaced while the target is in use and dropped once
+/// it is not, a target that speaks first gets none, one that closes at once is retried with
+/// backoff, and a reload or stop closes them.
+final class SpareConnectionsTests: XCTestCase {
+    /// A loopback listener that counts what it accepts and, optionally, greets or hangs up at once.
+    final class Target: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        enum Manner { case silent, greets, hangsUp }
+
+        struct Counts {
+            var accepted = 0
+            var open = 0
+            var received = ""
+        }
+
+        let counts = NIOLockedValueBox(Counts())
+        let manner: Manner
+        init(manner: Manner) { self.manner = manner }
+
+        func channelActive(context: ChannelHandlerContext) {
+            self.counts.withLockedValue {
+                $0.accepted += 1
+                $0.open += 1
+            }
+            switch self.manner {
+            case .silent: break
+            case .greets: context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: "220 hello\r\n")), promise: nil)
+            case .hangsUp: context.close(promise: nil)
+            }
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let text = String(buffer: self.unwrapInboundIn(data))
+            self.counts.withLockedValue { $0.received += text }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.counts.withLockedValue { $0.open -= 1 }
+        }
+    }
+
+    /// Records what a stream's socket handler would see once it owns the channel.
+    final class Taker: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+    }
+
+    var group: MultiThreadedEventLoopGroup!
+    var listeners: [Channel] = []
+
+    override func setUp() {
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    }
+
+    override func tearDown() {
+        for listener in self.listeners { try? listener.close().wait() }
+        try? self.group.syncShutdownGracefully()
+    }
+
+    func listen(_ target: Target) throws -> Endpoint {
+        let channel = try ServerBootstrap(group: self.group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(target) }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        self.listeners.append(channel)
+        return .tcp(host: "127.0.0.1", port: channel.localAddress!.port!)
+    }
+
+    func makePool(_ timing: SpareConnections.Timing = .init()) -> SpareConnections {
+        SpareConnections(loop: self.group.next(), timing: timing, logger: Logger(label: "test"))
+    }
+
+    func onLoop<T: Sendable>(_ pool: SpareConnections, _ body: @escaping @Sendable () throws -> T) throws -> T {
+        try pool.loop.submit(body).wait()
+    }
+
+    /// Polls `condition` every 20 ms for up to `seconds`.
+    func eventually(_ what: String, within seconds: Double = 5, _ condition: () throws -> Bool) rethrows {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        XCTFail("not within \(seconds) s: \(what)")
+    }
+
+    func testAStreamTakesAConnectionOpenedBeforeItAndTheSpareIsReplaced() throws {
+        let target = Target(manner: .silent)
+        let endpoint = try self.listen(target)
+        let pool = self.makePool()
+        let wanted = LocalTarget(endpoint, preconnect: 2)
+
+        // The first stream finds nothing ready (it connects on demand); asking starts the spares.
+        XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
+        try self.eventually("two spares ready") { try self.onLoop(pool) { pool.readyCount(endpoint) } == 2 }
+        XCTAssertEqual(target.counts.withLockedValue { $0.accepted }, 2)
+
+        let taken = try XCTUnwrap(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
+        // The connection the stream got is one the target had already accepted, now carrying the
+        // stream's handler instead of the spare's.
+        XCTAssertNoThrow(try taken.pipeline.syncOperationsAsync { try $0.handler(type: Taker.self) })
+        XCTAssertThrowsError(try taken.pipeline.syncOperationsAsync { try $0.handler(type: SpareSocket.self) })
+        try taken.writeAndFlush(ByteBuffer(string: "startup")).wait()
+        try self.eventually("the bytes reached the target") { target.counts.withLockedValue { $0.received } == "startup" }
+        try self.eventually("the taken spare replaced") {
+            let ready = try self.onLoop(pool) { pool.readyCount(endpoint) }
+            return target.counts.withLockedValue { $0.accepted } == 3 && ready == 2
+        }
+        try taken.close().wait()
+        try self.onLoop(pool) { pool.stop() }
+        try self.eventually("stop closed every spare") { target.counts.withLockedValue { $0.open } == 0 }
+        XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) }, "a stopped pool opens nothing")
+    }
+
+    func testSparesAgeOutAreReplacedWhileInUseAndGoOnceUnused() throws {
+        let target = Target(manner: .silent)
+        let endpoint = try self.listen(target)
+        var timing = SpareConnections.Timing()
+        timing.maximumAge = .milliseconds(300)
+        timing.keepWarm = .milliseconds(1500)
+        let pool = self.makePool(timing)
+        XCTAssertNil(try self.onLoop(pool) { pool.take(LocalTarget(endpoint, preconnect: 1), handing: Taker()) })
+        try self.eventually("the aged spare replaced") { target.counts.withLockedValue { $0.accepted } >= 3 }
+        // Nobody asks again: once keepWarm passed, no spare is left and none is opened.
+        try self.eventually("the spares dropped") { target.counts.withLockedValue { $0.open } == 0 }
+        let accepted = target.counts.withLockedValue { $0.accepted }
+        Thread.sleep(forTimeInterval: 0.7)
+        XCTAssertEqual(target.counts.withLockedValue { $0.accepted }, accepted, "spares opened for a target nobody uses")
+        XCTAssertLessThan(accepted, 12, "a spare lives 300 ms for about 1.5 s: ~6 connections, not a loop")
+    }
+
+    func testATargetThatSpeaksFirstGetsNoSpares() throws {
+        let target = Target(manner: .greets)
+        let endpoint = try self.listen(target)
+        let pool = self.makePool()
+        let wanted = LocalTarget(endpoint, preconnect: 2)
+        XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
+        try self.eventually("the greeted spares closed") {
+            target.counts.withLockedValue { $0.accepted } >= 1 && target.counts.withLockedValue { $0.open } == 0
+        }
+        XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
+        Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertLessThanOrEqual(target.counts.withLockedValue { $0.accepted }, 2, "spares reopened for a target that speaks first")
+        XCTAssertEqual(try self.onLoop(pool) { pool.readyCount(endpoint) }, 0)
+    }
+
+    func testATargetThatHangsUpAtOnceIsRetriedWithBackoffNotInALoop() throws {
+        let target = Target(manner: .hangsUp)
+        let endpoint = try self.listen(target)
+        let pool = self.makePool()
+        let wanted = LocalTarget(endpoint, preconnect: 2)
+        XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
+        Thread.sleep(forTimeInterval: 1.5)
+        XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
+        let accepted = target.counts.withLockedValue { $0.accepted }
+        XCTAssertGreaterThanOrEqual(accepted, 2, "the first spares were not even tried")
+        // Backoff from 250 ms doubling, with jitter: a handful of attempts in 1.5 s, where a
+        // reconnect loop would make thousands.
+        XCTAssertLessThan(accepted, 30)
+        XCTAssertEqual(try self.onLoop(pool) { pool.readyCount(endpoint) }, 0)
+        try self.onLoop(pool) { pool.stop() }
+    }
+
+    func testAReloadKeepsOnlyTheTargetsStillConfigured() throws {
+        let kept = Target(manner: .silent)
+        let dropped = Target(manner: .silent)
+        let keptEndpoint = try self.listen(kept)
+        let droppedEndpoint = try self.listen(dropped)
+        let pool = self.makePool()
+        XCTAssertNil(try self.onLoop(pool) { pool.take(LocalTarget(keptEndpoint, preconnect: 3), handing: Taker()) })
+        XCTAssertNil(try self.onLoop(pool) { pool.take(LocalTarget(droppedEndpoint, preconnect: 1), handing: Taker()) })
+        try self.eventually("spares for both") {
+            kept.counts.withLockedValue { $0.open } == 3 && dropped.counts.withLockedValue { $0.open } == 1
+        }
+        try self.onLoop(pool) { pool.keep(only: [LocalTarget(keptEndpoint, preconnect: 1)]) }
+        try self.eventually("the removed target's spare closed, the kept one trimmed to 1") {
+            dropped.counts.withLockedValue { $0.open } == 0 && kept.counts.withLockedValue { $0.open } == 1
+        }
+        XCTAssertEqual(try self.onLoop(pool) { pool.readyCount(keptEndpoint) }, 1)
+        try self.onLoop(pool) { pool.stop() }
+        try self.eventually("stop closed the rest") { kept.counts.withLockedValue { $0.open } == 0 }
+    }
+}
+
+extension ChannelPipeline {
+    /// Runs `body` with the pipeline's synchronous operations on its loop.
+    fileprivate func syncOperationsAsync<T: Sendable>(_ body: @escaping @Sendable (SynchronousOperations) throws -> T) throws -> T {
+        try self.eventLoop.submit { try body(self.syncOperations) }.wait()
+    }
+}
