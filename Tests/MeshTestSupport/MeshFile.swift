@@ -66,16 +66,18 @@ public struct MeshFile: Encodable {
         public var allow: [String]
         public var postgres: Postgres?
         public var sameAddress: Bool?
+        public var preconnect: Int?
 
-        public init(on: [String: String], allow: [String], postgres: Postgres? = nil, sameAddress: Bool? = nil) {
+        public init(on: [String: String], allow: [String], postgres: Postgres? = nil, sameAddress: Bool? = nil, preconnect: Int? = nil) {
             self.on = on
             self.allow = allow
             self.postgres = postgres
             self.sameAddress = sameAddress
+            self.preconnect = preconnect
         }
 
         enum CodingKeys: String, CodingKey {
-            case on, allow, postgres
+            case on, allow, postgres, preconnect
             case sameAddress = "same_address"
         }
     }

@@ -2,13 +2,16 @@
 # PostgreSQL through the balancer (issue 5, Performance; floors of issue 11): pgbench -S with kept
 # connections (-c 8), with a new connection per transaction (-C -c 4) and with one client on one kept
 # connection (-c 1, its average latency), against one PostgreSQL primary, directly and through the
-# tunnelmesh balancer, a plain tunnelmesh forward, stunnel4, ssh -L, pgpool-II and HAProxy, in one run.
+# tunnelmesh balancer, a plain tunnelmesh forward (and one to a service without preconnect), stunnel4,
+# ssh -L, pgpool-II and HAProxy, in one run.
 #
 # Usage: scripts/bench/balancer.sh [--write] [--skip-build] [--legs LIST] [--modes LIST] [--duration S]
-#                                  [--rounds N] [--scale N] [--keep]
+#                                  [--rounds N] [--scale N] [--preconnect N] [--keep]
 #   --write       also replace the pgbench section of BENCHMARKS.md
 #   --skip-build  use the meshd/meshctl already in ${BIN:-$SCRATCH/release}
-#   --legs        comma-separated subset of direct,balancer,forward,stunnel,ssh,pgpool,haproxy (default all)
+#   --legs        comma-separated subset of direct,balancer,forward,cold,stunnel,ssh,pgpool,haproxy
+#                 (default all; cold = a forward to the same PostgreSQL through a service without
+#                 preconnect, on the same two meshd)
 #   --modes       comma-separated subset of the pgbench modes (default S,C,L, all three):
 #                   S = -S -c 8 -j 2 (kept connections; TPS),
 #                   C = -S -C -c 4 (a new connection per transaction; TPS, connection time),
@@ -17,6 +20,8 @@
 #   --rounds N    runs per leg and mode, taken in turns across legs and modes; the table shows the
 #                 median (default 3)
 #   --scale N     pgbench -i scale factor (default 10)
+#   --preconnect N  the postgres service's preconnect, which the balancer and forward legs use
+#                 (default 2; 0 for none)
 #   --keep        keep the temporary directories (logs, configs, pgbench output) for inspection
 # Environment: SCRATCH (SwiftPM scratch path, default .build-bench), BIN (where meshd and meshctl
 # are), BUILD_MODE (what a prebuilt BIN is, named in the results; default: guessed from its path),
@@ -38,9 +43,9 @@ source "$HERE/stunnel-pair.sh"
 source "$HERE/ssh-forward.sh"
 source "$HERE/workdir.sh"
 
-ALL_LEGS="direct,balancer,forward,stunnel,ssh,pgpool,haproxy"
+ALL_LEGS="direct,balancer,forward,cold,stunnel,ssh,pgpool,haproxy"
 ALL_MODES="S,C,L"
-WRITE=0 SKIP_BUILD=0 KEEP=0 LEGS=$ALL_LEGS MODE_LIST=$ALL_MODES DURATION=20 ROUNDS=3 SCALE=10
+WRITE=0 SKIP_BUILD=0 KEEP=0 LEGS=$ALL_LEGS MODE_LIST=$ALL_MODES DURATION=20 ROUNDS=3 SCALE=10 PRECONNECT=2
 while [ $# -gt 0 ]; do
     case "$1" in
         --write) WRITE=1 ;;
@@ -51,7 +56,8 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS="${2:-}"; shift ;;
         --scale) SCALE="${2:-}"; shift ;;
         --modes) MODE_LIST="${2:-}"; shift ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        --preconnect) PRECONNECT="${2:-}"; shift ;;
+        -h|--help) sed -n '2,/^$/p' "$0"; exit 0 ;;
         *) echo "balancer.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -59,6 +65,7 @@ done
 for n in "$DURATION" "$ROUNDS" "$SCALE"; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "balancer.sh: --duration/--rounds/--scale take positive whole numbers, got '$n'" >&2; exit 2; }
 done
+[[ "$PRECONNECT" =~ ^([0-9]|1[0-6])$ ]] || { echo "balancer.sh: --preconnect takes a whole number from 0 to 16, got '$PRECONNECT'" >&2; exit 2; }
 for leg in ${LEGS//,/ }; do
     [[ ",$ALL_LEGS," == *",$leg,"* ]] || { echo "balancer.sh: unknown leg '$leg' in --legs (known: $ALL_LEGS)" >&2; exit 2; }
 done
@@ -149,15 +156,17 @@ start_mesh() {
     make_mesh_pki "$BIN/meshctl" "$m/pki" bench app db || { MESH_ERROR=$MESH_PKI_ERROR; return 1; }
     local papp pdb
     papp=$(free_port 127.0.1.1); pdb=$(free_port 127.0.1.2)
-    RW_PORT=$(free_port 127.0.0.1); FWD_PORT=$(free_port 127.0.0.1)
+    RW_PORT=$(free_port 127.0.0.1); FWD_PORT=$(free_port 127.0.0.1); COLD_PORT=$(free_port 127.0.0.1)
     cat >"$m/mesh.json" <<EOF
 { "mesh": "bench",
   "tls": { "ca": "pki/ca.pem", "cert": "pki/{node}.pem", "key": "pki/{node}.key", "crl": "pki/crl.pem" },
   "nodes": { "app": { "address": "127.0.1.1:$papp", "control": "run/app.sock" },
              "db":  { "address": "127.0.1.2:$pdb", "control": "run/db.sock" } },
-  "services": { "postgres": { "on": { "db": "127.0.0.1:$PGPORT" }, "allow": ["app"],
-                              "postgres": { "monitor_user": "meshmon", "database": "postgres" } } },
-  "forwards": [ { "on": "app", "listen": "127.0.0.1:$FWD_PORT", "to": "postgres@db" } ],
+  "services": { "postgres": { "on": { "db": "127.0.0.1:$PGPORT" }, "allow": ["app"], "preconnect": $PRECONNECT,
+                              "postgres": { "monitor_user": "meshmon", "database": "postgres" } },
+                "postgres-cold": { "on": { "db": "127.0.0.1:$PGPORT" }, "allow": ["app"] } },
+  "forwards": [ { "on": "app", "listen": "127.0.0.1:$FWD_PORT", "to": "postgres@db" },
+                { "on": "app", "listen": "127.0.0.1:$COLD_PORT", "to": "postgres-cold@db" } ],
   "balancers": { "pg": { "service": "postgres", "on": { "app": { "rw": "127.0.0.1:$RW_PORT" } } } } }
 EOF
     start_bg "$m/db.log" "$BIN/meshd" --config "$m/mesh.json" --node db; MESH_DB_PID=$BG_PID
@@ -179,13 +188,19 @@ leg_balancer() {
     start_mesh || { unavailable balancer "$MESH_ERROR"; return; }
     # Routes only once db's first role report has crossed the tunnel.
     EXPLAIN=mesh_failure LEG_PORT=$RW_PORT check_leg balancer 30 "$MESH_APP_PID" "$MESH_DB_PID" && \
-        note balancer "$MESH_DESCRIPTION; balancer pg, rw listener 127.0.0.1:$RW_PORT; CPU counts both meshd"
+        note balancer "$MESH_DESCRIPTION; balancer pg, rw listener 127.0.0.1:$RW_PORT; service preconnect $PRECONNECT; CPU counts both meshd"
 }
 
 leg_forward() {
     start_mesh || { unavailable forward "$MESH_ERROR"; return; }
     EXPLAIN=mesh_failure LEG_PORT=$FWD_PORT check_leg forward 30 "$MESH_APP_PID" "$MESH_DB_PID" && \
-        note forward "$MESH_DESCRIPTION; plain forward 127.0.0.1:$FWD_PORT → postgres@db (no startup-packet handling, no routing): the balancer minus its PostgreSQL front door; CPU counts both meshd"
+        note forward "$MESH_DESCRIPTION; plain forward 127.0.0.1:$FWD_PORT → postgres@db (no startup-packet handling, no routing): the balancer minus its PostgreSQL front door; service preconnect $PRECONNECT; CPU counts both meshd"
+}
+
+leg_cold() {
+    start_mesh || { unavailable cold "$MESH_ERROR"; return; }
+    EXPLAIN=mesh_failure LEG_PORT=$COLD_PORT check_leg cold 30 "$MESH_APP_PID" "$MESH_DB_PID" && \
+        note cold "$MESH_DESCRIPTION; plain forward 127.0.0.1:$COLD_PORT → postgres-cold@db, a service for the same PostgreSQL without preconnect: every stream connects when it arrives (the forward leg minus spare connections); CPU counts both meshd"
 }
 
 leg_stunnel() {
@@ -339,6 +354,7 @@ if [ -n "${BUILD_PID:-}" ]; then
 fi
 want balancer && leg_balancer
 want forward && leg_forward
+want cold && leg_cold
 
 # A short unmeasured run warms PostgreSQL's buffers and the page cache for every leg alike.
 if want direct && [ ! -e "${LEG_DIR[direct]}/unavailable" ]; then

@@ -23,6 +23,7 @@ LABELS = {
     "direct": "direct",
     "balancer": "tunnelmesh balancer (rw)",
     "forward": "tunnelmesh forward",
+    "cold": "tunnelmesh forward, no preconnect",
     "stunnel": "stunnel4",
     "ssh": "ssh -L",
     "pgpool": "pgpool-II",

@@ -1,0 +1,61 @@
+import Foundation
+import MeshTestSupport
+import XCTest
+
+/// A `postgres` service with `preconnect`, through the balancer to real PostgreSQL: the serving
+/// node (db1) keeps connections to PostgreSQL open ahead of streams, so a client's session runs
+/// on a backend the postmaster forked before the client connected, one backend per client all
+/// the same; a reload to `preconnect: 0` closes them and sessions get fresh backends again.
+final class PreconnectTests: MeshTestCase {
+    /// The session's backend through rw, and how many seconds before the client started it was
+    /// started (`backend_start` is when the postmaster forked it; PostgreSQL and this test read
+    /// the same clock): positive for a backend forked ahead of the client, negative for one
+    /// forked when the client connected.
+    private func backend(_ fixture: BalancerFixture) throws -> (pid: Int, lead: Double) {
+        let clientStart = Date().timeIntervalSince1970
+        let result = try fixture.psql(
+            .rw,
+            "SELECT pid || ' ' || extract(epoch from backend_start) FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        )
+        XCTAssertEqual(result.status, 0, result.output)
+        let fields = result.stdout.split(whereSeparator: \.isWhitespace)
+        guard fields.count == 2, let pid = Int(fields[0]), let started = Double(fields[1]) else {
+            throw PostgresCluster.Problem("unexpected answer: \(result.output)")
+        }
+        return (pid, clientStart - started)
+    }
+
+    func testSessionsRunOnBackendsForkedBeforeTheClientAndAReloadTurnsItOff() throws {
+        let fixture = try BalancerFixture(test: self, range: 86, databases: 1)
+        fixture.mesh.file.services["postgres"]?.preconnect = 2
+        try fixture.start()
+        XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db1"]), fixture.logs())
+
+        // The sessions above asked db1 for the service: its spares are open, and each of the
+        // next sessions gets one, forked before its client started.
+        Thread.sleep(forTimeInterval: 0.5)
+        var pids: Set<Int> = []
+        for session in 1...3 {
+            let backend = try self.backend(fixture)
+            XCTAssertGreaterThan(
+                backend.lead,
+                0,
+                "session \(session): its backend started \(backend.lead) s before the client\n\(fixture.logs())"
+            )
+            pids.insert(backend.pid)
+        }
+        // A spare serves one client and is never reused: three sessions, three backends.
+        XCTAssertEqual(pids.count, 3)
+
+        // Without preconnect, a session's backend is forked when its client arrives.
+        fixture.mesh.file.services["postgres"]?.preconnect = nil
+        try fixture.mesh.writeConfig()
+        for node in ["db1", "app1"] {
+            let reload = try fixture.mesh.meshctl(node, ["reload"])
+            XCTAssertEqual(reload.status, 0, reload.output)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        let lead = try self.backend(fixture).lead
+        XCTAssertLessThan(lead, 0, "after the reload: a backend started \(lead) s before the client\n\(fixture.logs())")
+    }
+}
