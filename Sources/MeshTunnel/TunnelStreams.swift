@@ -57,6 +57,8 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
     private var needsFlush = false
     /// Between the first channelRead of a burst and its channelReadComplete.
     private var reading = false
+    /// A flush of the tunnel waits for the end of this event-loop pass (see `flushAfterPass`).
+    private var passFlushQueued = false
     /// Streams that stopped reading because the tunnel's socket could not take more.
     private var pausedByTunnel: [TunnelStream] = []
     private var rapidResets = RapidResetGuard()
@@ -657,7 +659,7 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
 
     func socketReadComplete(_ stream: TunnelStream) {
         guard stream.id != nil else { return }
-        self.flushSoon()
+        self.flushAfterPass()
     }
 
     func socketInputEnded(_ stream: TunnelStream) {
@@ -801,6 +803,22 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
     /// Flushes at the end of the current read burst, or now when there is none.
     private func flushSoon() {
         if self.reading { self.needsFlush = true } else { self.flushNow() }
+    }
+
+    /// Flushes once the event loop has handled every socket that was ready with this one: NIO runs
+    /// tasks after a pass's I/O events, so several streams' messages read in one pass leave in one
+    /// TLS record write and one syscall instead of one each.
+    private func flushAfterPass() {
+        if self.reading {
+            self.needsFlush = true
+            return
+        }
+        guard !self.passFlushQueued, let context else { return }
+        self.passFlushQueued = true
+        context.eventLoop.execute {
+            self.passFlushQueued = false
+            self.flushNow()
+        }
     }
 
     private func flushNow() {

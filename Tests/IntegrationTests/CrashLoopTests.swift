@@ -121,13 +121,17 @@ final class CrashLoopTests: MeshTestCase {
         XCTAssertEqual(heldResult.status, 2, "pgbench reports the aborted clients with exit status 2\n\(heldResult.output)")
         XCTAssertGreaterThan(heldProcessed, 1000, heldResult.stdout)
 
-        // New connections: under 1% failed, with enough attempts for the rate to mean something.
-        // A debug build managed 25-40 a second (800-1,150 in the 30 s, more when the machine is
-        // idle), but only 12 a second (352) while a release build ran beside the suite: how many
-        // the machine allows is not what this test is about. Fewer attempts make the 1% bound
-        // stricter in connections (150 puts it at 1), never looser.
+        // New connections: only those a kill caught failed. A kill can cut what pgbench had in
+        // flight through db3 (its two clients, -c 2) and the next run's first connection if it
+        // came before app1 saw db3 go: at most 3 a kill, 15 in all, however many attempts the
+        // machine managed around them. (This was "under 1% of attempts", which tied the bound to
+        // the machine's speed: 5-7 failures are usual, and a loaded host making 544 attempts in
+        // the 30 s failed a clean-clone CI run with 7.) Enough attempts must have run for the
+        // count to mean something: a debug build manages 25-40 a second (800-1,150 in the 30 s),
+        // 12-17 while other work shares the machine.
         XCTAssertGreaterThanOrEqual(tally.attempts, 150, "\(tally)")
-        XCTAssertLessThan(tally.errorRate, 0.01, "\(tally)\n\(tally.errors.joined(separator: "\n"))")
+        XCTAssertLessThanOrEqual(tally.failures, 3 * rounds.count, "\(tally)\n\(tally.errors.joined(separator: "\n"))")
+        print("new connections during the kills: \(tally)")
 
         // Memory: each surviving meshd after round 5 within 1 MiB of its size after round 1. Every
         // round each survivor loses and redials its tunnel to db3; when closed tunnels leaked
