@@ -7,16 +7,26 @@ import XCTest
 /// on a backend the postmaster forked before the client connected, one backend per client all
 /// the same; a reload to `preconnect: 0` closes them and sessions get fresh backends again.
 final class PreconnectTests: MeshTestCase {
-    /// The session's backend through rw, and how many seconds before the client started it was
+    /// The session's backend through rw (or another balancer listener), and how many seconds before the client started it was
     /// started (`backend_start` is when the postmaster forked it; PostgreSQL and this test read
     /// the same clock): positive for a backend forked ahead of the client, negative for one
     /// forked when the client connected.
-    private func backend(_ fixture: BalancerFixture) throws -> (pid: Int, lead: Double) {
+    private func backend(_ fixture: BalancerFixture, at listener: (host: String, port: Int)? = nil) throws -> (pid: Int, lead: Double) {
+        let sql = "SELECT pid || ' ' || extract(epoch from backend_start) FROM pg_stat_activity WHERE pid = pg_backend_pid()"
         let clientStart = Date().timeIntervalSince1970
-        let result = try fixture.psql(
-            .rw,
-            "SELECT pid || ' ' || extract(epoch from backend_start) FROM pg_stat_activity WHERE pid = pg_backend_pid()"
-        )
+        let result: CommandResult
+        if let listener {
+            result = try Command.run(
+                fixture.psqlPath,
+                [
+                    "-X", "-A", "-t", "-d", "host=\(listener.host) port=\(listener.port) user=postgres dbname=postgres sslmode=disable",
+                    "-c", sql,
+                ],
+                timeout: .seconds(20)
+            )
+        } else {
+            result = try fixture.psql(.rw, sql)
+        }
         XCTAssertEqual(result.status, 0, result.output)
         let fields = result.stdout.split(whereSeparator: \.isWhitespace)
         guard fields.count == 2, let pid = Int(fields[0]), let started = Double(fields[1]) else {
@@ -57,5 +67,31 @@ final class PreconnectTests: MeshTestCase {
         Thread.sleep(forTimeInterval: 0.5)
         let lead = try self.backend(fixture).lead
         XCTAssertLessThan(lead, 0, "after the reload: a backend started \(lead) s before the client\n\(fixture.logs())")
+    }
+
+    /// A balancer on the database node itself reaches its own PostgreSQL without a tunnel (a
+    /// splice), and takes spares there too.
+    func testABalancerOnTheDatabaseNodeTakesSparesForItsOwnPostgreSQL() throws {
+        let fixture = try BalancerFixture(test: self, range: 87, databases: 1)
+        let host = fixture.mesh.host("db1")
+        let rw = (host: host, port: try fixture.mesh.freePort(host))
+        let ro = try fixture.mesh.freePort(host)
+        fixture.mesh.file.balancers?["pg"]?.on["db1"] = .init(rw: "\(host):\(rw.port)", ro: "\(host):\(ro)")
+        fixture.mesh.file.services["postgres"]?.allow = ["app1", "db1"]
+        fixture.mesh.file.services["postgres"]?.preconnect = 2
+        try fixture.start()
+        XCTAssertTrue(fixture.wait(timeout: .seconds(20)) { (try? self.backend(fixture, at: rw)) != nil }, fixture.logs())
+        Thread.sleep(forTimeInterval: 0.5)
+        var pids: Set<Int> = []
+        for session in 1...3 {
+            let backend = try self.backend(fixture, at: rw)
+            XCTAssertGreaterThan(
+                backend.lead,
+                0,
+                "session \(session) on db1's own balancer: backend started \(backend.lead) s before the client"
+            )
+            pids.insert(backend.pid)
+        }
+        XCTAssertEqual(pids.count, 3)
     }
 }
