@@ -287,15 +287,15 @@ public final class MeshNode: Sendable {
         toService service: String,
         opened: (@Sendable (Channel, Result<Void, Error>) -> Void)?
     ) throws {
-        guard let target = self.config.services[service]?.on[self.name] else {
+        guard let settings = self.config.services[service], let target = settings.on[self.name] else {
             throw LocalServiceError(service: service, node: self.name)
         }
         let pair = Splice.makeLocalPair(clientLoop: channel.eventLoop, serviceLoop: channel.eventLoop)
         try channel.pipeline.syncOperations.addHandler(pair.client)
         let serviceSide = pair.service
-        let preconnect = self.config.services[service]?.preconnect ?? 0
-        if preconnect > 0,
-            self.spares[ObjectIdentifier(channel.eventLoop)]?.take(LocalTarget(target, preconnect: preconnect), handing: serviceSide) != nil
+        if settings.preconnect > 0,
+            let spares = self.spares[ObjectIdentifier(channel.eventLoop)],
+            spares.take(LocalTarget(target, preconnect: settings.preconnect), handing: serviceSide) != nil
         {
             opened?(channel, .success(()))
             return

@@ -51,6 +51,11 @@ final class SpareConnections: @unchecked Sendable {
         var retry: Scheduled<Void>?
         /// The target sent bytes before any client did: no spares for it.
         var disabled = false
+
+        /// Closes the ready spares beyond `wanted` (a reload or a stream lowered it).
+        mutating func closeExcess() {
+            while self.ready.count > self.wanted { self.ready.removeLast().close() }
+        }
     }
 
     let loop: EventLoop
@@ -74,8 +79,7 @@ final class SpareConnections: @unchecked Sendable {
             self.drop(target.endpoint)
             return nil
         }
-        var pool =
-            self.pools[target.endpoint] ?? Pool(wanted: target.preconnect, lastAsked: .now())
+        var pool = self.pools[target.endpoint] ?? Pool(wanted: target.preconnect, lastAsked: .now())
         pool.wanted = target.preconnect
         pool.lastAsked = .now()
         var taken: Channel?
@@ -89,7 +93,7 @@ final class SpareConnections: @unchecked Sendable {
                 spare.close()
             }
         }
-        while pool.ready.count > pool.wanted { pool.ready.removeLast().close() }
+        pool.closeExcess()
         self.pools[target.endpoint] = pool
         self.refill(target.endpoint)
         return taken
@@ -99,13 +103,14 @@ final class SpareConnections: @unchecked Sendable {
     func keep(only targets: Set<LocalTarget>) {
         self.loop.preconditionInEventLoop()
         let wanted = Dictionary(targets.map { ($0.endpoint, $0.preconnect) }, uniquingKeysWith: max)
-        for endpoint in Array(self.pools.keys) {
+        for (endpoint, var pool) in self.pools {
             guard let count = wanted[endpoint], count > 0 else {
                 self.drop(endpoint)
                 continue
             }
-            self.pools[endpoint]!.wanted = count
-            while self.pools[endpoint]!.ready.count > count { self.pools[endpoint]!.ready.removeLast().close() }
+            pool.wanted = count
+            pool.closeExcess()
+            self.pools[endpoint] = pool
         }
     }
 
@@ -116,7 +121,7 @@ final class SpareConnections: @unchecked Sendable {
         for endpoint in Array(self.pools.keys) { self.drop(endpoint) }
     }
 
-    /// How many spares to `endpoint` are open and waiting (for tests and status).
+    /// How many spares to `endpoint` are open and waiting (for tests).
     func readyCount(_ endpoint: Endpoint) -> Int {
         self.loop.preconditionInEventLoop()
         return self.pools[endpoint]?.ready.count ?? 0
@@ -184,7 +189,7 @@ final class SpareConnections: @unchecked Sendable {
         pool.failures += 1
         if pool.failures == 1 {
             self.logger.warning(
-                "cannot keep a spare connection to \(endpoint) (\(reason)); streams connect to it on demand meanwhile, retrying with backoff"
+                "preconnect: cannot keep a spare connection to \(endpoint) (\(reason)); streams connect to it on demand meanwhile, retrying with backoff"
             )
         }
         guard pool.retry == nil else { return }
@@ -206,7 +211,7 @@ final class SpareConnections: @unchecked Sendable {
             for other in pool.ready { other.close() }
             pool.ready.removeAll()
             self.logger.warning(
-                "\(endpoint) sent bytes before any client did: preconnect needs a protocol where the client speaks first, so this node keeps no spare connections to it until meshd restarts"
+                "preconnect: \(endpoint) sent bytes before any client did; spare connections need a protocol where the client speaks first, so this node keeps none to it until meshd restarts (remove the service's \"preconnect\")"
             )
         case .closed:
             guard let spare else { return }

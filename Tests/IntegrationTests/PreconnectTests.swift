@@ -7,10 +7,10 @@ import XCTest
 /// on a backend the postmaster forked before the client connected, one backend per client all
 /// the same; a reload to `preconnect: 0` closes them and sessions get fresh backends again.
 final class PreconnectTests: MeshTestCase {
-    /// The session's backend through rw (or another balancer listener), and how many seconds before the client started it was
-    /// started (`backend_start` is when the postmaster forked it; PostgreSQL and this test read
-    /// the same clock): positive for a backend forked ahead of the client, negative for one
-    /// forked when the client connected.
+    /// The backend of a session through rw (or another balancer listener), and how many seconds
+    /// before the client started it was started (`backend_start` is when the postmaster forked it;
+    /// PostgreSQL and this test read the same clock): positive for a backend forked ahead of the
+    /// client, negative for one forked when the client connected. Throws when psql fails.
     private func backend(_ fixture: BalancerFixture, at listener: (host: String, port: Int)? = nil) throws -> (pid: Int, lead: Double) {
         let sql = "SELECT pid || ' ' || extract(epoch from backend_start) FROM pg_stat_activity WHERE pid = pg_backend_pid()"
         let clientStart = Date().timeIntervalSince1970
@@ -27,12 +27,18 @@ final class PreconnectTests: MeshTestCase {
         } else {
             result = try fixture.psql(.rw, sql)
         }
-        XCTAssertEqual(result.status, 0, result.output)
+        guard result.status == 0 else { throw PostgresCluster.Problem("psql failed: \(result.output)") }
         let fields = result.stdout.split(whereSeparator: \.isWhitespace)
         guard fields.count == 2, let pid = Int(fields[0]), let started = Double(fields[1]) else {
             throw PostgresCluster.Problem("unexpected answer: \(result.output)")
         }
         return (pid, clientStart - started)
+    }
+
+    /// Waits until a session gets a backend forked before its client: the serving node's spares
+    /// are open (the sessions before them asked for the service and started them).
+    private func sparesOpen(_ fixture: BalancerFixture, at listener: (host: String, port: Int)? = nil) -> Bool {
+        fixture.wait(timeout: .seconds(20)) { ((try? self.backend(fixture, at: listener))?.lead ?? -1) > 0 }
     }
 
     func testSessionsRunOnBackendsForkedBeforeTheClientAndAReloadTurnsItOff() throws {
@@ -41,9 +47,8 @@ final class PreconnectTests: MeshTestCase {
         try fixture.start()
         XCTAssertTrue(fixture.waitRouted(primary: "db1", readers: ["db1"]), fixture.logs())
 
-        // The sessions above asked db1 for the service: its spares are open, and each of the
-        // next sessions gets one, forked before its client started.
-        Thread.sleep(forTimeInterval: 0.5)
+        // Once the spares are open, each of the next sessions gets one, forked before its client.
+        XCTAssertTrue(self.sparesOpen(fixture), "no session got a backend forked ahead of it\n\(fixture.logs())")
         var pids: Set<Int> = []
         for session in 1...3 {
             let backend = try self.backend(fixture)
@@ -64,7 +69,6 @@ final class PreconnectTests: MeshTestCase {
             let reload = try fixture.mesh.meshctl(node, ["reload"])
             XCTAssertEqual(reload.status, 0, reload.output)
         }
-        Thread.sleep(forTimeInterval: 0.5)
         let lead = try self.backend(fixture).lead
         XCTAssertLessThan(lead, 0, "after the reload: a backend started \(lead) s before the client\n\(fixture.logs())")
     }
@@ -80,8 +84,7 @@ final class PreconnectTests: MeshTestCase {
         fixture.mesh.file.services["postgres"]?.allow = ["app1", "db1"]
         fixture.mesh.file.services["postgres"]?.preconnect = 2
         try fixture.start()
-        XCTAssertTrue(fixture.wait(timeout: .seconds(20)) { (try? self.backend(fixture, at: rw)) != nil }, fixture.logs())
-        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertTrue(self.sparesOpen(fixture, at: rw), "no session got a backend forked ahead of it\n\(fixture.logs())")
         var pids: Set<Int> = []
         for session in 1...3 {
             let backend = try self.backend(fixture, at: rw)

@@ -24,9 +24,13 @@ final class SpareConnectionsTests: XCTestCase {
             var received = ""
         }
 
-        let counts = NIOLockedValueBox(Counts())
+        private let counts = NIOLockedValueBox(Counts())
         let manner: Manner
         init(manner: Manner) { self.manner = manner }
+
+        var accepted: Int { self.counts.withLockedValue { $0.accepted } }
+        var open: Int { self.counts.withLockedValue { $0.open } }
+        var received: String { self.counts.withLockedValue { $0.received } }
 
         func channelActive(context: ChannelHandlerContext) {
             self.counts.withLockedValue {
@@ -81,6 +85,24 @@ final class SpareConnectionsTests: XCTestCase {
         SpareConnections(loop: self.group.next(), timing: timing, logger: Logger(label: "test"))
     }
 
+    /// A listener behaving as `manner`, a pool, and the first stream's ask for `preconnect` spares
+    /// (which finds none ready: it connects on demand, and the pool starts opening spares).
+    func firstAsk(
+        _ manner: Target.Manner,
+        preconnect: Int,
+        timing: SpareConnections.Timing = .init()
+    ) throws -> (target: Target, wanted: LocalTarget, pool: SpareConnections) {
+        let target = Target(manner: manner)
+        let wanted = LocalTarget(try self.listen(target), preconnect: preconnect)
+        let pool = self.makePool(timing)
+        XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
+        return (target, wanted, pool)
+    }
+
+    func ready(_ pool: SpareConnections, _ wanted: LocalTarget) throws -> Int {
+        try self.onLoop(pool) { pool.readyCount(wanted.endpoint) }
+    }
+
     func onLoop<T: Sendable>(_ pool: SpareConnections, _ body: @escaping @Sendable () throws -> T) throws -> T {
         try pool.loop.submit(body).wait()
     }
@@ -96,84 +118,68 @@ final class SpareConnectionsTests: XCTestCase {
     }
 
     func testAStreamTakesAConnectionOpenedBeforeItAndTheSpareIsReplaced() throws {
-        let target = Target(manner: .silent)
-        let endpoint = try self.listen(target)
-        let pool = self.makePool()
-        let wanted = LocalTarget(endpoint, preconnect: 2)
-
-        // The first stream finds nothing ready (it connects on demand); asking starts the spares.
-        XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
-        try self.eventually("two spares ready") { try self.onLoop(pool) { pool.readyCount(endpoint) } == 2 }
-        try self.eventually("the target accepted both") { target.counts.withLockedValue { $0.accepted } == 2 }
+        let (target, wanted, pool) = try self.firstAsk(.silent, preconnect: 2)
+        try self.eventually("two spares ready") { try self.ready(pool, wanted) == 2 }
+        try self.eventually("the target accepted both") { target.accepted == 2 }
 
         let taken = try XCTUnwrap(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
         // The connection the stream got is one the target had already accepted, now carrying the
         // stream's handler instead of the spare's.
-        XCTAssertNoThrow(try taken.pipeline.syncOperationsAsync { try $0.handler(type: Taker.self) })
-        XCTAssertThrowsError(try taken.pipeline.syncOperationsAsync { try $0.handler(type: SpareSocket.self) })
+        XCTAssertNoThrow(try taken.pipeline.onItsLoop { try $0.handler(type: Taker.self) })
+        XCTAssertThrowsError(try taken.pipeline.onItsLoop { try $0.handler(type: SpareSocket.self) })
         try taken.writeAndFlush(ByteBuffer(string: "startup")).wait()
-        try self.eventually("the bytes reached the target") { target.counts.withLockedValue { $0.received } == "startup" }
+        try self.eventually("the bytes reached the target") { target.received == "startup" }
         try self.eventually("the taken spare replaced") {
-            let ready = try self.onLoop(pool) { pool.readyCount(endpoint) }
-            return target.counts.withLockedValue { $0.accepted } == 3 && ready == 2
+            try target.accepted == 3 && self.ready(pool, wanted) == 2
         }
         try taken.close().wait()
         try self.onLoop(pool) { pool.stop() }
-        try self.eventually("stop closed every spare") { target.counts.withLockedValue { $0.open } == 0 }
+        try self.eventually("stop closed every spare") { target.open == 0 }
         XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) }, "a stopped pool opens nothing")
     }
 
     func testSparesAgeOutAreReplacedWhileInUseAndGoOnceUnused() throws {
-        let target = Target(manner: .silent)
-        let endpoint = try self.listen(target)
         var timing = SpareConnections.Timing()
         timing.maximumAge = .milliseconds(300)
         timing.keepWarm = .milliseconds(1500)
-        let pool = self.makePool(timing)
         let asked = Date()
-        XCTAssertNil(try self.onLoop(pool) { pool.take(LocalTarget(endpoint, preconnect: 1), handing: Taker()) })
-        try self.eventually("the aged spare replaced") { target.counts.withLockedValue { $0.accepted } >= 3 }
+        let (target, _, pool) = try self.firstAsk(.silent, preconnect: 1, timing: timing)
+        try self.eventually("the aged spare replaced") { target.accepted >= 3 }
         // Nobody asks again: once keepWarm passed, the spare that ages out then is not replaced.
         // (Before that, the count of open connections drops to 0 for a moment at every
         // replacement, so only the time says the target went cold.)
         let cold = asked.addingTimeInterval(1.5 + 0.3)
         if Date() < cold { Thread.sleep(forTimeInterval: cold.timeIntervalSinceNow) }
-        try self.eventually("the spares dropped") { target.counts.withLockedValue { $0.open } == 0 }
-        let accepted = target.counts.withLockedValue { $0.accepted }
+        try self.eventually("the spares dropped") { target.open == 0 }
+        let accepted = target.accepted
         Thread.sleep(forTimeInterval: 0.7)
-        XCTAssertEqual(target.counts.withLockedValue { $0.accepted }, accepted, "spares opened for a target nobody uses")
+        XCTAssertEqual(target.accepted, accepted, "spares opened for a target nobody uses")
         XCTAssertLessThan(accepted, 12, "a spare lives 300 ms for about 1.5 s: ~6 connections, not a loop")
+        try self.onLoop(pool) { pool.stop() }
     }
 
     func testATargetThatSpeaksFirstGetsNoSpares() throws {
-        let target = Target(manner: .greets)
-        let endpoint = try self.listen(target)
-        let pool = self.makePool()
-        let wanted = LocalTarget(endpoint, preconnect: 2)
-        XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
+        let (target, wanted, pool) = try self.firstAsk(.greets, preconnect: 2)
         try self.eventually("the greeted spares closed") {
-            target.counts.withLockedValue { $0.accepted } >= 1 && target.counts.withLockedValue { $0.open } == 0
+            target.accepted >= 1 && target.open == 0
         }
         XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
         Thread.sleep(forTimeInterval: 0.3)
-        XCTAssertLessThanOrEqual(target.counts.withLockedValue { $0.accepted }, 2, "spares reopened for a target that speaks first")
-        XCTAssertEqual(try self.onLoop(pool) { pool.readyCount(endpoint) }, 0)
+        XCTAssertLessThanOrEqual(target.accepted, 2, "spares reopened for a target that speaks first")
+        XCTAssertEqual(try self.ready(pool, wanted), 0)
+        try self.onLoop(pool) { pool.stop() }
     }
 
     func testATargetThatHangsUpAtOnceIsRetriedWithBackoffNotInALoop() throws {
-        let target = Target(manner: .hangsUp)
-        let endpoint = try self.listen(target)
-        let pool = self.makePool()
-        let wanted = LocalTarget(endpoint, preconnect: 2)
-        XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
+        let (target, wanted, pool) = try self.firstAsk(.hangsUp, preconnect: 2)
         Thread.sleep(forTimeInterval: 1.5)
         XCTAssertNil(try self.onLoop(pool) { pool.take(wanted, handing: Taker()) })
-        let accepted = target.counts.withLockedValue { $0.accepted }
+        let accepted = target.accepted
         XCTAssertGreaterThanOrEqual(accepted, 2, "the first spares were not even tried")
         // Backoff from 250 ms doubling, with jitter: a handful of attempts in 1.5 s, where a
         // reconnect loop would make thousands.
         XCTAssertLessThan(accepted, 30)
-        XCTAssertEqual(try self.onLoop(pool) { pool.readyCount(endpoint) }, 0)
+        XCTAssertEqual(try self.ready(pool, wanted), 0)
         try self.onLoop(pool) { pool.stop() }
     }
 
@@ -185,22 +191,20 @@ final class SpareConnectionsTests: XCTestCase {
         let pool = self.makePool()
         XCTAssertNil(try self.onLoop(pool) { pool.take(LocalTarget(keptEndpoint, preconnect: 3), handing: Taker()) })
         XCTAssertNil(try self.onLoop(pool) { pool.take(LocalTarget(droppedEndpoint, preconnect: 1), handing: Taker()) })
-        try self.eventually("spares for both") {
-            kept.counts.withLockedValue { $0.open } == 3 && dropped.counts.withLockedValue { $0.open } == 1
-        }
+        try self.eventually("spares for both") { kept.open == 3 && dropped.open == 1 }
         try self.onLoop(pool) { pool.keep(only: [LocalTarget(keptEndpoint, preconnect: 1)]) }
         try self.eventually("the removed target's spare closed, the kept one trimmed to 1") {
-            dropped.counts.withLockedValue { $0.open } == 0 && kept.counts.withLockedValue { $0.open } == 1
+            dropped.open == 0 && kept.open == 1
         }
         XCTAssertEqual(try self.onLoop(pool) { pool.readyCount(keptEndpoint) }, 1)
         try self.onLoop(pool) { pool.stop() }
-        try self.eventually("stop closed the rest") { kept.counts.withLockedValue { $0.open } == 0 }
+        try self.eventually("stop closed the rest") { kept.open == 0 }
     }
 }
 
 extension ChannelPipeline {
-    /// Runs `body` with the pipeline's synchronous operations on its loop.
-    fileprivate func syncOperationsAsync<T: Sendable>(_ body: @escaping @Sendable (SynchronousOperations) throws -> T) throws -> T {
+    /// Runs `body` with the pipeline's synchronous operations on its loop, and waits for it.
+    fileprivate func onItsLoop<T: Sendable>(_ body: @escaping @Sendable (SynchronousOperations) throws -> T) throws -> T {
         try self.eventLoop.submit { try body(self.syncOperations) }.wait()
     }
 }
