@@ -98,7 +98,12 @@ final class RoleProbeTests: XCTestCase {
         XCTAssertNil(first.status?.replayLag)
         XCTAssertEqual(first.status?.replayPaused, false)
         XCTAssertGreaterThan(primaryLSN.value, 0)
-        let caughtUp = try await onStandby.next { $0.status?.role == .standby && $0.status!.lsn >= primaryLSN }
+        // Caught up past the INSERT, which was written after the base backup, so the standby can only
+        // have it by streaming (the first primary report may predate the INSERT, and a standby that
+        // replayed only its base backup has no lag to report yet).
+        let written = try XCTUnwrap(WALPosition(try primary.sql("SELECT pg_current_wal_lsn()")))
+        XCTAssertGreaterThanOrEqual(written, primaryLSN)
+        let caughtUp = try await onStandby.next { $0.status?.role == .standby && $0.status!.lsn >= written }
         XCTAssertEqual(caughtUp.status?.timeline, 1)
         XCTAssertEqual(caughtUp.status?.replayLag, .zero, "caught up and streaming: no lag")
         XCTAssertEqual(caughtUp.status?.replayPaused, false)
