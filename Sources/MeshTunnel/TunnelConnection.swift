@@ -68,7 +68,7 @@ final class TunnelConnection: @unchecked Sendable {
             )
         )
         // No stream multiplexer: `TunnelStreams` takes the frames.
-        try sync.addHandler(TunnelFraming.http2Handler(dialer: mode == .client, maxStreamsPerPeer: settings.maxStreamsPerPeer))
+        try sync.addHandler(TunnelFraming.frameHandler(dialer: mode == .client, maxStreamsPerPeer: settings.maxStreamsPerPeer))
         // Weak: the connection holds the liveness handler, whose callback this is; a strong
         // reference made a cycle that kept every closed tunnel (its channel, TLS and HTTP/2
         // state: ~300 KiB) alive forever, one per reconnect.

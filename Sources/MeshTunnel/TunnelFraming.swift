@@ -1,18 +1,13 @@
 import Logging
 import MeshConfig
 import NIOCore
-import NIOHTTP2
 
 /// The HTTP/2 part of a tunnel's pipeline, between TLS and the liveness handler's successors:
-/// `NIOHTTP2Handler` with no stream multiplexer, and `TunnelStreams` behind it (with the liveness
-/// handler between them in a real tunnel). `TunnelConnection` builds every tunnel from it.
+/// `TunnelFrameHandler`, and `TunnelStreams` behind it (with the liveness handler between them in
+/// a real tunnel). `TunnelConnection` builds every tunnel from it.
 public enum TunnelFraming {
-    static func http2Handler(dialer: Bool, maxStreamsPerPeer: Int) -> NIOHTTP2Handler {
-        NIOHTTP2Handler(
-            mode: dialer ? .client : .server,
-            connectionConfiguration: TunnelTuning.connection(maxStreams: maxStreamsPerPeer),
-            streamConfiguration: TunnelTuning.stream
-        )
+    static func frameHandler(dialer: Bool, maxStreamsPerPeer: Int) -> TunnelFrameHandler {
+        TunnelFrameHandler(isDialer: dialer, limits: TunnelTuning.framing(maxStreams: maxStreamsPerPeer))
     }
 
     /// The accepting side of a tunnel as a peer's frames reach it, serving `services` as `node`
@@ -32,7 +27,7 @@ public enum TunnelFraming {
             note: { _, _ in }
         )
         return [
-            Self.http2Handler(dialer: false, maxStreamsPerPeer: maxStreamsPerPeer),
+            Self.frameHandler(dialer: false, maxStreamsPerPeer: maxStreamsPerPeer),
             TunnelStreams(isDialer: false, serving: serving, logger: logger),
         ]
     }

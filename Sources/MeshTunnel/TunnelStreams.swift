@@ -61,7 +61,7 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
     private var passFlushQueued = false
     /// Streams that stopped reading because the tunnel's socket could not take more.
     private var pausedByTunnel: [TunnelStream] = []
-    private var rapidResets = RapidResetGuard()
+    private var rapidResets = RapidResetGuard(RapidResetGuard.early)
     /// A fresh tunnel to the same peer took over; this one lets its streams finish (see `drain`).
     private var draining = false
     /// Streams that finished, and that were cut, while draining: for the log line that closes the tunnel.
@@ -345,7 +345,7 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
         guard let stream = self.streams.removeValue(forKey: id) else { return }
         if case .connecting = stream.phase, !self.rapidResets.allow(now: .now()) {
             return self.calm(
-                reason: "\(RapidResetGuard.limit) streams reset before they were answered within \(RapidResetGuard.window.text)"
+                reason: "\(self.rapidResets.limit) streams reset before they were answered within \(self.rapidResets.window.text)"
             )
         }
         self.end(stream, error: StreamResetError(peer: self.peer?.name ?? "peer", service: stream.service, code: code))

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP2
 
 /// HTTP/2 settings for tunnels. Windows are credit, not memory: an idle stream costs nothing for its
 /// window, and a busy one buffers at most its window.
@@ -16,11 +15,6 @@ enum TunnelTuning {
     /// Stream credit is given back in batches of this many bytes (a WINDOW_UPDATE per batch).
     static let streamCreditBatch = streamWindow / 4
     static let connectionWindow = 16 << 20
-    /// Resets a peer may send per 30 s before NIO's rapid-reset guard (CVE-2023-44487) kills the
-    /// tunnel. Peers are authenticated mesh nodes and a client aborting many connections legitimately
-    /// makes its node reset many streams, so the bound is higher than NIO's default of 200.
-    static let resetsPer30s = 20_000
-
     /// Socket reads of up to 1 MiB (NIO's default stops at 64 KiB): fewer reads and bigger TLS
     /// batches under bulk load; small reads still start small.
     static var receiveAllocator: AdaptiveRecvByteBufferAllocator {
@@ -54,27 +48,15 @@ enum TunnelTuning {
     /// let queue is bounded by the high mark, per tunnel, and only under load.
     static let tunnelWriteWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 1 << 20, high: 4 << 20)
 
-    static func connection(maxStreams: Int) -> NIOHTTP2Handler.ConnectionConfiguration {
-        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
-        configuration.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: advertisedMaxStreams(limit: maxStreams)),
-            HTTP2Setting(parameter: .initialWindowSize, value: streamWindow),
-            HTTP2Setting(parameter: .maxFrameSize, value: maxFrameSize),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: 16 << 10),
-            HTTP2Setting(parameter: .enablePush, value: 0),
-        ]
-        configuration.maximumRecentlyResetStreams = Swift.max(32, maxStreams)
-        // Every stream ends with an empty END_STREAM DATA frame when its TCP side half-closes, so
-        // many streams closing together send many empty frames in a row; NIO's default guard (1)
-        // would take that for a flood and kill the tunnel.
-        configuration.maximumSequentialEmptyDataFrames = Swift.max(1024, maxStreams * 2)
-        return configuration
-    }
-
-    static var stream: NIOHTTP2Handler.StreamConfiguration {
-        var configuration = NIOHTTP2Handler.StreamConfiguration()
-        configuration.streamResetFrameRateLimit.maximumCount = resetsPer30s
-        configuration.streamErrorRateLimit.maximumCount = resetsPer30s
-        return configuration
+    static func framing(maxStreams: Int) -> TunnelFrameHandler.Limits {
+        TunnelFrameHandler.Limits(
+            maxConcurrentStreams: advertisedMaxStreams(limit: maxStreams),
+            streamWindow: streamWindow,
+            maxFrameSize: maxFrameSize,
+            maxHeaderListSize: 16 << 10,
+            // Empty DATA frames without END_STREAM carry nothing and an honest peer sends none
+            // (a stream's end is an empty frame *with* END_STREAM, which does not count).
+            maxSequentialEmptyDataFrames: 1024
+        )
     }
 }

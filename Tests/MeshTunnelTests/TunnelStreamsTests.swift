@@ -112,7 +112,7 @@ final class TunnelStreamsTests: XCTestCase {
         // Every HEADERS is reset in the same read burst: none may reach a connect (the embedded loop
         // cannot connect, so one attempted would fail the test), and past the limit the tunnel goes.
         var id = 1
-        for _ in 0..<RapidResetGuard.limit {
+        for _ in 0..<RapidResetGuard.early.limit {
             try self.connect("echo", on: id)
             try self.receive(HTTP2Frame(streamID: HTTP2StreamID(id), payload: .rstStream(.cancel)))
             id += 2
