@@ -8,7 +8,7 @@ import NIOHTTP2
 
 /// One TCP connection to a peer carrying TLS 1.3 and HTTP/2: the tunnel. Built the same way on the
 /// dialing and the accepting side; only the HTTP/2 mode and the TLS peer policy differ. The
-/// pipeline: OpenSSLHandler → NIOHTTP2Handler (no multiplexer) → LivenessHandler → TunnelStreams
+/// pipeline: OpenSSLHandler → TunnelFrameHandler → LivenessHandler → TunnelStreams
 /// → TunnelObserver.
 final class TunnelConnection: @unchecked Sendable {
     /// What the owner of a tunnel is told; each callback runs on the tunnel's event loop.

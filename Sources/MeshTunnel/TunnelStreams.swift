@@ -6,16 +6,15 @@ import NIOHPACK
 import NIOHTTP2
 
 /// Every stream of one tunnel, driven at the HTTP/2 frame level: one handler behind
-/// `NIOHTTP2Handler` (which runs without a stream multiplexer, so it passes frames up and takes
-/// frames to write) maps stream IDs to local sockets (`StreamSocket`) and writes DATA frames
-/// itself. No per-stream channel, pipeline or promise: a message costs a socket read, one frame
+/// `TunnelFrameHandler` (which passes frames up and takes frames to write) maps stream IDs to
+/// local sockets (`StreamSocket`) and writes DATA frames itself. No per-stream channel, pipeline or promise: a message costs a socket read, one frame
 /// write and, per read cycle, one flush of the tunnel (one TLS record, one syscall).
 ///
 /// What it owns, since nothing else in the pipeline does once the multiplexer is gone:
 /// - Flow control. Stream credit goes back to the peer only once bytes reached the local socket
 ///   (`socketConsumed`), so backpressure is end to end; the connection window is topped up from
-///   the HTTP/2 state machine's own count (`NIOHTTP2WindowUpdatedEvent`), with one grant in flight
-///   at a time, so credit written but not yet sent is never granted twice (swift-nio-http2's
+///   the frame handler's own count (`NIOHTTP2WindowUpdatedEvent`), with one grant in flight at a
+///   time, so credit written but not yet sent is never granted twice (swift-nio-http2's
 ///   multiplexer over-credited exactly there).
 /// - Opening streams. Only the dialer (HTTP/2 client) may open streams. The accepting side asks
 ///   for one on the control stream (see `ReverseStreams`); callers never see the difference.
@@ -105,7 +104,7 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
         case .goAway:
             self.peerWentAway = true
         default:
-            break  // SETTINGS, PING, GOAWAY and connection WINDOW_UPDATE: NIOHTTP2Handler's business
+            break  // PING acknowledgements and connection WINDOW_UPDATE: the liveness and frame handlers' business
         }
     }
 
@@ -151,19 +150,10 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // A stream error ends that stream only (NIO has reset it); anything else (a connection
-        // error, after which NIO has sent GOAWAY) ends the tunnel, once the handlers behind us
-        // heard the cause.
-        guard let streamError = error as? NIOHTTP2Errors.StreamError else {
-            context.fireErrorCaught(error)
-            context.close(promise: nil)
-            return
-        }
-        if streamError.streamID == self.control.id { self.control.closed() }
-        if let stream = self.streams.removeValue(forKey: streamError.streamID) {
-            self.logger.debug("stream \(streamError.streamID) to \(stream.service): \(streamError.baseError)")
-            self.end(stream, error: streamError.baseError)
-        }
+        // A connection error (the frame handler has sent GOAWAY) or a socket error ends the
+        // tunnel, once the handlers behind us heard the cause.
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -337,7 +327,7 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
             if headers.endStream { self.peerEnded(stream) }
             return
         }
-        guard !self.isDialer else { return }  // a server opens no streams; NIO enforces it
+        guard !self.isDialer else { return }  // a server opens no streams; the frame handler enforces it
         self.serve(headers.headers, endStream: headers.endStream, on: id)
     }
 
@@ -390,7 +380,7 @@ final class TunnelStreams: ChannelInboundHandler, @unchecked Sendable {
         self.end(stream, error: refused, detachSocket: true)
     }
 
-    /// Once both sides ended (or either reset) NIO closes the stream.
+    /// Once both sides ended (or either reset) the frame handler closes the stream.
     private func streamClosed(_ id: HTTP2StreamID, reason: HTTP2ErrorCode?) {
         guard let stream = self.streams.removeValue(forKey: id) else { return }
         if id == self.control.id { self.control.closed() }

@@ -4,8 +4,8 @@ import NIOCore
 /// window, and a busy one buffers at most its window.
 ///
 /// `TunnelStreams` grants all credit itself. Stream credit goes back once bytes reached the local
-/// socket, a quarter window at a time; connection credit is topped up from NIO's own count of the
-/// connection window with one grant in flight, so it cannot over-credit the way swift-nio-http2's
+/// socket, a quarter window at a time; connection credit is topped up from the frame handler's count
+/// of the connection window with one grant in flight, so it cannot over-credit the way swift-nio-http2's
 /// multiplexer did (a buffered WINDOW_UPDATE not yet counted, granted again by the next frame:
 /// with a 16 MiB target and 1,000 streams it pushed the peer's window past 2^31-1, which had
 /// forced a 1 MiB connection window).
@@ -40,12 +40,10 @@ enum TunnelTuning {
         Swift.min(limit, Int(Int32.max) / 2) * 2
     }
 
-    /// When the tunnel's socket reports unwritable and writable again. NIO HTTP/2 tells every open
-    /// stream of each change (`propagateChannelWritabilityChanged`), so with NIO's default marks
-    /// (32/64 KiB) a bulk stream flipped it on nearly every flush and paid for all idle streams
-    /// each time: 4 MiB echoed took 0.06 s beside 200 idle streams, 0.85 s beside 3,000 and 5 s
-    /// beside 10,000 (scripts/bench/scale.sh); with these marks, 0.07 s beside 10,000. What they
-    /// let queue is bounded by the high mark, per tunnel, and only under load.
+    /// When the tunnel's socket reports unwritable and writable again. With NIO's default marks
+    /// (32/64 KiB) a bulk stream flipped it on nearly every flush, and each flip pauses or resumes
+    /// streams (`TunnelStreams.channelWritabilityChanged`); what these marks let queue is bounded by
+    /// the high mark, per tunnel, and only under load.
     static let tunnelWriteWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 1 << 20, high: 4 << 20)
 
     static func framing(maxStreams: Int) -> TunnelFrameHandler.Limits {

@@ -6,7 +6,7 @@ import MeshTunnel
 import NIOCore
 
 /// Feeds arbitrary HTTP/2 frames from an authenticated peer to the accepting side of a tunnel
-/// (`TunnelFraming.acceptingSide`: NIO's HTTP/2 handler and `TunnelStreams`), after the client
+/// (`TunnelFraming.acceptingSide`: `TunnelFrameHandler` and `TunnelStreams`), after the client
 /// preface and an empty SETTINGS frame, so that the fuzzer spends its effort on frames: CONNECTs,
 /// DATA on unknown or closed streams, RST_STREAM floods, window overflows, CONTINUATION floods,
 /// control-stream lines. Nothing may crash or hang; a peer that breaks the protocol gets a GOAWAY

@@ -421,7 +421,7 @@ final class LivenessTests: XCTestCase {
     }
 
     /// One tunnel end: a liveness handler in an embedded channel, started (TLS up) at time zero
-    /// unless `startNow` is false. With `http2`, a real HTTP/2 handler sits below it.
+    /// unless `startNow` is false. With `http2`, the tunnel's HTTP/2 frame handler sits below it.
     final class End {
         let loop: EmbeddedEventLoop
         let channel: EmbeddedChannel
@@ -453,7 +453,9 @@ final class LivenessTests: XCTestCase {
             )
             self.counter = PingCounter(start: loop.now)
             let sync = self.channel.pipeline.syncOperations
-            if let http2 { try sync.addHandler(NIOHTTP2Handler(mode: http2)) }
+            if let http2 {
+                try sync.addHandler(TunnelFrameHandler(isDialer: http2 == .client, limits: TunnelTuning.framing(maxStreams: 100)))
+            }
             try sync.addHandler(self.counter)
             try sync.addHandler(self.handler)
             self.context = try sync.context(handler: self.handler)

@@ -10,7 +10,7 @@ import XCTest
 
 @testable import MeshTunnel
 
-/// `TunnelStreams` in an EmbeddedChannel, fed HTTP/2 frames as `NIOHTTP2Handler` would pass them
+/// `TunnelStreams` in an EmbeddedChannel, fed HTTP/2 frames as `TunnelFrameHandler` would pass them
 /// up: refusals, the control stream and reverse requests, credit, and the floods it cuts off. The
 /// paths that connect real sockets are covered by the process-level suites (IntegrationTests).
 final class TunnelStreamsTests: XCTestCase {
