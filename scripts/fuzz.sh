@@ -4,8 +4,8 @@
 # Usage: scripts/fuzz.sh TARGET SECONDS     fuzz TARGET for SECONDS
 #        scripts/fuzz.sh --merge TARGET     fold what runs found into the committed corpus, minimized
 # TARGET: mesh-config (the mesh.json loader), front-door (the balancer's PostgreSQL front door),
-#         tls (the OpenSSL handler), tunnel-frames (HTTP/2 frames from an authenticated peer: NIO's
-#         HTTP/2 handler and TunnelStreams). The entry points are in Tests/MeshFuzzTargets.
+#         tls (the OpenSSL handler), tunnel-frames (HTTP/2 frames from an authenticated peer: our
+#         frame handler and TunnelStreams). The entry points are in Tests/MeshFuzzTargets.
 #
 # The committed corpus, Tests/FuzzCorpus/TARGET/, is read, never written, by a run: new interesting
 # inputs land in a scratch corpus and crashers in a scratch artifacts directory (both under

@@ -21,10 +21,12 @@ import NIOHTTP2
 /// an idle node's CPU (BENCHMARKS.md, "Idle CPU"). The wall clock only places the ticks: a tick
 /// never follows the previous one by less than half an interval, so a stepped clock or a late
 /// tick cannot crowd two ticks together (at worst one interval is half an interval longer).
-final class LivenessHandler: ChannelDuplexHandler {
+///
+/// Inbound only: it writes its PINGs from its own context, and the frames `TunnelStreams` writes
+/// skip it on their way down.
+final class LivenessHandler: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
-    typealias OutboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
     private let interval: TimeAmount
