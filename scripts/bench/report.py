@@ -20,7 +20,7 @@ from tcpbench import percentile
 SECTION = "tunnel"
 LABELS = {"direct": "direct TCP", "nio-relay": "bare NIO relay pair", "nio-relay-tls": "NIO relay pair + meshd's TLS",
           "nio-relay-frame": "NIO relay pair + meshd's TLS + bare DATA frames",
-          "tunnelmesh": "tunnelmesh", "tunnelmesh-reverse": "tunnelmesh, reverse streams",
+          "tunnelmesh": "tunnelmesh", "tunnelmesh-baseline": "tunnelmesh, baseline build", "tunnelmesh-reverse": "tunnelmesh, reverse streams",
           "stunnel": "stunnel4", "ssh": "ssh -L"}
 
 

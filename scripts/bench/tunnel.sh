@@ -18,7 +18,9 @@
 #                 tunnelmesh,tunnelmesh-reverse,stunnel,ssh.
 #                 Both tunnelmesh paths use the same two meshd, n1 dialing n2: tunnelmesh is a forward
 #                 on n1 to a service on n2 (the dialer opens the streams), tunnelmesh-reverse a forward
-#                 on n2 to a service on n1 (reverse streams: n2 asks n1 for each over the control stream)
+#                 on n2 to a service on n1 (reverse streams: n2 asks n1 for each over the control stream).
+#                 tunnelmesh-baseline (on by default when BASELINE_BIN is set): the tunnelmesh path
+#                 through a second meshd pair built from ${BASELINE_BIN}, for a before/after in one run
 #   --bytes N     bytes per bulk run (default 1 GiB)
 #   --repeat N    runs of each measurement per path, taken in turns across paths (default 5); the
 #                 table shows the median of the bulk runs and percentiles over the pooled samples
@@ -45,8 +47,9 @@ source "$HERE/workdir.sh"
 BG_TIMEOUT=600   # start_bg's bound on each tunnel end and the measuring server
 
 WRITE=0 SKIP_BUILD=0 KEEP=0
-ALL_PATHS="direct,nio-relay,nio-relay-tls,nio-relay-frame,tunnelmesh,tunnelmesh-reverse,stunnel,ssh"
-PATHS="$ALL_PATHS"
+ALL_PATHS="direct,nio-relay,nio-relay-tls,nio-relay-frame,tunnelmesh,tunnelmesh-baseline,tunnelmesh-reverse,stunnel,ssh"
+PATHS="${ALL_PATHS/,tunnelmesh-baseline/}"
+[ -n "${BASELINE_BIN:-}" ] && PATHS="$ALL_PATHS"
 BYTES=$((1 << 30)) REPEAT=5 COUNT=20000 WARMUP=1000 CONNECTS=2000
 CONNECT_WARMUP=10   # untimed new connections before each connect run
 while [ $# -gt 0 ]; do
@@ -213,15 +216,15 @@ build_mesh() {
     done
 }
 
-# Both tunnelmesh paths share one pair of meshd; n1 dials n2 (its name sorts lower). n2 serves
-# "bench" to n1, and a forward on n1 opens it: the dialer opens those streams itself. n1 serves
-# "bench-r" to n2, and a forward on n2 opens it: reverse streams, each asked of n1 by n2 over the
-# tunnel's control stream. Both services are the same measuring server. Leaves MESH_PIDS (n1, n2),
-# MESH_FWD and MESH_FWD_REVERSE, or MESH_ERROR.
+# start_mesh DIR BINDIR: both tunnelmesh paths share one pair of meshd (from BINDIR, working in
+# $T/DIR); n1 dials n2 (its name sorts lower). n2 serves "bench" to n1, and a forward on n1 opens
+# it: the dialer opens those streams itself. n1 serves "bench-r" to n2, and a forward on n2 opens
+# it: reverse streams, each asked of n1 by n2 over the tunnel's control stream. Both services are
+# the same measuring server. Leaves MESH_PIDS (n1, n2), MESH_FWD and MESH_FWD_REVERSE, or MESH_ERROR.
 MESH_PIDS=() MESH_ERROR=""
 start_mesh() {
     if [ -n "${MESH_BUILD_ERROR:-}" ]; then MESH_ERROR="$MESH_BUILD_ERROR"; return 1; fi
-    local meshd="$BIN/meshd" meshctl="$BIN/meshctl" m="$T/mesh" n
+    local meshd="$2/meshd" meshctl="$2/meshctl" m="$T/$1" n
     for n in "$meshd" "$meshctl"; do
         [ -x "$n" ] || { MESH_ERROR="$n is not built"; return 1; }
     done
@@ -248,17 +251,17 @@ EOF
     start_bg "$m/n2.log" "$meshd" --config "$m/mesh.json" --node n2; pid2=$BG_PID
     start_bg "$m/n1.log" "$meshd" --config "$m/mesh.json" --node n1; pid1=$BG_PID
     MESH_PIDS=("$pid1" "$pid2")
-    if [ $SKIP_BUILD = 1 ]; then
-        MESH_VERSION="meshd prebuilt in $BIN"
+    if [ $SKIP_BUILD = 1 ] || [ "$2" != "$BIN" ]; then
+        MESH_VERSION="meshd prebuilt in $2"
     else
         MESH_VERSION="meshd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
     fi
 }
 
-# mesh_path NAME FORWARD-PORT DESCRIPTION : the path through one of the two forwards, ready once a
-# byte echoes through it.
+# mesh_path NAME FORWARD-PORT DESCRIPTION [DIR] : the path through one of the two forwards of the
+# meshd pair in $T/DIR (default mesh), ready once a byte echoes through it.
 mesh_path() {
-    local name="$1" fwd="$2" what="$3" m="$T/mesh"
+    local name="$1" fwd="$2" what="$3" m="$T/${4:-mesh}"
     new_path "$name"
     if [ -n "$MESH_ERROR" ]; then unavailable "$name" "$MESH_ERROR"; return; fi
     if ! wait_echo "127.0.0.1:$fwd" 10 "${MESH_PIDS[@]}"; then
@@ -273,8 +276,16 @@ mesh_path() {
     ready "$name" "127.0.0.1:$fwd" "${MESH_PIDS[@]}"
 }
 
+# The baseline meshd pair first, so the main pair's MESH_* variables are the ones left set.
+path_baseline() {
+    start_mesh mesh-baseline "$BASELINE_BIN"
+    mesh_path tunnelmesh-baseline "${MESH_FWD:-}" \
+        "the tunnelmesh path (forward on n1 → bench@n2) through a second meshd pair, the baseline build" mesh-baseline
+    MESH_PIDS=() MESH_ERROR=""
+}
+
 paths_tunnelmesh() {
-    start_mesh
+    start_mesh mesh "$BIN"
     want tunnelmesh && mesh_path tunnelmesh "${MESH_FWD:-}" \
         "n1 127.0.1.1 dials n2 127.0.1.2; forward on n1 127.0.0.1:${MESH_FWD:-} → bench@n2: streams towards the accepting node, opened by the dialer"
     want tunnelmesh-reverse && mesh_path tunnelmesh-reverse "${MESH_FWD_REVERSE:-}" \
@@ -376,6 +387,10 @@ want nio-relay-tls && relay_path nio-relay-tls \
     "the same two relays with meshd's TLS handler (MeshTLS OpenSSLHandler, mutual authentication with meshctl pki certificates) between them: TLS, no HTTP/2, no streams" tls
 want nio-relay-frame && relay_path nio-relay-frame \
     "the TLS relays again, each message also framed as an HTTP/2 DATA frame (header and payload in one buffer, one TLS record) and unframed by hand on the far side: no HTTP/2 state, stream table or flow control" frame
+if want tunnelmesh-baseline; then
+    [ -n "${BASELINE_BIN:-}" ] || { echo "tunnel.sh: the tunnelmesh-baseline path needs BASELINE_BIN" >&2; exit 2; }
+    path_baseline
+fi
 { want tunnelmesh || want tunnelmesh-reverse; } && paths_tunnelmesh
 want stunnel && path_stunnel
 want ssh && path_ssh
