@@ -64,8 +64,17 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
         case frames
         /// In a header block: only its CONTINUATION frames may come.
         case continuation(HeaderBlock)
+        /// In the payload of a DATA frame whose header was read: its bytes go up as they arrive,
+        /// not once the whole frame (up to 1 MiB) is in, which would copy every byte once more.
+        case dataPayload(DataPayload)
         /// A connection error was sent: nothing more is read.
         case failed
+    }
+
+    private struct DataPayload {
+        let streamID: HTTP2StreamID
+        var remaining: Int
+        let endStream: Bool
     }
 
     private struct HeaderBlock {
@@ -109,6 +118,8 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
     /// Frames written since the last flush, and the promises of those in it.
     private var outbound: ByteBuffer
     private var outboundPromises: [EventLoopPromise<Void>] = []
+    /// Written to the TLS handler since its last flush.
+    private var unflushed = false
     private var resets = RapidResetGuard(RapidResetGuard.any)
     private var emptyDataFrames = 0
     private var unsentAcks = 0
@@ -182,22 +193,47 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !self.isFailed else { return }
-        var bytes = self.unwrapInboundIn(data)
-        if var partial = self.partial {
-            self.partial = nil
-            partial.writeBuffer(&bytes)
-            bytes = partial
-        }
-        if case .preface = self.inbound {
-            guard bytes.readableBytes >= Self.preface.count else {
-                return self.keep(bytes, context: context)
+        var incoming = self.unwrapInboundIn(data)
+        guard var bytes = self.partial else {
+            self.parse(&incoming, context: context)
+            if incoming.readableBytes > 0, !self.isFailed {
+                // The start of a frame, kept in a buffer of our own rather than as a slice that
+                // would pin the TLS handler's read buffer.
+                var kept = context.channel.allocator.buffer(capacity: Swift.max(incoming.readableBytes, 16 << 10))
+                kept.writeBuffer(&incoming)
+                self.partial = kept
             }
+            return
+        }
+        // A frame that spans reads (a large DATA frame arrives over many TLS records) grows our
+        // buffer in place: bytes are appended once, never copied again on every read.
+        self.partial = nil
+        bytes.writeBuffer(&incoming)
+        self.parse(&bytes, context: context)
+        if bytes.readableBytes > 0, !self.isFailed {
+            bytes.discardReadBytes()
+            self.partial = bytes
+        }
+    }
+
+    /// Reads the preface and every whole frame from `bytes`; a partial frame stays in it.
+    private func parse(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) {
+        if case .preface = self.inbound {
+            guard bytes.readableBytes >= Self.preface.count else { return }
             guard bytes.readBytes(length: Self.preface.count) == Self.preface else {
                 return self.fail(.protocolError, "no HTTP/2 connection preface", context: context)
             }
             self.inbound = .firstSettings
         }
-        while let header = FrameHeader.peek(bytes) {
+        while bytes.readableBytes > 0 {
+            if case .dataPayload(var data) = self.inbound {
+                let part = bytes.readSlice(length: Swift.min(data.remaining, bytes.readableBytes))!
+                data.remaining -= part.readableBytes
+                self.inbound = data.remaining == 0 ? .frames : .dataPayload(data)
+                self.deliverData(part, endStream: data.remaining == 0 && data.endStream, on: data.streamID, context: context)
+                continue
+            }
+            guard let header = FrameHeader.peek(bytes) else { return }
             guard header.length <= self.limits.maxFrameSize else {
                 return self.fail(
                     .frameSizeError,
@@ -205,28 +241,28 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
                     context: context
                 )
             }
-            guard bytes.readableBytes >= FrameHeader.size + header.length else { break }
+            let whole = bytes.readableBytes >= FrameHeader.size + header.length
+            if !whole, case .frames = self.inbound, header.kind == .data, !header.flags.contains(.padded) {
+                bytes.moveReaderIndex(forwardBy: FrameHeader.size)
+                guard self.acceptData(header, context: context) else { return }
+                let endStream = header.flags.contains(.endStream)
+                self.inbound = .dataPayload(DataPayload(streamID: header.streamID, remaining: header.length, endStream: endStream))
+                continue
+            }
+            guard whole else { return }
             bytes.moveReaderIndex(forwardBy: FrameHeader.size)
             let payload = bytes.readSlice(length: header.length)!
             self.received(header, payload, context: context)
             if self.isFailed { return }
         }
-        self.keep(bytes, context: context)
-    }
-
-    /// Keeps the start of a frame for the next read, in a buffer of its own (not pinning the TLS
-    /// handler's read buffer).
-    private func keep(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
-        guard bytes.readableBytes > 0 else { return }
-        var kept = context.channel.allocator.buffer(capacity: bytes.readableBytes)
-        kept.writeImmutableBuffer(bytes)
-        self.partial = kept
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         context.fireChannelReadComplete()
         // Answers to SETTINGS and PING that nothing behind us flushed.
-        if self.outbound.readableBytes > 0 { self.flushOutbound(context: context) }
+        // Answers to SETTINGS and PING, and DATA that waited for the window a WINDOW_UPDATE in
+        // this burst opened: nothing behind us flushes those.
+        if self.outbound.readableBytes > 0 || self.unflushed { self.flushOutbound(context: context) }
     }
 
     private var isFailed: Bool {
@@ -264,8 +300,8 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
             self.inbound = .frames
         case .frames:
             break
-        case .preface, .failed:
-            return
+        case .preface, .dataPayload, .failed:
+            return  // the preface and DATA payloads are read by `parse`
         }
         switch header.kind {
         case .data: self.receivedData(header, payload, context: context)
@@ -296,38 +332,46 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
     }
 
     private func receivedData(_ header: FrameHeader, _ payload: ByteBuffer, context: ChannelHandlerContext) {
+        guard let data = self.unpadded(header, payload, context: context), self.acceptData(header, context: context) else { return }
+        self.deliverData(data, endStream: header.flags.contains(.endStream), on: header.streamID, context: context)
+    }
+
+    /// Checks a DATA frame's header and charges its whole length (padding included) to both
+    /// windows; false after failing the connection.
+    private func acceptData(_ header: FrameHeader, context: ChannelHandlerContext) -> Bool {
         let id = header.streamID
-        guard id != .rootStream else { return self.fail(.protocolError, "DATA on stream 0", context: context) }
-        guard let data = self.unpadded(header, payload, context: context) else { return }
+        guard id != .rootStream else {
+            self.fail(.protocolError, "DATA on stream 0", context: context)
+            return false
+        }
         self.receiveWindow -= header.length
         guard self.receiveWindow >= 0 else {
-            return self.fail(.flowControlError, "DATA past the connection window", context: context)
+            self.fail(.flowControlError, "DATA past the connection window", context: context)
+            return false
         }
-        let endStream = header.flags.contains(.endStream)
-        if header.length == 0, !endStream {
+        if header.length == 0, !header.flags.contains(.endStream) {
             self.emptyDataFrames += 1
             guard self.emptyDataFrames <= self.limits.maxSequentialEmptyDataFrames else {
-                return self.fail(.enhanceYourCalm, "\(self.emptyDataFrames) empty DATA frames in a row", context: context)
+                self.fail(.enhanceYourCalm, "\(self.emptyDataFrames) empty DATA frames in a row", context: context)
+                return false
             }
         } else {
             self.emptyDataFrames = 0
         }
         if var stream = self.streams[id] {
             guard !stream.remoteEnded else {
-                return self.fail(.streamClosed, "DATA on stream \(id) after its END_STREAM", context: context)
+                self.fail(.streamClosed, "DATA on stream \(id) after its END_STREAM", context: context)
+                return false
             }
             stream.receiveWindow -= header.length
             guard stream.receiveWindow >= 0 else {
-                return self.fail(.flowControlError, "DATA past the window of stream \(id)", context: context)
+                self.fail(.flowControlError, "DATA past the window of stream \(id)", context: context)
+                return false
             }
-            stream.remoteEnded = endStream
             self.streams[id] = stream
-            context.fireChannelRead(
-                self.wrapInboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: endStream))))
-            )
-            if endStream, stream.isDone { self.closed(id, reason: nil, context: context) }
         } else if self.isIdle(id) {
-            return self.fail(.protocolError, "DATA on stream \(id), which was never opened", context: context)
+            self.fail(.protocolError, "DATA on stream \(id), which was never opened", context: context)
+            return false
         }  // else a closed stream (reset while this was on its way): ignored, but it used the connection window
         if header.length > 0, self.receiveWindow <= TunnelTuning.connectionWindow / 2 {
             context.fireUserInboundEventTriggered(
@@ -338,6 +382,21 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
                 )
             )
         }
+        return true
+    }
+
+    /// Passes accepted DATA (a whole frame's payload, or the part of one that arrived) up, unless
+    /// its stream closed meanwhile.
+    private func deliverData(_ data: ByteBuffer, endStream: Bool, on id: HTTP2StreamID, context: ChannelHandlerContext) {
+        guard var stream = self.streams[id] else { return }
+        if endStream {
+            stream.remoteEnded = true
+            self.streams[id] = stream
+        }
+        context.fireChannelRead(
+            self.wrapInboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: endStream))))
+        )
+        if endStream, stream.isDone { self.closed(id, reason: nil, context: context) }
     }
 
     /// The payload of a DATA or HEADERS frame without its padding (and without a HEADERS frame's
@@ -712,6 +771,7 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
         } else {
             self.writeOutbound(context: context)
             context.write(self.wrapOutboundOut(bytes), promise: promise)
+            self.unflushed = true
         }
     }
 
@@ -776,11 +836,13 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
         self.outboundPromises.removeAll(keepingCapacity: true)
         context.write(self.wrapOutboundOut(self.outbound), promise: promise)
         self.outbound.clear()
+        self.unflushed = true
     }
 
     private func flushOutbound(context: ChannelHandlerContext) {
         self.writeOutbound(context: context)
         context.flush()
+        self.unflushed = false
     }
 
     // MARK: Stream ends and failures
