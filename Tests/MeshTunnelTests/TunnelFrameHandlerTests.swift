@@ -227,28 +227,26 @@ final class TunnelFrameHandlerTests: XCTestCase {
         XCTAssertTrue(dialer.isActive && server.isActive)
     }
 
+    /// What did not fit the peer's window goes out as WINDOW_UPDATEs arrive, flushed by the frame
+    /// handler itself (nothing else writes then), large parts included.
     func testDataPastThePeersWindowWaitsForWindowUpdates() throws {
-        // The peer allows 10 bytes per stream and frames of 16 KiB.
-        let (channel, _) = try self.openServer(peerSettings: [(0x4, 10)])
+        // The peer allows 10 bytes per stream (and 65,535 on the connection, frames of 16 KiB).
+        let (channel, _) = try self.openServer(peerSettings: [(0x4, 10), (0x5, 1 << 16)])
         try channel.writeInbound(Self.frame(.headers, flags: .endHeaders, stream: 1, try Self.headerBlock(Self.connect)))
         let written = channel.eventLoop.makePromise(of: Void.self)
         var done = false
         written.futureResult.whenSuccess { done = true }
         channel.writeAndFlush(
-            HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(repeating: 7, count: 25))))),
+            HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(repeating: 7, count: 40_000))))),
             promise: written
         )
-        var sizes = try Self.frames(in: self.written(channel)).filter { $0.header.kind == .data }.map(\.header.length)
-        XCTAssertEqual(sizes, [10])
+        func sent() throws -> [Int] { try Self.frames(in: self.written(channel)).filter { $0.header.kind == .data }.map(\.header.length) }
+        XCTAssertEqual(try sent(), [10])
         XCTAssertFalse(done, "the write completes once all of it went out")
-        try channel.writeInbound(Self.frame(.windowUpdate, stream: 1, Self.u32(12)))
-        channel.flush()
-        sizes = try Self.frames(in: self.written(channel)).filter { $0.header.kind == .data }.map(\.header.length)
-        XCTAssertEqual(sizes, [12])
-        try channel.writeInbound(Self.frame(.windowUpdate, stream: 1, Self.u32(100)))
-        channel.flush()
-        sizes = try Self.frames(in: self.written(channel)).filter { $0.header.kind == .data }.map(\.header.length)
-        XCTAssertEqual(sizes, [3])
+        try channel.writeInbound(Self.frame(.windowUpdate, stream: 1, Self.u32(20_000)))
+        XCTAssertEqual(try sent(), [20_000])
+        try channel.writeInbound(Self.frame(.windowUpdate, stream: 1, Self.u32(100_000)))
+        XCTAssertEqual(try sent(), [19_990])
         XCTAssertTrue(done)
     }
 
