@@ -656,7 +656,8 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
                 return
             }
             let length = bytes.readableBytes
-            if stream.pending.isEmpty, length <= min(stream.sendWindow, self.sendWindow, self.peerMaxFrameSize) {
+            // An empty frame (a stream's END_STREAM) takes no window, even one a SETTINGS made negative.
+            if stream.pending.isEmpty, length == 0 || length <= min(stream.sendWindow, self.sendWindow, self.peerMaxFrameSize) {
                 stream.sendWindow -= length
                 self.sendWindow -= length
                 stream.localEnded = data.endStream
@@ -788,7 +789,7 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
         while let first = stream.pending.first {
             guard case .data(var bytes, let endStream, let promise) = first else { break }
             let room = min(stream.sendWindow, self.sendWindow, self.peerMaxFrameSize)
-            if bytes.readableBytes > room {
+            if bytes.readableBytes > 0, bytes.readableBytes > room {
                 guard room > 0 else {
                     if !self.blocked.contains(id) { self.blocked.append(id) }
                     break

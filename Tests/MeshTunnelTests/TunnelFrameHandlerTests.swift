@@ -250,6 +250,26 @@ final class TunnelFrameHandlerTests: XCTestCase {
         XCTAssertTrue(done)
     }
 
+    /// A stream's END_STREAM is an empty DATA frame: it needs no window, even one the peer's
+    /// SETTINGS made negative, but it does wait behind the stream's own DATA.
+    func testAnEmptyEndOfStreamNeedsNoWindow() throws {
+        let (channel, _) = try self.openServer(peerSettings: [(0x4, 10)])
+        try channel.writeInbound(Self.frame(.headers, flags: .endHeaders, stream: 1, try Self.headerBlock(Self.connect)))
+        channel.writeAndFlush(
+            HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(repeating: 1, count: 10))))),
+            promise: nil
+        )
+        try channel.writeInbound(Self.settings([(0x4, 0)]))  // the stream's window is now -10
+        _ = try self.written(channel)
+        channel.writeAndFlush(
+            HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
+            promise: nil
+        )
+        let sent = try Self.frames(in: self.written(channel)).filter { $0.header.kind == .data }
+        XCTAssertEqual(sent.map(\.header.length), [0])
+        XCTAssertEqual(sent.first?.header.flags.contains(.endStream), true)
+    }
+
     func testTheConnectionWindowIsReportedOnceItIsHalfUsedAndFramesForClosedStreamsStillCount() throws {
         let (channel, recorder) = try self.openServer(window: TunnelTuning.connectionWindow)
         try channel.writeInbound(Self.frame(.headers, flags: .endHeaders, stream: 1, try Self.headerBlock(Self.connect)))
