@@ -25,7 +25,9 @@
 #   --keep        keep the temporary directories (logs, configs, pgbench output) for inspection
 # Environment: SCRATCH (SwiftPM scratch path, default .build-bench), BIN (where meshd and meshctl
 # are), BUILD_MODE (what a prebuilt BIN is, named in the results; default: guessed from its path),
-# SWIFT_BUILD_FLAGS (extra `swift build` arguments, split at spaces; also named in the results).
+# SWIFT_BUILD_FLAGS (extra `swift build` arguments, split at spaces; also named in the results),
+# MESHD_LABEL (what the meshd is, e.g. the commit a prebuilt BIN came from; default: this tree's
+# `git describe`, which is wrong for a BIN built from another commit).
 #
 # Everything listens on 127.0.0.x only; every process started here is stopped on exit; the system's
 # PostgreSQL, sshd, stunnel, pgpool2 and haproxy services are never touched (we run our own with
@@ -171,7 +173,7 @@ start_mesh() {
 EOF
     start_bg "$m/db.log" "$BIN/meshd" --config "$m/mesh.json" --node db; MESH_DB_PID=$BG_PID
     start_bg "$m/app.log" "$BIN/meshd" --config "$m/mesh.json" --node app; MESH_APP_PID=$BG_PID
-    MESH_DESCRIPTION="meshd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown), app 127.0.1.1 → db 127.0.1.2"
+    MESH_DESCRIPTION="meshd ${MESHD_LABEL:-$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)}, app 127.0.1.1 → db 127.0.1.2"
 }
 
 # mesh_failure WHY : WHY, or which meshd exited and its last words; the last lines of both logs go

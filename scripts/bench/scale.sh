@@ -16,7 +16,8 @@
 #   --storms N    restarts of the whole mesh of each kind, SIGTERM and SIGKILL (default 2)
 #   --ping-interval D  the mesh's tunnel.ping_interval (default: meshd's, 1s)
 #   --keep        keep the temporary directory (logs, configs, results) for inspection
-# Environment: SCRATCH (SwiftPM scratch path, default .build-bench), BIN (where meshd and meshctl are).
+# Environment: SCRATCH (SwiftPM scratch path, default .build-bench), BIN (where meshd and meshctl are),
+# MESHD_LABEL (what that meshd is, e.g. the commit it was built from; default: this tree's `git describe`).
 #
 # Everything listens on 127.0.0.0/8 only; every process started here is stopped on exit, by pid.
 
@@ -235,7 +236,7 @@ want streams && part_streams
 want mesh && part_mesh
 
 args=(--results "$RESULTS" --started "$STARTED" --load-start "$LOAD_START"
-      --commit "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+      --commit "${MESHD_LABEL:-$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)}"
       --streams "$STREAMS" --nodes "$NODES" --idle "$IDLE" --parts "$PARTS" --ping-interval "${PING_INTERVAL:-1s}")
 [ $WRITE = 1 ] && args+=(--write "$ROOT/BENCHMARKS.md")
 python3 "$HERE/scale_report.py" "${args[@]}"
