@@ -37,10 +37,7 @@ struct FrameHeader {
     var streamID: HTTP2StreamID
 
     init(length: Int, kind: Kind, flags: Flags = [], streamID: HTTP2StreamID) {
-        self.length = length
-        self.type = kind.rawValue
-        self.flags = flags
-        self.streamID = streamID
+        self.init(length: length, type: kind.rawValue, flags: flags, streamID: streamID)
     }
 
     /// The header at the front of `buffer`, without consuming it; nil when fewer than nine bytes are there.

@@ -4,9 +4,11 @@ import NIOCore
 /// and what waits for window. Closed streams are not kept: a frame for a stream ID at or below
 /// the highest one opened that is not here belongs to a closed stream.
 struct FrameStream {
-    /// What waits to go out on this stream, in order.
-    enum Pending {
-        case data(ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?)
+    /// DATA waiting to go out on this stream, in order; `promise` completes once all of it did.
+    struct PendingData {
+        var bytes: ByteBuffer
+        let endStream: Bool
+        let promise: EventLoopPromise<Void>?
     }
 
     /// We sent END_STREAM (or RST_STREAM).
@@ -18,7 +20,7 @@ struct FrameStream {
     /// What the peer may still send (our window for this stream).
     var receiveWindow: Int
     /// DATA that did not fit the windows when written; sent as window opens.
-    var pending: [Pending] = []
+    var pending: [PendingData] = []
     /// Opened by the peer (counted against the concurrent streams we allow).
     let openedByPeer: Bool
 

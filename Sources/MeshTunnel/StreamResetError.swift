@@ -10,5 +10,5 @@ public struct StreamResetError: Error, CustomStringConvertible {
     public var peer: String
     public var service: String
     public var code: HTTP2ErrorCode
-    public var description: String { "stream to \"\(self.service)\" on \(self.peer) was reset (\(self.code))" }
+    public var description: String { "stream to \"\(self.service)\" on \(self.peer) was reset (\(self.code.rfcName))" }
 }

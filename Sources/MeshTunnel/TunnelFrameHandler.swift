@@ -123,8 +123,6 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
     private var resets = RapidResetGuard(RapidResetGuard.any)
     private var emptyDataFrames = 0
     private var unsentAcks = 0
-    private var started = false
-    private var context: ChannelHandlerContext?
 
     init(isDialer: Bool, limits: Limits) {
         self.isDialer = isDialer
@@ -142,14 +140,13 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
     // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
         self.outbound = context.channel.allocator.buffer(capacity: 256)
+        // Added to a channel already active: no channelActive will come.
         if context.channel.isActive { self.start(context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.failWrites(ChannelError.ioOnClosedChannel)
-        self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -169,10 +166,8 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
     }
 
     /// The dialer's preface and both ends' SETTINGS (the TLS handler holds them until its
-    /// handshake is done).
+    /// handshake is done). Called once: from `handlerAdded` or from `channelActive`, never both.
     private func start(context: ChannelHandlerContext) {
-        guard !self.started else { return }
-        self.started = true
         if self.isDialer { self.outbound.writeBytes(Self.preface) }
         let settings: [(UInt16, Int)] = [
             (0x2, 0),  // ENABLE_PUSH
@@ -231,6 +226,7 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
                 data.remaining -= part.readableBytes
                 self.inbound = data.remaining == 0 ? .frames : .dataPayload(data)
                 self.deliverData(part, endStream: data.remaining == 0 && data.endStream, on: data.streamID, context: context)
+                if self.isFailed { return }
                 continue
             }
             guard let header = FrameHeader.peek(bytes) else { return }
@@ -259,7 +255,6 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         context.fireChannelReadComplete()
-        // Answers to SETTINGS and PING that nothing behind us flushed.
         // Answers to SETTINGS and PING, and DATA that waited for the window a WINDOW_UPDATE in
         // this burst opened: nothing behind us flushes those.
         if self.outbound.readableBytes > 0 || self.unflushed { self.flushOutbound(context: context) }
@@ -465,13 +460,7 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
         }
         self.lastPeerStreamID = id
         guard self.peerStreamCount < self.limits.maxConcurrentStreams else {
-            guard self.resets.allow(now: .now()) else {
-                return self.fail(
-                    .enhanceYourCalm,
-                    "more than \(self.resets.limit) streams reset within \(self.resets.window.text)",
-                    context: context
-                )
-            }
+            guard self.countReset(context: context) else { return }
             self.writeFrame(HTTP2Frame(streamID: id, payload: .rstStream(.refusedStream)), promise: nil, context: context)
             return
         }
@@ -490,17 +479,20 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
         guard !self.isIdle(id) else {
             return self.fail(.protocolError, "RST_STREAM on stream \(id), which was never opened", context: context)
         }
-        guard self.resets.allow(now: .now()) else {
-            return self.fail(
-                .enhanceYourCalm,
-                "more than \(self.resets.limit) streams reset within \(self.resets.window.text)",
-                context: context
-            )
-        }
-        guard self.streams[id] != nil else { return }
+        guard self.countReset(context: context), self.streams[id] != nil else { return }
         let reason = HTTP2ErrorCode(networkCode: Int(code))
         context.fireChannelRead(self.wrapInboundOut(HTTP2Frame(streamID: id, payload: .rstStream(reason))))
         self.closed(id, reason: reason, context: context)
+    }
+
+    /// Counts a reset the peer sent or caused (a refused stream); false after failing the
+    /// connection for a flood of them.
+    private func countReset(context: ChannelHandlerContext) -> Bool {
+        guard self.resets.allow(now: .now()) else {
+            self.fail(.enhanceYourCalm, "more than \(self.resets.limit) streams reset within \(self.resets.window.text)", context: context)
+            return false
+        }
+        return true
     }
 
     private func receivedSettings(_ header: FrameHeader, _ payload: ByteBuffer, context: ChannelHandlerContext) {
@@ -665,7 +657,7 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
                 self.appendData(bytes, endStream: data.endStream, on: id, promise: promise, context: context)
                 if stream.isDone { self.closed(id, reason: nil, context: context) }
             } else {
-                stream.pending.append(.data(bytes, endStream: data.endStream, promise: promise))
+                stream.pending.append(FrameStream.PendingData(bytes: bytes, endStream: data.endStream, promise: promise))
                 self.streams[id] = stream
                 self.send(pendingOf: id, context: context)
             }
@@ -786,26 +778,26 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
     /// Sends what waits on stream `id` as far as the windows allow.
     private func send(pendingOf id: HTTP2StreamID, context: ChannelHandlerContext) {
         guard var stream = self.streams[id] else { return }
-        while let first = stream.pending.first {
-            guard case .data(var bytes, let endStream, let promise) = first else { break }
+        while var first = stream.pending.first {
             let room = min(stream.sendWindow, self.sendWindow, self.peerMaxFrameSize)
-            if bytes.readableBytes > 0, bytes.readableBytes > room {
+            let length = first.bytes.readableBytes
+            if length > 0, length > room {
                 guard room > 0 else {
                     if !self.blocked.contains(id) { self.blocked.append(id) }
                     break
                 }
-                let part = bytes.readSlice(length: room)!
-                stream.pending[0] = .data(bytes, endStream: endStream, promise: promise)
+                let part = first.bytes.readSlice(length: room)!
+                stream.pending[0] = first
                 stream.sendWindow -= room
                 self.sendWindow -= room
                 self.appendData(part, endStream: false, on: id, promise: nil, context: context)
                 continue
             }
             stream.pending.removeFirst()
-            stream.sendWindow -= bytes.readableBytes
-            self.sendWindow -= bytes.readableBytes
-            stream.localEnded = endStream
-            self.appendData(bytes, endStream: endStream, on: id, promise: promise, context: context)
+            stream.sendWindow -= length
+            self.sendWindow -= length
+            stream.localEnded = first.endStream
+            self.appendData(first.bytes, endStream: first.endStream, on: id, promise: first.promise, context: context)
         }
         self.streams[id] = stream
         if stream.isDone { self.closed(id, reason: nil, context: context) }
@@ -852,8 +844,8 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
     private func closed(_ id: HTTP2StreamID, reason: HTTP2ErrorCode?, context: ChannelHandlerContext) {
         guard let stream = self.streams.removeValue(forKey: id) else { return }
         if stream.openedByPeer { self.peerStreamCount -= 1 }
-        for case .data(_, _, let promise) in stream.pending {
-            promise?.fail(NIOHTTP2Errors.streamClosed(streamID: id, errorCode: reason ?? .cancel))
+        for waiting in stream.pending {
+            waiting.promise?.fail(NIOHTTP2Errors.streamClosed(streamID: id, errorCode: reason ?? .cancel))
         }
         context.fireUserInboundEventTriggered(StreamClosedEvent(streamID: id, reason: reason))
     }
@@ -881,7 +873,7 @@ final class TunnelFrameHandler: ChannelDuplexHandler {
         self.blocked.removeAll()
         for promise in promises { promise.fail(error) }
         for (_, stream) in waiting {
-            for case .data(_, _, let promise) in stream.pending { promise?.fail(error) }
+            for waiting in stream.pending { waiting.promise?.fail(error) }
         }
     }
 }

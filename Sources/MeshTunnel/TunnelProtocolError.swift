@@ -5,5 +5,5 @@ struct TunnelProtocolError: Error, CustomStringConvertible {
     let code: HTTP2ErrorCode
     let reason: String
 
-    var description: String { "the peer broke HTTP/2: \(self.reason) (GOAWAY \(self.code))" }
+    var description: String { "the peer broke HTTP/2: \(self.reason) (we sent GOAWAY \(self.code.rfcName))" }
 }

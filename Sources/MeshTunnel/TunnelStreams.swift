@@ -7,8 +7,9 @@ import NIOHTTP2
 
 /// Every stream of one tunnel, driven at the HTTP/2 frame level: one handler behind
 /// `TunnelFrameHandler` (which passes frames up and takes frames to write) maps stream IDs to
-/// local sockets (`StreamSocket`) and writes DATA frames itself. No per-stream channel, pipeline or promise: a message costs a socket read, one frame
-/// write and, per read cycle, one flush of the tunnel (one TLS record, one syscall).
+/// local sockets (`StreamSocket`) and writes DATA frames itself. No per-stream channel, pipeline
+/// or promise: a message costs a socket read, one frame write and, per read cycle, one flush of
+/// the tunnel (one TLS record, one syscall).
 ///
 /// What it owns, since nothing else in the pipeline does once the multiplexer is gone:
 /// - Flow control. Stream credit goes back to the peer only once bytes reached the local socket

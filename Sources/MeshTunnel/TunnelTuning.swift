@@ -32,9 +32,9 @@ enum TunnelTuning {
 
     /// The SETTINGS_MAX_CONCURRENT_STREAMS a node advertises: twice `max_streams_per_peer`. The
     /// limit itself is enforced by the serving node (`StreamLimit`: a 429 refusal the client sees as
-    /// a reset, and a log line naming the peer and the limit). Were the setting the limit, the
-    /// opening node's HTTP/2 stack would instead queue stream limit+1 until another closed: its client
-    /// would hang with no error, and the queue would grow with every connection the client opened.
+    /// a reset, and a log line naming the peer and the limit). Were the setting the limit, stream
+    /// limit+1 would instead meet the frame handler's bare REFUSED_STREAM, with no line saying why
+    /// (and an older meshd's HTTP/2 stack queued it until another closed, its client hanging).
     /// The headroom covers refused streams that are still closing.
     static func advertisedMaxStreams(limit: Int) -> Int {
         Swift.min(limit, Int(Int32.max) / 2) * 2

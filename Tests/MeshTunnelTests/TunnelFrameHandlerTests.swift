@@ -150,6 +150,7 @@ final class TunnelFrameHandlerTests: XCTestCase {
         XCTAssertFalse(channel.isActive, "the tunnel is closed: \(what)", file: file, line: line)
         let error = try XCTUnwrap(recorder.errors.first as? TunnelProtocolError, "the cause goes up: \(what)", file: file, line: line)
         XCTAssertEqual(error.code, code, what, file: file, line: line)
+        XCTAssertTrue("\(error)".hasSuffix("(we sent GOAWAY \(code.rfcName))"), "\(error)", file: file, line: line)
     }
 
     // MARK: Set-up
@@ -371,6 +372,16 @@ final class TunnelFrameHandlerTests: XCTestCase {
             try self.assertGoAway(channel, recorder, code, what)
             XCTAssertEqual(recorder.errors.count, 1, what)
         }
+    }
+
+    /// Log lines name error codes as RFC 9113 does, which an operator can look up.
+    func testErrorCodesAreNamedAsTheRFCNamesThem() {
+        XCTAssertEqual(HTTP2ErrorCode.protocolError.rfcName, "PROTOCOL_ERROR")
+        XCTAssertEqual(HTTP2ErrorCode.enhanceYourCalm.rfcName, "ENHANCE_YOUR_CALM")
+        XCTAssertEqual(HTTP2ErrorCode.http11Required.rfcName, "HTTP_1_1_REQUIRED")
+        XCTAssertEqual(HTTP2ErrorCode(networkCode: 0x42).rfcName, "error code 0x42")
+        let reset = StreamResetError(peer: "db1", service: "postgres", code: .cancel)
+        XCTAssertEqual("\(reset)", "stream to \"postgres\" on db1 was reset (CANCEL)")
     }
 
     func testDataPastTheConnectionWindowEndsTheTunnel() throws {
